@@ -1,0 +1,41 @@
+import type pg from "pg";
+import { inTransaction } from "./database.ts";
+
+const DAY_MS = 86_400_000;
+
+/** `events_p20261123` for the UTC day that holds `day`. */
+export function eventPartitionName(day: Date): string {
+  return `events_p${day.toISOString().slice(0, 10).replaceAll("-", "")}`;
+}
+
+/**
+ * Creates the daily partitions of `events` from `daysBehind` days before
+ * `now` to `daysAhead` days after it (UTC days), each under `lock_timeout`
+ * so that it never queues behind ingest. Existing partitions are kept. Rows
+ * of a day with no partition land in `events_default`.
+ */
+export async function ensureEventPartitions(
+  pool: pg.Pool,
+  now: Date,
+  daysBehind: number,
+  daysAhead: number,
+): Promise<string[]> {
+  const created: string[] = [];
+  const today = Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate());
+  for (let offset = -daysBehind; offset <= daysAhead; offset++) {
+    const from = new Date(today + offset * DAY_MS);
+    const to = new Date(from.getTime() + DAY_MS);
+    const name = eventPartitionName(from);
+    const exists = await pool.query("SELECT 1 FROM pg_class WHERE relname = $1", [name]);
+    if (exists.rowCount) continue;
+    await inTransaction(pool, async (client) => {
+      await client.query("SET LOCAL lock_timeout = '2s'");
+      await client.query(
+        `CREATE TABLE IF NOT EXISTS ${name} PARTITION OF events
+         FOR VALUES FROM ('${from.toISOString()}') TO ('${to.toISOString()}')`,
+      );
+    });
+    created.push(name);
+  }
+  return created;
+}

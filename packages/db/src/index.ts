@@ -1,0 +1,33 @@
+export {
+  createDatabase,
+  type Database,
+  type DatabaseOptions,
+  inTransaction,
+  type Orm,
+  type Queryable,
+} from "./database.ts";
+export { ensureEventPartitions, eventPartitionName } from "./event-partitions.ts";
+export {
+  type AppliedMigration,
+  applyMigrations,
+  EditedMigrationError,
+  ensureMigrationTables,
+  LostMigrationLockError,
+  type MigrateOptions,
+  type MigrationLog,
+  type MigrationState,
+  readMigrationState,
+} from "./migrate.ts";
+export { type MigrationFile, migrationsDir, readMigrationFiles } from "./migration-files.ts";
+export { type MigrationLockHolder, readMigrationLock } from "./migration-lock.ts";
+export * from "./queries/api-tokens.ts";
+export * from "./queries/events.ts";
+export * from "./queries/ingest-batch.ts";
+export * from "./queries/issue-grouping.ts";
+export * from "./queries/issues.ts";
+export * from "./queries/leases.ts";
+export * from "./queries/organizations.ts";
+export * from "./queries/project-keys.ts";
+export * from "./queries/projects.ts";
+export * from "./queries/unprocessed-events.ts";
+export * as schema from "./schema.ts";

@@ -1,0 +1,44 @@
+import { createHash } from "node:crypto";
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+/** One numbered SQL file of `migrations/`. */
+export type MigrationFile = {
+  version: number;
+  /** File name, e.g. `0001_init.sql`. */
+  name: string;
+  sql: string;
+  /** sha256 of the file's bytes, hex. */
+  checksum: string;
+};
+
+/** The repository's `migrations/` directory. */
+export const migrationsDir = fileURLToPath(new URL("../../../migrations/", import.meta.url));
+
+const FILE_NAME = /^(\d{4})_[a-z0-9_]+\.sql$/;
+
+/**
+ * Reads `NNNN_name.sql` files in version order. Throws on a malformed name or
+ * two files with one number, so a bad checkout fails at start, not halfway.
+ */
+export function readMigrationFiles(dir: string = migrationsDir): MigrationFile[] {
+  const files: MigrationFile[] = [];
+  for (const name of readdirSync(dir).sort()) {
+    if (!name.endsWith(".sql")) continue;
+    const match = FILE_NAME.exec(name);
+    if (!match) throw new Error(`migration file name ${name} is not NNNN_lowercase_name.sql`);
+    const bytes = readFileSync(join(dir, name));
+    const version = Number(match[1]);
+    if (files.some((f) => f.version === version)) {
+      throw new Error(`two migration files are numbered ${match[1]}`);
+    }
+    files.push({
+      version,
+      name,
+      sql: bytes.toString("utf8"),
+      checksum: createHash("sha256").update(bytes).digest("hex"),
+    });
+  }
+  return files;
+}

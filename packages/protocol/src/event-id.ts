@@ -1,0 +1,25 @@
+const HEX32 = /^[0-9a-f]{32}$/;
+const DASHED = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/**
+ * Normalizes an event id to 32 lowercase hex characters, accepting the plain
+ * and the dashed UUID forms (SENTRY_PROTOCOL.md §3.1 rule 6, Relay `EventId`).
+ * Returns null for anything else.
+ */
+export function normalizeEventId(value: unknown): string | null {
+  if (typeof value !== "string") return null;
+  const lower = value.trim().toLowerCase();
+  if (HEX32.test(lower)) return lower;
+  if (DASHED.test(lower)) return lower.replaceAll("-", "");
+  return null;
+}
+
+/** A new random event id: 32 lowercase hex characters (uuid4 without dashes). */
+export function newEventId(): string {
+  return crypto.randomUUID().replaceAll("-", "");
+}
+
+/** The dashed UUID form Postgres prints and the minidump endpoint answers with. */
+export function dashedEventId(id: string): string {
+  return `${id.slice(0, 8)}-${id.slice(8, 12)}-${id.slice(12, 16)}-${id.slice(16, 20)}-${id.slice(20)}`;
+}

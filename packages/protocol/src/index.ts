@@ -1,0 +1,33 @@
+export { dataCategoryOf } from "./data-category.ts";
+export { formatDsn, type ParsedDsn, parseDsn } from "./dsn.ts";
+export {
+  type Envelope,
+  type EnvelopeHeaders,
+  type EnvelopeItem,
+  type ItemHeaders,
+  type ParseEnvelopeResult,
+  parseEnvelope,
+} from "./envelope.ts";
+export { dashedEventId, newEventId, normalizeEventId } from "./event-id.ts";
+export { type EventJsonResult, parseEventJson } from "./event-json.ts";
+export {
+  type AuthSources,
+  authFromPairs,
+  extractIngestAuth,
+  type IngestAuth,
+  type IngestAuthResult,
+} from "./ingest-auth.ts";
+export { defaultLimits, type Limits } from "./limits.ts";
+export {
+  type EventUser,
+  type ExceptionValue,
+  type Frame,
+  type Level,
+  type LogEntry,
+  type Mechanism,
+  type NormalizedEvent,
+  normalizeEvent,
+  type Stacktrace,
+  type Thread,
+} from "./normalize-event.ts";
+export { parseTimestamp, resolveEventTime, type TimestampError } from "./timestamp.ts";

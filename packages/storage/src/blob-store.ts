@@ -1,0 +1,48 @@
+import { createHash } from "node:crypto";
+import { mkdir, open, readFile, rename } from "node:fs/promises";
+import { dirname, join } from "node:path";
+
+/** Where blobs (attachments, later source maps and bundles) are kept. */
+export type BlobStore = {
+  /**
+   * Stores bytes under a content address and returns its key and sha1;
+   * the same bytes always get the same key, so a retry writes nothing new.
+   * The file is fsynced before this resolves.
+   */
+  put(namespace: string, bytes: Uint8Array): Promise<{ key: string; sha1: string }>;
+  get(key: string): Promise<Buffer | null>;
+};
+
+/**
+ * A blob store in a directory: `{root}/{namespace}/{sha1[0..2]}/{sha1}`,
+ * written to a temporary name, fsynced and renamed so that a reader never
+ * sees half a file.
+ */
+export function createDirectoryBlobStore(root: string): BlobStore {
+  return {
+    async put(namespace, bytes) {
+      const sha1 = createHash("sha1").update(bytes).digest("hex");
+      const key = `${namespace}/${sha1.slice(0, 2)}/${sha1}`;
+      const path = join(root, key);
+      await mkdir(dirname(path), { recursive: true });
+      const temporary = `${path}.${process.pid}.${Date.now()}.tmp`;
+      const file = await open(temporary, "w");
+      try {
+        await file.writeFile(bytes);
+        await file.sync();
+      } finally {
+        await file.close();
+      }
+      await rename(temporary, path);
+      return { key, sha1 };
+    },
+    async get(key) {
+      try {
+        return await readFile(join(root, key));
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === "ENOENT") return null;
+        throw error;
+      }
+    },
+  };
+}

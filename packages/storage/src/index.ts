@@ -1,0 +1,1 @@
+export { type BlobStore, createDirectoryBlobStore } from "./blob-store.ts";

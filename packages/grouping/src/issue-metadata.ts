@@ -23,12 +23,16 @@ const MAX_CULPRIT = 200;
  * Title, culprit and metadata of the issue an event belongs to, as Sentry's
  * event types compute them (src/sentry/eventtypes/error.py and base.py):
  * an error is titled `Type: first line of value`, a message event by its
- * first line; the culprit is the transaction, else the crashing in-app frame.
+ * first line (also when the only exception is the synthetic one an SDK adds
+ * to carry a message's stack trace); the culprit is the transaction, else
+ * the crashing in-app frame.
  */
 export function describeIssue(event: NormalizedEvent): IssueMetadata {
   const culprit = (event.transaction ?? culpritFromFrames(event)).slice(0, MAX_CULPRIT);
   const main = event.exceptions.at(-1);
-  if (main) {
+  const message = firstLine(event.logentry?.formatted ?? event.logentry?.message ?? "");
+  const syntheticUntyped = main?.mechanism?.synthetic === true && !main.type;
+  if (main && !(syntheticUntyped && message)) {
     const type = main.type ?? "Error";
     const value = firstLine(main.value ?? "");
     const frame = crashFrame(main.stacktrace?.frames ?? []);
@@ -45,7 +49,6 @@ export function describeIssue(event: NormalizedEvent): IssueMetadata {
       },
     };
   }
-  const message = firstLine(event.logentry?.formatted ?? event.logentry?.message ?? "");
   const title = (message || "<unlabeled event>").slice(0, MAX_TITLE);
   return { type: "default", title, culprit, metadata: { title } };
 }

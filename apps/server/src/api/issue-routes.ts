@@ -1,0 +1,92 @@
+import { type IssueStatus, listIssueEvents, listIssues, setIssueStatus } from "@sluice/db";
+import type { Context, Hono } from "hono";
+import { z } from "zod";
+import type { ApiEnv } from "./api-env.ts";
+import { ApiError, notFound } from "./api-error.ts";
+import { issueParam, projectParam } from "./lookups.ts";
+import { readPage, setLinkHeader } from "./pagination.ts";
+import { requireScope } from "./require-scope.ts";
+import { serializeEvent, serializeIssue } from "./serializers.ts";
+
+const STATUS_ALIASES: Record<string, IssueStatus> = {
+  unresolved: "unresolved",
+  resolved: "resolved",
+  resolvedInNextRelease: "resolved",
+  ignored: "ignored",
+  muted: "ignored",
+};
+
+const issueUpdate = z.object({
+  status: z.enum(Object.keys(STATUS_ALIASES) as [string, ...string[]]),
+});
+
+/**
+ * Reads Sentry's issue search: `is:unresolved|resolved|ignored` (`muted` is
+ * the legacy alias) and free text matched against titles. Without a `query`
+ * parameter Sentry shows unresolved issues; an empty one shows all.
+ */
+export function parseIssueQuery(query: string | undefined): { status: IssueStatus | null; text: string | null } {
+  if (query === undefined) return { status: "unresolved", text: null };
+  let status: IssueStatus | null = null;
+  const words: string[] = [];
+  for (const token of query.trim().split(/\s+/).filter(Boolean)) {
+    const is = /^is:(\w+)$/.exec(token);
+    const alias = is ? STATUS_ALIASES[is[1] as string] : undefined;
+    if (alias) status = alias;
+    else if (!is) words.push(token);
+  }
+  return { status, text: words.length > 0 ? words.join(" ") : null };
+}
+
+/** Issues of a project, one issue with its status, and an issue's events. */
+export function registerIssueRoutes(api: Hono<ApiEnv>): void {
+  api.get("/api/0/projects/:org/:project/issues", requireScope("event:read"), async (c) => {
+    const { db, config } = c.get("services");
+    const project = await projectParam(c);
+    const page = readPage(c);
+    const { status, text } = parseIssueQuery(c.req.query("query"));
+    const rows = await listIssues(db.orm, { projectIds: [project.id], status, text }, page.limit + 1, page.offset);
+    setLinkHeader(c, page, rows.length, config.publicUrl);
+    return c.json(
+      rows.slice(0, page.limit).map((i) => serializeIssue(i, project, project.organizationSlug, config.publicUrl)),
+    );
+  });
+
+  for (const prefix of ["/api/0/issues/:issueId", "/api/0/organizations/:org/issues/:issueId"]) {
+    api.get(prefix, requireScope("event:read"), async (c) => {
+      const { issue, project } = await issueParam(c);
+      return c.json(serializeIssue(issue, project, project.organizationSlug, c.get("services").config.publicUrl));
+    });
+
+    api.put(prefix, requireScope("event:write"), async (c) => {
+      const { project, issue } = await issueParam(c);
+      const body = issueUpdate.safeParse(await c.req.json().catch(() => null));
+      if (!body.success) throw new ApiError(400, "status must be one of resolved, unresolved, ignored");
+      const status = STATUS_ALIASES[body.data.status] as IssueStatus;
+      const updated = await setIssueStatus(c.get("services").db.orm, issue.id, status);
+      if (!updated) throw notFound("issue");
+      return c.json(serializeIssue(updated, project, project.organizationSlug, c.get("services").config.publicUrl));
+    });
+
+    api.get(`${prefix}/events`, requireScope("event:read"), async (c) => {
+      const { issue } = await issueParam(c);
+      const page = readPage(c);
+      const rows = await listIssueEvents(c.get("services").db.orm, issue.id, page.limit + 1, page.offset);
+      setLinkHeader(c, page, rows.length, c.get("services").config.publicUrl);
+      return c.json(rows.slice(0, page.limit).map(serializeEvent));
+    });
+
+    api.get(`${prefix}/events/:which{latest|oldest}`, requireScope("event:read"), (c) => oneIssueEvent(c));
+  }
+}
+
+async function oneIssueEvent(c: Context<ApiEnv>) {
+  const { issue } = await issueParam(c);
+  const { orm } = c.get("services").db;
+  const rows =
+    c.req.param("which") === "oldest"
+      ? (await listIssueEvents(orm, issue.id, 1, Math.max(0, issue.timesSeen - 1))).slice(-1)
+      : await listIssueEvents(orm, issue.id, 1, 0);
+  if (!rows[0]) throw notFound("event");
+  return c.json(serializeEvent(rows[0]));
+}

@@ -1,0 +1,60 @@
+import { listOrganizations, listProjectKeys, listProjects } from "@sluice/db";
+import { formatDsn } from "@sluice/protocol";
+import type { Hono } from "hono";
+import type { ApiEnv } from "./api-env.ts";
+import { requireScope } from "./require-scope.ts";
+import { organizationParam, projectParam } from "./lookups.ts";
+import { readPage, setLinkHeader } from "./pagination.ts";
+import { serializeOrganization, serializeProject } from "./serializers.ts";
+
+/** Organizations, their projects and the projects' DSN keys. */
+export function registerOrganizationRoutes(api: Hono<ApiEnv>): void {
+  api.get("/api/0/organizations", requireScope("org:read"), async (c) => {
+    const { db, config } = c.get("services");
+    const page = readPage(c);
+    const rows = await listOrganizations(db.orm, page.limit + 1, page.offset);
+    setLinkHeader(c, page, rows.length, config.publicUrl);
+    return c.json(rows.slice(0, page.limit).map(serializeOrganization));
+  });
+
+  api.get("/api/0/organizations/:org", requireScope("org:read"), async (c) => {
+    return c.json(serializeOrganization(await organizationParam(c)));
+  });
+
+  api.get("/api/0/organizations/:org/projects", requireScope("project:read"), async (c) => {
+    const { db, config } = c.get("services");
+    const org = await organizationParam(c);
+    const page = readPage(c);
+    const rows = await listProjects(db.orm, org.id, page.limit + 1, page.offset);
+    setLinkHeader(c, page, rows.length, config.publicUrl);
+    return c.json(rows.slice(0, page.limit).map((p) => serializeProject(p, org)));
+  });
+
+  api.get("/api/0/projects/:org/:project", requireScope("project:read"), async (c) => {
+    const org = await organizationParam(c);
+    return c.json(serializeProject(await projectParam(c), org));
+  });
+
+  api.get("/api/0/projects/:org/:project/keys", requireScope("project:read"), async (c) => {
+    const { db, config } = c.get("services");
+    const project = await projectParam(c);
+    const keys = await listProjectKeys(db.orm, project.id);
+    return c.json(
+      keys.map((key) => {
+        const dsn = formatDsn(config.publicUrl, key.publicKey, project.id);
+        return {
+          id: key.publicKey,
+          name: key.label,
+          label: key.label,
+          public: key.publicKey,
+          secret: null,
+          projectId: project.id,
+          isActive: key.isActive,
+          rateLimit: null,
+          dsn: { public: dsn, secret: dsn },
+          dateCreated: key.createdAt.toISOString(),
+        };
+      }),
+    );
+  });
+}

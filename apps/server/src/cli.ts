@@ -1,0 +1,165 @@
+import { parseArgs } from "node:util";
+import { createApiToken, readMigrationFiles, readMigrationLock, readMigrationState, ensureMigrationTables } from "@sluice/db";
+import { DEFAULT_SCOPES, hashApiToken, newApiToken } from "./api/api-token.ts";
+import { createProjectWithKey } from "./commands/default-project.ts";
+import { type Config, readConfig } from "./config.ts";
+import { createLogger, type Logger } from "./logger.ts";
+import { parseRoles } from "./roles.ts";
+import { type Services, startServices } from "./services.ts";
+import { startSluice } from "./start-sluice.ts";
+
+const USAGE = `usage:
+  sluice serve [--role=all|ingest|api|worker[,...]] [--port N] [--no-migrate]
+  sluice migrate [status|apply]
+  sluice projects create <slug> [--org <slug>] [--json]
+  sluice tokens create [--scopes a,b] [--label text] [--json]
+
+Settings come from the environment; see README.md.`;
+
+class UsageError extends Error {}
+
+/** The `sluice` command. Exit codes: 0 done, 1 failed, 2 bad usage or configuration. */
+async function main(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      role: { type: "string", default: "all" },
+      port: { type: "string" },
+      "no-migrate": { type: "boolean", default: false },
+      org: { type: "string", default: "sluice" },
+      json: { type: "boolean", default: false },
+      scopes: { type: "string" },
+      label: { type: "string" },
+      help: { type: "boolean", short: "h", default: false },
+    },
+  });
+  const [command, sub, arg] = positionals;
+  if (values.help || !command) {
+    console.log(USAGE);
+    return values.help ? 0 : 2;
+  }
+  const env = { ...process.env };
+  if (values.port !== undefined) env.PORT = values.port;
+  const configResult = readConfig(env);
+  if (!configResult.ok) {
+    console.error(`sluice: invalid configuration:\n${configResult.problems.map((p) => `  - ${p}`).join("\n")}`);
+    return 2;
+  }
+  const config = configResult.config;
+
+  switch (command) {
+    case "serve":
+      return serve(config, values.role, !values["no-migrate"]);
+    case "migrate":
+      return migrate(config, sub ?? "apply");
+    case "projects":
+      if (sub !== "create" || !arg) throw new UsageError("projects create needs a project slug");
+      return withServices(config, async (services) => {
+        const { created, org, project, dsn } = await createProjectWithKey(services, values.org, arg);
+        if (values.json) {
+          console.log(JSON.stringify({ id: String(project.id), slug: project.slug, organization: org.slug, dsn }));
+        } else {
+          console.log(`${created ? "created" : "exists:"} ${org.slug}/${project.slug}\nDSN: ${dsn}`);
+        }
+      });
+    case "tokens": {
+      if (sub !== "create") throw new UsageError("unknown tokens command");
+      const scopes = values.scopes ? values.scopes.split(",").map((s) => s.trim()).filter(Boolean) : DEFAULT_SCOPES;
+      return withServices(config, async (services) => {
+        const token = newApiToken();
+        await createApiToken(services.db.orm, hashApiToken(token), scopes, values.label ?? null);
+        console.log(values.json ? JSON.stringify({ token }) : token);
+      });
+    }
+    default:
+      throw new UsageError(`unknown command "${command}"`);
+  }
+}
+
+async function withServices(config: Config, work: (services: Services) => Promise<void>): Promise<number> {
+  const log = createLogger(config.logLevel === "info" ? "warn" : config.logLevel, "cli");
+  const services = await startServices(config, log, { migrate: true });
+  try {
+    await work(services);
+    return 0;
+  } finally {
+    await services.close();
+  }
+}
+
+async function migrate(config: Config, sub: string): Promise<number> {
+  if (sub === "apply") {
+    return withServices(config, async (services) => {
+      const state = await readMigrationState(services.db.pool);
+      console.log(`applied: ${state.applied.length}, pending: ${state.pending.length}`);
+    });
+  }
+  if (sub !== "status") throw new UsageError(`unknown migrate command "${sub}"`);
+  const log = createLogger("warn", "cli");
+  const services = await startServices(config, log, { migrate: false });
+  try {
+    await ensureMigrationTables(services.db.pool);
+    const files = readMigrationFiles();
+    const state = await readMigrationState(services.db.pool, files);
+    const applied = new Map(state.applied.map((m) => [m.version, m]));
+    for (const file of files) {
+      const row = applied.get(file.version);
+      const mark = !row ? "pending" : row.checksum === file.checksum ? "applied" : "EDITED";
+      console.log(`${mark.padEnd(8)} ${file.name}${row ? `  ${row.appliedAt.toISOString()}` : ""}`);
+    }
+    for (const row of state.ahead) console.log(`ahead    ${row.name} (unknown to this release)`);
+    const lock = await readMigrationLock(services.db.pool);
+    console.log(lock ? `lock: held by ${lock.holder} until ${lock.expiresAt.toISOString()}` : "lock: free");
+    return state.edited.length > 0 ? 1 : 0;
+  } finally {
+    await services.close();
+  }
+}
+
+async function serve(config: Config, roleArg: string, migrateOnStart: boolean): Promise<number> {
+  const roles = parseRoles(roleArg);
+  const log = createLogger(config.logLevel, [...roles].join(","));
+  const services = await startServices(config, log, { migrate: migrateOnStart });
+  if (services.embedded) {
+    const { dsn } = await createProjectWithKey(services, "sluice", "default");
+    console.log(`Sluice is running at ${config.publicUrl}\nDSN for organization "sluice", project "default":\n  ${dsn}`);
+  }
+  const running = await startSluice(services, roles, config.port, config.host);
+  await new Promise<void>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) {
+        log.warn({ signal }, "second signal: exiting now");
+        process.exit(1);
+      }
+      stopping = true;
+      log.info({ signal }, "draining");
+      running
+        .stop()
+        .then(() => services.close())
+        .then(resolve, (error) => {
+          log.error({ err: error }, "drain failed");
+          process.exit(1);
+        });
+    };
+    process.on("SIGTERM", () => stop("SIGTERM"));
+    process.on("SIGINT", () => stop("SIGINT"));
+  });
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error) => {
+    if (error instanceof UsageError || (error as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")) {
+      console.error(`sluice: ${(error as Error).message}\n\n${USAGE}`);
+      process.exitCode = 2;
+    } else {
+      console.error(`sluice: ${(error as Error).message}`);
+      process.exitCode = 1;
+    }
+  },
+);

@@ -1,0 +1,104 @@
+import { resolve } from "node:path";
+import { defaultLimits, type Limits } from "@sluice/protocol";
+import { z } from "zod";
+
+const int = (fallback: number, min = 0) => z.coerce.number().int().min(min).default(fallback);
+
+const envSchema = z.object({
+  DATABASE_URL: z
+    .url({ protocol: /^postgres(ql)?$/, error: "must be a postgres:// URL" })
+    .optional(),
+  REDIS_URL: z.url({ protocol: /^rediss?$/, error: "must be a redis:// URL" }).optional(),
+  PORT: z.coerce.number().int().min(0).max(65535).default(8000),
+  HOST: z.string().default("0.0.0.0"),
+  SLUICE_URL: z.url({ protocol: /^https?$/, error: "must be an http(s):// URL" }).optional(),
+  SLUICE_DATA_DIR: z.string().min(1).default("./.sluice"),
+  LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  SLUICE_QUEUE_PREFIX: z.string().regex(/^[\w.-]+$/).default("sluice"),
+  SLUICE_DB_POOL_SIZE: int(10, 1),
+  SLUICE_WORKER_CONCURRENCY: int(8, 1),
+  SLUICE_GROUP_COMMIT_WINDOW_MS: int(2),
+  SLUICE_GROUP_COMMIT_MAX_EVENTS: int(500, 1),
+  SLUICE_SWEEP_INTERVAL_MS: int(10_000, 10),
+  SLUICE_SWEEP_MIN_AGE_MS: int(30_000),
+  SLUICE_RETENTION_DAYS: int(90, 1),
+  SLUICE_MAX_ENVELOPE_BYTES: int(defaultLimits.maxEnvelopeBytes, 1024),
+  SLUICE_MAX_EVENT_BYTES: int(defaultLimits.maxEventBytes, 1024),
+  SLUICE_MAX_ATTACHMENT_BYTES: int(defaultLimits.maxAttachmentBytes, 1024),
+  SLUICE_MIGRATION_LEASE_MS: int(30_000, 100),
+  SLUICE_MIGRATION_LOCK_TIMEOUT_MS: int(5_000, 1),
+  SLUICE_MIGRATION_STATEMENT_TIMEOUT_MS: int(600_000, 1),
+});
+
+/** Sluice's configuration, read from the environment once at start. */
+export type Config = {
+  databaseUrl: string | null;
+  redisUrl: string | null;
+  port: number;
+  host: string;
+  /** Public base URL used in DSNs and links; defaults to http://localhost:{port}. */
+  publicUrl: string;
+  dataDir: string;
+  logLevel: string;
+  queuePrefix: string;
+  dbPoolSize: number;
+  workerConcurrency: number;
+  groupCommit: { windowMs: number; maxEvents: number };
+  sweeper: { intervalMs: number; minAgeMs: number };
+  retentionDays: number;
+  limits: Limits;
+  migration: { leaseMs: number; lockTimeoutMs: number; statementTimeoutMs: number };
+};
+
+export type ConfigResult = { ok: true; config: Config } | { ok: false; problems: string[] };
+
+/**
+ * Validates the environment and returns the typed config, or every problem
+ * at once (`NAME: reason`) so a bad deployment is fixed in one go. Nothing
+ * else in Sluice reads `process.env`.
+ */
+export function readConfig(env: NodeJS.ProcessEnv): ConfigResult {
+  const parsed = envSchema.safeParse(stripEmpty(env));
+  if (!parsed.success) {
+    return {
+      ok: false,
+      problems: parsed.error.issues.map((issue) => `${issue.path.join(".")}: ${issue.message}`),
+    };
+  }
+  const e = parsed.data;
+  return {
+    ok: true,
+    config: {
+      databaseUrl: e.DATABASE_URL ?? null,
+      redisUrl: e.REDIS_URL ?? null,
+      port: e.PORT,
+      host: e.HOST,
+      publicUrl: (e.SLUICE_URL ?? `http://localhost:${e.PORT}`).replace(/\/+$/, ""),
+      dataDir: resolve(e.SLUICE_DATA_DIR),
+      logLevel: e.LOG_LEVEL,
+      queuePrefix: e.SLUICE_QUEUE_PREFIX,
+      dbPoolSize: e.SLUICE_DB_POOL_SIZE,
+      workerConcurrency: e.SLUICE_WORKER_CONCURRENCY,
+      groupCommit: { windowMs: e.SLUICE_GROUP_COMMIT_WINDOW_MS, maxEvents: e.SLUICE_GROUP_COMMIT_MAX_EVENTS },
+      sweeper: { intervalMs: e.SLUICE_SWEEP_INTERVAL_MS, minAgeMs: e.SLUICE_SWEEP_MIN_AGE_MS },
+      retentionDays: e.SLUICE_RETENTION_DAYS,
+      limits: {
+        ...defaultLimits,
+        maxEnvelopeBytes: e.SLUICE_MAX_ENVELOPE_BYTES,
+        maxEventBytes: e.SLUICE_MAX_EVENT_BYTES,
+        maxAttachmentBytes: e.SLUICE_MAX_ATTACHMENT_BYTES,
+      },
+      migration: {
+        leaseMs: e.SLUICE_MIGRATION_LEASE_MS,
+        lockTimeoutMs: e.SLUICE_MIGRATION_LOCK_TIMEOUT_MS,
+        statementTimeoutMs: e.SLUICE_MIGRATION_STATEMENT_TIMEOUT_MS,
+      },
+    },
+  };
+}
+
+function stripEmpty(env: NodeJS.ProcessEnv): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [key, value] of Object.entries(env)) if (value !== undefined && value !== "") out[key] = value;
+  return out;
+}

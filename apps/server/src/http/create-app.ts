@@ -1,0 +1,47 @@
+import { Hono } from "hono";
+import { routePath } from "hono/route";
+import type { Services } from "../services.ts";
+
+export type HealthState = { draining: boolean };
+
+/**
+ * The HTTP app shared by every role: request metrics on every route,
+ * `/healthz` (the process is alive), `/readyz` (it can serve: Postgres
+ * answers, Redis too where configured, and it is not draining), and
+ * `/metrics` for Prometheus.
+ */
+export function createApp(services: Services, health: HealthState): Hono {
+  const app = new Hono({ strict: false });
+  const { metrics } = services;
+  app.use("*", async (c, next) => {
+    const started = performance.now();
+    await next();
+    const route = routePath(c) || "unmatched";
+    const labels = { method: c.req.method, route };
+    metrics.httpRequests.inc({ ...labels, status: c.res.status });
+    metrics.httpDuration.observe(labels, (performance.now() - started) / 1000);
+  });
+  app.get("/healthz", (c) => c.json({ status: "ok" }));
+  app.get("/readyz", async (c) => {
+    const checks = await readinessChecks(services);
+    const ready = !health.draining && checks.postgres && checks.queue;
+    return c.json({ status: ready ? "ready" : "not ready", draining: health.draining, ...checks }, ready ? 200 : 503);
+  });
+  app.get("/metrics", async (c) => {
+    metrics.queueDepth.set(await services.queue.depth().catch(() => -1));
+    return c.text(await metrics.registry.metrics(), 200, { "Content-Type": metrics.registry.contentType });
+  });
+  return app;
+}
+
+const CHECK_TIMEOUT_MS = 2_000;
+
+async function readinessChecks(services: Services) {
+  const within = <T>(work: Promise<T>, fallback: T) =>
+    Promise.race([work.catch(() => fallback), new Promise<T>((r) => setTimeout(() => r(fallback), CHECK_TIMEOUT_MS))]);
+  const [postgres, queue] = await Promise.all([
+    within(services.db.pool.query("SELECT 1").then(() => true), false),
+    within(services.queue.ping(), false),
+  ]);
+  return { postgres, queue };
+}

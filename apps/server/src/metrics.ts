@@ -1,0 +1,78 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+
+/** Every Prometheus metric Sluice exports, on one registry per process. */
+export type Metrics = ReturnType<typeof createMetrics>;
+
+export function createMetrics() {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: "sluice_process_" });
+  const registers = [registry];
+  return {
+    registry,
+    httpRequests: new Counter({
+      name: "sluice_http_requests_total",
+      help: "HTTP requests answered, by route and status.",
+      labelNames: ["method", "route", "status"],
+      registers,
+    }),
+    httpDuration: new Histogram({
+      name: "sluice_http_request_duration_seconds",
+      help: "Time from request to response, by route.",
+      labelNames: ["method", "route"],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10],
+      registers,
+    }),
+    ingestItems: new Counter({
+      name: "sluice_ingest_items_total",
+      help: "Envelope items and store bodies seen by ingest, by item type and outcome.",
+      labelNames: ["item_type", "outcome"],
+      registers,
+    }),
+    ingestRejections: new Counter({
+      name: "sluice_ingest_rejections_total",
+      help: "Ingest requests answered with an error, by status.",
+      labelNames: ["status"],
+      registers,
+    }),
+    groupCommitDuration: new Histogram({
+      name: "sluice_group_commit_duration_seconds",
+      help: "Time of one group commit statement.",
+      buckets: [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 5],
+      registers,
+    }),
+    groupCommitEvents: new Histogram({
+      name: "sluice_group_commit_events",
+      help: "Events per group commit.",
+      buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500],
+      registers,
+    }),
+    enqueueFailures: new Counter({
+      name: "sluice_queue_enqueue_failures_total",
+      help: "Bulk enqueues that failed (the sweeper enqueues those events later).",
+      registers,
+    }),
+    queueDepth: new Gauge({
+      name: "sluice_queue_depth",
+      help: "event.process jobs waiting, delayed or active.",
+      registers,
+    }),
+    jobs: new Counter({
+      name: "sluice_jobs_total",
+      help: "Jobs run, by job and result.",
+      labelNames: ["job", "result"],
+      registers,
+    }),
+    jobDuration: new Histogram({
+      name: "sluice_job_duration_seconds",
+      help: "Time to run one job.",
+      labelNames: ["job"],
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5],
+      registers,
+    }),
+    sweeperRequeued: new Counter({
+      name: "sluice_sweeper_requeued_total",
+      help: "Unprocessed events the sweeper enqueued again.",
+      registers,
+    }),
+  };
+}

@@ -1,0 +1,88 @@
+import { hostname } from "node:os";
+import { join } from "node:path";
+import { applyMigrations, createDatabase, type Database, ensureEventPartitions } from "@sluice/db";
+import { createBullmqQueue, createInProcessQueue, type JobQueue } from "@sluice/queue";
+import { type BlobStore, createDirectoryBlobStore } from "@sluice/storage";
+import type { Config } from "./config.ts";
+import { type EmbeddedDatabase, startEmbeddedPostgres } from "./embedded-postgres.ts";
+import type { Logger } from "./logger.ts";
+import { createMetrics, type Metrics } from "./metrics.ts";
+
+/** What every role uses, built once at start and passed down. */
+export type Services = {
+  config: Config;
+  log: Logger;
+  metrics: Metrics;
+  db: Database;
+  queue: JobQueue;
+  blobs: BlobStore;
+  /** This process, as named in leases and the migration lock. */
+  instanceId: string;
+  /** True when Sluice started its own embedded Postgres. */
+  embedded: boolean;
+  close(): Promise<void>;
+};
+
+/**
+ * Connects to Postgres (starting the embedded one when `DATABASE_URL` is
+ * unset), applies pending migrations under the migration lock unless
+ * `migrate` is false, creates the coming days' event partitions, and opens
+ * the queue: BullMQ when `REDIS_URL` is set, else the in-process runner.
+ */
+export async function startServices(
+  config: Config,
+  log: Logger,
+  options: { migrate: boolean },
+): Promise<Services> {
+  const instanceId = `${hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`;
+  let embeddedDb: EmbeddedDatabase | null = null;
+  let url = config.databaseUrl;
+  if (!url) {
+    embeddedDb = await startEmbeddedPostgres(config.dataDir, log);
+    url = embeddedDb.url;
+  }
+  const db = createDatabase(
+    url,
+    { max: config.dbPoolSize, applicationName: "sluice", connectionTimeoutMs: 5_000 },
+    (error) => log.warn({ err: error }, "idle Postgres connection failed"),
+  );
+  try {
+    if (options.migrate) {
+      const state = await applyMigrations(db.pool, {
+        holder: instanceId,
+        leaseMs: config.migration.leaseMs,
+        lockTimeoutMs: config.migration.lockTimeoutMs,
+        statementTimeoutMs: config.migration.statementTimeoutMs,
+        lockRetries: 10,
+        log,
+      });
+      if (state.ahead.length > 0) {
+        log.info({ ahead: state.ahead.map((m) => m.name) }, "the schema is ahead of this release");
+      }
+      await ensureEventPartitions(db.pool, new Date(), 1, 3);
+    }
+  } catch (error) {
+    await db.close();
+    await embeddedDb?.stop();
+    throw error;
+  }
+  const onQueueError = (error: Error, context: string) => log.warn({ err: error, context }, "queue error");
+  const queue = config.redisUrl
+    ? createBullmqQueue({ redisUrl: config.redisUrl, prefix: config.queuePrefix, onError: onQueueError })
+    : createInProcessQueue(onQueueError);
+  return {
+    config,
+    log,
+    metrics: createMetrics(),
+    db,
+    queue,
+    blobs: createDirectoryBlobStore(join(config.dataDir, "blobs")),
+    instanceId,
+    embedded: embeddedDb !== null,
+    async close() {
+      await queue.close();
+      await db.close();
+      await embeddedDb?.stop();
+    },
+  };
+}

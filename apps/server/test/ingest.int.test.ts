@@ -140,7 +140,7 @@ describe("ingest rejects bad input with a 4xx and stores nothing", () => {
     await t?.stop();
   });
 
-  const post = (body: BodyInit, headers: Record<string, string> = {}, target?: string) =>
+  const post = (body: string | Buffer, headers: Record<string, string> = {}, target?: string) =>
     fetch(target ?? url, { method: "POST", headers, body });
 
   async function expectRejected(response: Response, status: number, detail: RegExp) {

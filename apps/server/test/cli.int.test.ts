@@ -1,0 +1,126 @@
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { chmodSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { createTestDatabase, type TestDatabase } from "@sluice/db/testing";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+const run = promisify(execFile);
+const root = new URL("../../../", import.meta.url).pathname;
+const sluiceBin = join(root, "apps/server/bin/sluice.js");
+const clients = new URL("./clients/", import.meta.url).pathname;
+
+/** The environment of a fresh shell: no database or Redis configured. */
+function bareEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
+  const env = { ...process.env, ...extra };
+  for (const name of ["DATABASE_URL", "REDIS_URL", "PORT", "SLUICE_URL"]) if (!(name in extra)) delete env[name];
+  return env;
+}
+
+function waitForOutput(child: ChildProcess, pattern: RegExp, timeoutMs: number): Promise<RegExpMatchArray> {
+  return new Promise((resolve, reject) => {
+    let output = "";
+    const timer = setTimeout(() => reject(new Error(`no ${pattern} in output:\n${output}`)), timeoutMs);
+    child.stdout?.on("data", (chunk) => {
+      output += chunk;
+      const match = output.match(pattern);
+      if (match) {
+        clearTimeout(timer);
+        resolve(match);
+      }
+    });
+    child.once("exit", (code) => reject(new Error(`exited with ${code} before ${pattern}:\n${output}`)));
+  });
+}
+
+describe("sluice serve with no configuration (embedded Postgres, in-process jobs)", () => {
+  let dataDir: string;
+  let child: ChildProcess;
+  let dsn: string;
+  const port = 18000 + Math.floor(Math.random() * 2000);
+  beforeAll(async () => {
+    dataDir = mkdtempSync(join(tmpdir(), "sluice-embedded-"));
+    chmodSync(dataDir, 0o755);
+    child = spawn(process.execPath, [sluiceBin, "serve"], {
+      cwd: root,
+      env: bareEnv({ SLUICE_DATA_DIR: dataDir, PORT: String(port), LOG_LEVEL: "warn" }),
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    dsn = (await waitForOutput(child, /(http:\/\/[0-9a-f]{32}@localhost:\d+\/\d+)/, 60_000))[1] as string;
+  });
+  afterAll(() => {
+    if (child.exitCode === null) child.kill("SIGKILL");
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it("prints a DSN that a real SDK sends to, and the API lists the grouped issues", async () => {
+    expect(dsn).toContain(`@localhost:${port}/1`);
+    await run(process.execPath, [`${clients}node-client.mjs`, dsn], { timeout: 30_000 });
+    const { stdout } = await run(process.execPath, [sluiceBin, "tokens", "create", "--json"], {
+      env: bareEnv({ SLUICE_DATA_DIR: dataDir, LOG_LEVEL: "warn" }),
+    });
+    const { token } = JSON.parse(stdout) as { token: string };
+    expect(token).toMatch(/^sntryu_[0-9a-f]{64}$/);
+    let issues: { title: string; count: string }[] = [];
+    const deadline = Date.now() + 20_000;
+    while (Date.now() < deadline) {
+      const response = await fetch(`http://127.0.0.1:${port}/api/0/projects/sluice/default/issues/`, {
+        headers: { Authorization: `Bearer ${token}` },
+      });
+      issues = (await response.json()) as typeof issues;
+      if (issues.find((i) => i.title === "Error: same error every time")?.count === "5") break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(issues.find((i) => i.title === "Error: same error every time")?.count).toBe("5");
+    expect(issues.filter((i) => i.title === "Error: thrown at two sites")).toHaveLength(2);
+  });
+
+  it("drains and exits 0 on SIGTERM", async () => {
+    const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+    child.kill("SIGTERM");
+    expect(await exited).toBe(0);
+  });
+});
+
+describe("sluice commands", () => {
+  it("runs as npx sluice from the root of the checkout", async () => {
+    const { stdout } = await run("npx", ["sluice", "--help"], { cwd: root, env: bareEnv({}) });
+    expect(stdout).toContain("sluice serve [--role=all|ingest|api|worker[,...]]");
+  });
+
+  let db: TestDatabase;
+  beforeAll(async () => {
+    db = await createTestDatabase();
+  });
+  afterAll(async () => db?.drop());
+  const env = () => bareEnv({ DATABASE_URL: db.url, SLUICE_URL: "https://sluice.example.com", LOG_LEVEL: "warn" });
+
+  it("creates a project with a DSN, and prints it as JSON", async () => {
+    const { stdout } = await run(process.execPath, [sluiceBin, "projects", "create", "web", "--org", "acme", "--json"], { env: env() });
+    const project = JSON.parse(stdout);
+    expect(project).toEqual({
+      id: expect.stringMatching(/^\d+$/),
+      slug: "web",
+      organization: "acme",
+      dsn: expect.stringMatching(new RegExp(`^https://[0-9a-f]{32}@sluice\\.example\\.com/${project.id}$`)),
+    });
+  });
+
+  it("shows migration status", async () => {
+    const { stdout } = await run(process.execPath, [sluiceBin, "migrate", "status"], { env: env() });
+    expect(stdout).toMatch(/^applied\s+0001_init\.sql/m);
+    expect(stdout).toContain("lock: free");
+  });
+
+  it("refuses bad configuration with every problem listed and exit code 2", async () => {
+    const failure = await run(process.execPath, [sluiceBin, "serve"], {
+      env: bareEnv({ DATABASE_URL: "mysql://nope", PORT: "99999", REDIS_URL: "http://x" }),
+    }).catch((error) => error);
+    expect(failure.code).toBe(2);
+    expect(failure.stderr).toContain("invalid configuration");
+    expect(failure.stderr).toContain("DATABASE_URL: must be a postgres:// URL");
+    expect(failure.stderr).toContain("REDIS_URL: must be a redis:// URL");
+    expect(failure.stderr).toMatch(/PORT: /);
+  });
+});

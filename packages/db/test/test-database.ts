@@ -1,0 +1,29 @@
+import { randomBytes } from "node:crypto";
+import pg from "pg";
+
+/** The machine's Postgres, as CI starts it (trust auth, user postgres). */
+export const POSTGRES_ADMIN_URL = process.env.TEST_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
+
+export type TestDatabase = { url: string; name: string; drop(): Promise<void> };
+
+/** A fresh, empty database on the test server; `drop` removes it. */
+export async function createTestDatabase(): Promise<TestDatabase> {
+  const name = `sluice_test_${randomBytes(5).toString("hex")}`;
+  await adminQuery(`CREATE DATABASE ${name}`);
+  const url = new URL(POSTGRES_ADMIN_URL);
+  url.pathname = `/${name}`;
+  return { name, url: url.toString(), drop: () => adminQuery(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`) };
+}
+
+async function adminQuery(sql: string): Promise<void> {
+  const client = new pg.Client({ connectionString: POSTGRES_ADMIN_URL });
+  await client.connect();
+  try {
+    await client.query(sql);
+  } finally {
+    await client.end();
+  }
+}
+
+/** A migration log that keeps quiet. */
+export const silentLog = { info() {}, warn() {} };

@@ -1,9 +1,15 @@
 import { parseArgs } from "node:util";
-import { createApiToken, readMigrationFiles, readMigrationLock, readMigrationState, ensureMigrationTables } from "@sluice/db";
+import {
+  createApiToken,
+  ensureMigrationTables,
+  readMigrationFiles,
+  readMigrationLock,
+  readMigrationState,
+} from "@sluice/db";
 import { DEFAULT_SCOPES, hashApiToken, newApiToken } from "./api/api-token.ts";
 import { createProjectWithKey } from "./commands/default-project.ts";
 import { type Config, readConfig } from "./config.ts";
-import { createLogger, type Logger } from "./logger.ts";
+import { createLogger } from "./logger.ts";
 import { parseRoles } from "./roles.ts";
 import { type Services, startServices } from "./services.ts";
 import { startSluice } from "./start-sluice.ts";
@@ -43,7 +49,9 @@ async function main(argv: string[]): Promise<number> {
   if (values.port !== undefined) env.PORT = values.port;
   const configResult = readConfig(env);
   if (!configResult.ok) {
-    console.error(`sluice: invalid configuration:\n${configResult.problems.map((p) => `  - ${p}`).join("\n")}`);
+    console.error(
+      `sluice: invalid configuration:\n${configResult.problems.map((p) => `  - ${p}`).join("\n")}`,
+    );
     return 2;
   }
   const config = configResult.config;
@@ -56,16 +64,34 @@ async function main(argv: string[]): Promise<number> {
     case "projects":
       if (sub !== "create" || !arg) throw new UsageError("projects create needs a project slug");
       return withServices(config, async (services) => {
-        const { created, org, project, dsn } = await createProjectWithKey(services, values.org, arg);
+        const { created, org, project, dsn } = await createProjectWithKey(
+          services,
+          values.org,
+          arg,
+        );
         if (values.json) {
-          console.log(JSON.stringify({ id: String(project.id), slug: project.slug, organization: org.slug, dsn }));
+          console.log(
+            JSON.stringify({
+              id: String(project.id),
+              slug: project.slug,
+              organization: org.slug,
+              dsn,
+            }),
+          );
         } else {
-          console.log(`${created ? "created" : "exists:"} ${org.slug}/${project.slug}\nDSN: ${dsn}`);
+          console.log(
+            `${created ? "created" : "exists:"} ${org.slug}/${project.slug}\nDSN: ${dsn}`,
+          );
         }
       });
     case "tokens": {
       if (sub !== "create") throw new UsageError("unknown tokens command");
-      const scopes = values.scopes ? values.scopes.split(",").map((s) => s.trim()).filter(Boolean) : DEFAULT_SCOPES;
+      const scopes = values.scopes
+        ? values.scopes
+            .split(",")
+            .map((s) => s.trim())
+            .filter(Boolean)
+        : DEFAULT_SCOPES;
       return withServices(config, async (services) => {
         const token = newApiToken();
         await createApiToken(services.db.orm, hashApiToken(token), scopes, values.label ?? null);
@@ -77,7 +103,10 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-async function withServices(config: Config, work: (services: Services) => Promise<void>): Promise<number> {
+async function withServices(
+  config: Config,
+  work: (services: Services) => Promise<void>,
+): Promise<number> {
   const log = createLogger(config.logLevel === "info" ? "warn" : config.logLevel, "cli");
   const services = await startServices(config, log, { migrate: true });
   try {
@@ -110,7 +139,9 @@ async function migrate(config: Config, sub: string): Promise<number> {
     }
     for (const row of state.ahead) console.log(`ahead    ${row.name} (unknown to this release)`);
     const lock = await readMigrationLock(services.db.pool);
-    console.log(lock ? `lock: held by ${lock.holder} until ${lock.expiresAt.toISOString()}` : "lock: free");
+    console.log(
+      lock ? `lock: held by ${lock.holder} until ${lock.expiresAt.toISOString()}` : "lock: free",
+    );
     return state.edited.length > 0 ? 1 : 0;
   } finally {
     await services.close();
@@ -123,7 +154,9 @@ async function serve(config: Config, roleArg: string, migrateOnStart: boolean): 
   const services = await startServices(config, log, { migrate: migrateOnStart });
   if (services.embedded) {
     const { dsn } = await createProjectWithKey(services, "sluice", "default");
-    console.log(`Sluice is running at ${config.publicUrl}\nDSN for organization "sluice", project "default":\n  ${dsn}`);
+    console.log(
+      `Sluice is running at ${config.publicUrl}\nDSN for organization "sluice", project "default":\n  ${dsn}`,
+    );
   }
   const running = await startSluice(services, roles, config.port, config.host);
   await new Promise<void>((resolve) => {
@@ -154,7 +187,10 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (error) => {
-    if (error instanceof UsageError || (error as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")) {
+    if (
+      error instanceof UsageError ||
+      (error as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")
+    ) {
       console.error(`sluice: ${(error as Error).message}\n\n${USAGE}`);
       process.exitCode = 2;
     } else {

@@ -14,7 +14,10 @@ const envSchema = z.object({
   SLUICE_URL: z.url({ protocol: /^https?$/, error: "must be an http(s):// URL" }).optional(),
   SLUICE_DATA_DIR: z.string().min(1).default("./.sluice"),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
-  SLUICE_QUEUE_PREFIX: z.string().regex(/^[\w.-]+$/).default("sluice"),
+  SLUICE_QUEUE_PREFIX: z
+    .string()
+    .regex(/^[\w.-]+$/)
+    .default("sluice"),
   SLUICE_DB_POOL_SIZE: int(10, 1),
   SLUICE_WORKER_CONCURRENCY: int(8, 1),
   SLUICE_GROUP_COMMIT_WINDOW_MS: int(2),
@@ -79,7 +82,10 @@ export function readConfig(env: NodeJS.ProcessEnv): ConfigResult {
       queuePrefix: e.SLUICE_QUEUE_PREFIX,
       dbPoolSize: e.SLUICE_DB_POOL_SIZE,
       workerConcurrency: e.SLUICE_WORKER_CONCURRENCY,
-      groupCommit: { windowMs: e.SLUICE_GROUP_COMMIT_WINDOW_MS, maxEvents: e.SLUICE_GROUP_COMMIT_MAX_EVENTS },
+      groupCommit: {
+        windowMs: e.SLUICE_GROUP_COMMIT_WINDOW_MS,
+        maxEvents: e.SLUICE_GROUP_COMMIT_MAX_EVENTS,
+      },
       sweeper: { intervalMs: e.SLUICE_SWEEP_INTERVAL_MS, minAgeMs: e.SLUICE_SWEEP_MIN_AGE_MS },
       retentionDays: e.SLUICE_RETENTION_DAYS,
       limits: {
@@ -99,6 +105,7 @@ export function readConfig(env: NodeJS.ProcessEnv): ConfigResult {
 
 function stripEmpty(env: NodeJS.ProcessEnv): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const [key, value] of Object.entries(env)) if (value !== undefined && value !== "") out[key] = value;
+  for (const [key, value] of Object.entries(env))
+    if (value !== undefined && value !== "") out[key] = value;
   return out;
 }

@@ -13,7 +13,10 @@ export type EmbeddedDatabase = { url: string; stop(): Promise<void> };
  * the `postgres` system user (`createPostgresUser`), since Postgres refuses
  * to run as root.
  */
-export async function startEmbeddedPostgres(dataDir: string, log: Logger): Promise<EmbeddedDatabase> {
+export async function startEmbeddedPostgres(
+  dataDir: string,
+  log: Logger,
+): Promise<EmbeddedDatabase> {
   const databaseDir = join(dataDir, "postgres");
   await mkdir(dataDir, { recursive: true });
   const EmbeddedPostgres = await importEmbeddedPostgres();
@@ -33,7 +36,10 @@ export async function startEmbeddedPostgres(dataDir: string, log: Logger): Promi
   const running = await runningClusterPort(databaseDir);
   if (running !== null) {
     log.info({ port: running }, "using the embedded Postgres another Sluice process started");
-    return { url: `postgres://postgres:${password}@127.0.0.1:${running}/postgres`, stop: async () => {} };
+    return {
+      url: `postgres://postgres:${password}@127.0.0.1:${running}/postgres`,
+      stop: async () => {},
+    };
   }
   if (!existsSync(join(databaseDir, "PG_VERSION"))) {
     log.info({ databaseDir }, "creating the embedded Postgres cluster");
@@ -83,7 +89,9 @@ function freePort(): Promise<number> {
     probe.once("error", reject);
     probe.listen(0, "127.0.0.1", () => {
       const address = probe.address();
-      probe.close(() => (typeof address === "object" && address ? resolve(address.port) : reject()));
+      probe.close(() =>
+        typeof address === "object" && address ? resolve(address.port) : reject(),
+      );
     });
   });
 }

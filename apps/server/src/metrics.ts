@@ -1,4 +1,4 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 
 /** Every Prometheus metric Sluice exports, on one registry per process. */
 export type Metrics = ReturnType<typeof createMetrics>;

@@ -66,9 +66,14 @@ export async function startServices(
     await embeddedDb?.stop();
     throw error;
   }
-  const onQueueError = (error: Error, context: string) => log.warn({ err: error, context }, "queue error");
+  const onQueueError = (error: Error, context: string) =>
+    log.warn({ err: error, context }, "queue error");
   const queue = config.redisUrl
-    ? createBullmqQueue({ redisUrl: config.redisUrl, prefix: config.queuePrefix, onError: onQueueError })
+    ? createBullmqQueue({
+        redisUrl: config.redisUrl,
+        prefix: config.queuePrefix,
+        onError: onQueueError,
+      })
     : createInProcessQueue(onQueueError);
   return {
     config,

@@ -21,7 +21,12 @@ export type RunningSluice = { url: string; port: number; stop(): Promise<void> }
  * left to the sweeper. `stop` flips readiness, stops accepting, waits for
  * in-flight requests and pending commits, stops the worker and loops.
  */
-export async function startSluice(services: Services, roles: Set<Role>, port: number, host: string): Promise<RunningSluice> {
+export async function startSluice(
+  services: Services,
+  roles: Set<Role>,
+  port: number,
+  host: string,
+): Promise<RunningSluice> {
   const { config, db, queue, log, metrics } = services;
   const health: HealthState = { draining: false };
   const app = createApp(services, health);
@@ -31,17 +36,28 @@ export async function startSluice(services: Services, roles: Set<Role>, port: nu
     committer = new GroupCommitter(
       (batch) => insertIngestBatch(db.pool, batch),
       (stored) => {
-        const jobs = stored.map((e) => ({ projectId: e.projectId, eventId: e.eventId, receivedAt: e.receivedAt.toISOString() }));
+        const jobs = stored.map((e) => ({
+          projectId: e.projectId,
+          eventId: e.eventId,
+          receivedAt: e.receivedAt.toISOString(),
+        }));
         queue.enqueueEvents(jobs).catch((error) => {
           metrics.enqueueFailures.inc();
-          log.warn({ err: error, events: jobs.length }, "enqueue failed; the sweeper will enqueue these events");
+          log.warn(
+            { err: error, events: jobs.length },
+            "enqueue failed; the sweeper will enqueue these events",
+          );
         });
       },
       (events, seconds) => {
         metrics.groupCommitEvents.observe(events);
         metrics.groupCommitDuration.observe(seconds);
       },
-      { windowMs: config.groupCommit.windowMs, maxEvents: config.groupCommit.maxEvents, maxInFlight: Math.max(1, config.dbPoolSize - 2) },
+      {
+        windowMs: config.groupCommit.windowMs,
+        maxEvents: config.groupCommit.maxEvents,
+        maxInFlight: Math.max(1, config.dbPoolSize - 2),
+      },
     );
     registerIngestRoutes(app, { services, keys: createKeyCache(db.orm), committer });
   }

@@ -1,7 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { api, countRows, startTestSluice, type TestSluice, waitFor } from "./harness.ts";
 
-type IssueJson = { id: string; title: string; status: string; count: string; project: { slug: string } };
+type IssueJson = {
+  id: string;
+  title: string;
+  status: string;
+  count: string;
+  project: { slug: string };
+};
 
 describe("the Sentry REST API", () => {
   let t: TestSluice;
@@ -11,7 +17,11 @@ describe("the Sentry REST API", () => {
     const url = `${t.url}/api/${t.projectId}/store/?sentry_key=${t.publicKey}`;
     for (let i = 0; i < 5; i++) {
       eventId = crypto.randomUUID().replaceAll("-", "");
-      const event = { event_id: eventId, exception: { values: [{ type: `Failure${i}`, value: "it broke" }] }, tags: { shard: `${i}` } };
+      const event = {
+        event_id: eventId,
+        exception: { values: [{ type: `Failure${i}`, value: "it broke" }] },
+        tags: { shard: `${i}` },
+      };
       expect((await fetch(url, { method: "POST", body: JSON.stringify(event) })).status).toBe(200);
     }
     await waitFor(async () => (await countRows(t.sql, "issues")) === 5, 20_000, "five issues");
@@ -22,15 +32,21 @@ describe("the Sentry REST API", () => {
     const none = await fetch(`${t.url}/api/0/organizations/`);
     expect(none.status).toBe(401);
     expect(await none.json()).toEqual({ detail: "Authentication credentials were not provided." });
-    const bad = await fetch(`${t.url}/api/0/organizations/`, { headers: { Authorization: "Bearer sntryu_nope" } });
+    const bad = await fetch(`${t.url}/api/0/organizations/`, {
+      headers: { Authorization: "Bearer sntryu_nope" },
+    });
     expect(bad.status).toBe(401);
   });
 
   it("lists organizations and projects", async () => {
     const orgs = await api(t, "/api/0/organizations/");
     expect(orgs.headers.get("content-type")).toContain("application/json");
-    expect(((await orgs.json()) as { slug: string; id: string }[]).map((o) => [o.slug, typeof o.id])).toEqual([["sluice", "string"]]);
-    const projects = (await (await api(t, "/api/0/organizations/sluice/projects/")).json()) as { slug: string }[];
+    expect(
+      ((await orgs.json()) as { slug: string; id: string }[]).map((o) => [o.slug, typeof o.id]),
+    ).toEqual([["sluice", "string"]]);
+    const projects = (await (await api(t, "/api/0/organizations/sluice/projects/")).json()) as {
+      slug: string;
+    }[];
     expect(projects.map((p) => p.slug)).toEqual(["default"]);
   });
 
@@ -51,17 +67,29 @@ describe("the Sentry REST API", () => {
   });
 
   it("resolves an issue, filters by status, and reads it under the organization too", async () => {
-    const [issue] = (await (await api(t, "/api/0/projects/sluice/default/issues/")).json()) as IssueJson[];
-    const put = await api(t, `/api/0/issues/${issue?.id}/`, { method: "PUT", body: JSON.stringify({ status: "resolved" }) });
+    const [issue] = (await (
+      await api(t, "/api/0/projects/sluice/default/issues/")
+    ).json()) as IssueJson[];
+    const put = await api(t, `/api/0/issues/${issue?.id}/`, {
+      method: "PUT",
+      body: JSON.stringify({ status: "resolved" }),
+    });
     expect(put.status).toBe(200);
     expect(((await put.json()) as IssueJson).status).toBe("resolved");
-    const unresolved = (await (await api(t, "/api/0/projects/sluice/default/issues/")).json()) as IssueJson[];
+    const unresolved = (await (
+      await api(t, "/api/0/projects/sluice/default/issues/")
+    ).json()) as IssueJson[];
     expect(unresolved).toHaveLength(4);
-    const resolved = (await (await api(t, "/api/0/projects/sluice/default/issues/?query=is:resolved")).json()) as IssueJson[];
+    const resolved = (await (
+      await api(t, "/api/0/projects/sluice/default/issues/?query=is:resolved")
+    ).json()) as IssueJson[];
     expect(resolved.map((i) => i.id)).toEqual([issue?.id]);
     const scoped = await api(t, `/api/0/organizations/sluice/issues/${issue?.id}/`);
     expect(((await scoped.json()) as IssueJson).status).toBe("resolved");
-    const bad = await api(t, `/api/0/issues/${issue?.id}/`, { method: "PUT", body: JSON.stringify({ status: "gone" }) });
+    const bad = await api(t, `/api/0/issues/${issue?.id}/`, {
+      method: "PUT",
+      body: JSON.stringify({ status: "gone" }),
+    });
     expect(bad.status).toBe(400);
     expect(await bad.json()).toHaveProperty("detail");
   });
@@ -69,17 +97,27 @@ describe("the Sentry REST API", () => {
   it("serves an issue's events and an event by id", async () => {
     const byId = await api(t, `/api/0/projects/sluice/default/events/${eventId}/`);
     expect(byId.status).toBe(200);
-    const event = (await byId.json()) as { eventID: string; groupID: string; tags: { key: string; value: string }[] };
+    const event = (await byId.json()) as {
+      eventID: string;
+      groupID: string;
+      tags: { key: string; value: string }[];
+    };
     expect(event.eventID).toBe(eventId);
     expect(event.tags).toContainEqual({ key: "shard", value: "4" });
     const events = await api(t, `/api/0/issues/${event.groupID}/events/`);
-    expect(((await events.json()) as { eventID: string }[]).map((e) => e.eventID)).toEqual([eventId]);
+    expect(((await events.json()) as { eventID: string }[]).map((e) => e.eventID)).toEqual([
+      eventId,
+    ]);
     const latest = await api(t, `/api/0/issues/${event.groupID}/events/latest/`);
     expect(((await latest.json()) as { eventID: string }).eventID).toBe(eventId);
   });
 
   it("answers 404 with a detail for what does not exist", async () => {
-    for (const path of ["/api/0/issues/999999/", "/api/0/projects/sluice/nope/issues/", `/api/0/projects/sluice/default/events/${"0".repeat(32)}/`]) {
+    for (const path of [
+      "/api/0/issues/999999/",
+      "/api/0/projects/sluice/nope/issues/",
+      `/api/0/projects/sluice/default/events/${"0".repeat(32)}/`,
+    ]) {
       const response = await api(t, path);
       expect(response.status, path).toBe(404);
       expect(await response.json()).toHaveProperty("detail");
@@ -93,6 +131,8 @@ describe("the Sentry REST API", () => {
     expect(metrics).toMatch(/sluice_ingest_items_total\{item_type="event",outcome="accepted"\} 5/);
     expect(metrics).toContain("sluice_group_commit_duration_seconds_bucket");
     expect(metrics).toContain("sluice_queue_depth");
-    expect(metrics).toMatch(/sluice_http_requests_total\{method="POST",route="\/api\/:projectId\{\[1-9\]\[0-9\]\*\}\/store",status="200"\} 5/);
+    expect(metrics).toMatch(
+      /sluice_http_requests_total\{method="POST",route="\/api\/:projectId\{\[1-9\]\[0-9\]\*\}\/store",status="200"\} 5/,
+    );
   });
 });

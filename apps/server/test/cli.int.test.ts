@@ -14,14 +14,22 @@ const clients = new URL("./clients/", import.meta.url).pathname;
 /** The environment of a fresh shell: no database or Redis configured. */
 function bareEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   const env = { ...process.env, ...extra };
-  for (const name of ["DATABASE_URL", "REDIS_URL", "PORT", "SLUICE_URL"]) if (!(name in extra)) delete env[name];
+  for (const name of ["DATABASE_URL", "REDIS_URL", "PORT", "SLUICE_URL"])
+    if (!(name in extra)) delete env[name];
   return env;
 }
 
-function waitForOutput(child: ChildProcess, pattern: RegExp, timeoutMs: number): Promise<RegExpMatchArray> {
+function waitForOutput(
+  child: ChildProcess,
+  pattern: RegExp,
+  timeoutMs: number,
+): Promise<RegExpMatchArray> {
   return new Promise((resolve, reject) => {
     let output = "";
-    const timer = setTimeout(() => reject(new Error(`no ${pattern} in output:\n${output}`)), timeoutMs);
+    const timer = setTimeout(
+      () => reject(new Error(`no ${pattern} in output:\n${output}`)),
+      timeoutMs,
+    );
     child.stdout?.on("data", (chunk) => {
       output += chunk;
       const match = output.match(pattern);
@@ -30,7 +38,9 @@ function waitForOutput(child: ChildProcess, pattern: RegExp, timeoutMs: number):
         resolve(match);
       }
     });
-    child.once("exit", (code) => reject(new Error(`exited with ${code} before ${pattern}:\n${output}`)));
+    child.once("exit", (code) =>
+      reject(new Error(`exited with ${code} before ${pattern}:\n${output}`)),
+    );
   });
 }
 
@@ -47,7 +57,9 @@ describe("sluice serve with no configuration (embedded Postgres, in-process jobs
       env: bareEnv({ SLUICE_DATA_DIR: dataDir, PORT: String(port), LOG_LEVEL: "warn" }),
       stdio: ["ignore", "pipe", "inherit"],
     });
-    dsn = (await waitForOutput(child, /(http:\/\/[0-9a-f]{32}@localhost:\d+\/\d+)/, 60_000))[1] as string;
+    dsn = (
+      await waitForOutput(child, /(http:\/\/[0-9a-f]{32}@localhost:\d+\/\d+)/, 60_000)
+    )[1] as string;
   });
   afterAll(() => {
     if (child.exitCode === null) child.kill("SIGKILL");
@@ -65,9 +77,12 @@ describe("sluice serve with no configuration (embedded Postgres, in-process jobs
     let issues: { title: string; count: string }[] = [];
     const deadline = Date.now() + 20_000;
     while (Date.now() < deadline) {
-      const response = await fetch(`http://127.0.0.1:${port}/api/0/projects/sluice/default/issues/`, {
-        headers: { Authorization: `Bearer ${token}` },
-      });
+      const response = await fetch(
+        `http://127.0.0.1:${port}/api/0/projects/sluice/default/issues/`,
+        {
+          headers: { Authorization: `Bearer ${token}` },
+        },
+      );
       issues = (await response.json()) as typeof issues;
       if (issues.find((i) => i.title === "Error: same error every time")?.count === "5") break;
       await new Promise((r) => setTimeout(r, 200));
@@ -77,7 +92,9 @@ describe("sluice serve with no configuration (embedded Postgres, in-process jobs
   });
 
   it("drains and exits 0 on SIGTERM", async () => {
-    const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+    const exited = new Promise<number | null>((resolve) =>
+      child.once("exit", (code) => resolve(code)),
+    );
     child.kill("SIGTERM");
     expect(await exited).toBe(0);
   });
@@ -94,21 +111,30 @@ describe("sluice commands", () => {
     db = await createTestDatabase();
   });
   afterAll(async () => db?.drop());
-  const env = () => bareEnv({ DATABASE_URL: db.url, SLUICE_URL: "https://sluice.example.com", LOG_LEVEL: "warn" });
+  const env = () =>
+    bareEnv({ DATABASE_URL: db.url, SLUICE_URL: "https://sluice.example.com", LOG_LEVEL: "warn" });
 
   it("creates a project with a DSN, and prints it as JSON", async () => {
-    const { stdout } = await run(process.execPath, [sluiceBin, "projects", "create", "web", "--org", "acme", "--json"], { env: env() });
+    const { stdout } = await run(
+      process.execPath,
+      [sluiceBin, "projects", "create", "web", "--org", "acme", "--json"],
+      { env: env() },
+    );
     const project = JSON.parse(stdout);
     expect(project).toEqual({
       id: expect.stringMatching(/^\d+$/),
       slug: "web",
       organization: "acme",
-      dsn: expect.stringMatching(new RegExp(`^https://[0-9a-f]{32}@sluice\\.example\\.com/${project.id}$`)),
+      dsn: expect.stringMatching(
+        new RegExp(`^https://[0-9a-f]{32}@sluice\\.example\\.com/${project.id}$`),
+      ),
     });
   });
 
   it("shows migration status", async () => {
-    const { stdout } = await run(process.execPath, [sluiceBin, "migrate", "status"], { env: env() });
+    const { stdout } = await run(process.execPath, [sluiceBin, "migrate", "status"], {
+      env: env(),
+    });
     expect(stdout).toMatch(/^applied\s+0001_init\.sql/m);
     expect(stdout).toContain("lock: free");
   });

@@ -13,17 +13,32 @@ export type Capture = {
   envelope?: { header: Record<string, unknown>; items: { header: { type: string } }[] };
 };
 
-const dir = new URL("../../../packages/protocol/test/fixtures/sdk-captures/", import.meta.url).pathname;
+const dir = new URL("../../../packages/protocol/test/fixtures/sdk-captures/", import.meta.url)
+  .pathname;
 
 /** Every capture of every SDK, in file order. */
 export function readCaptures(): Capture[] {
   const captures: Capture[] = [];
-  for (const file of readdirSync(dir).filter((f) => f.endsWith(".jsonl")).sort()) {
+  for (const file of readdirSync(dir)
+    .filter((f) => f.endsWith(".jsonl"))
+    .sort()) {
     for (const line of readFileSync(`${dir}${file}`, "utf8").split("\n")) {
       if (!line.trim()) continue;
       const raw = JSON.parse(line);
-      const body = raw.body_raw_b64 !== undefined ? Buffer.from(raw.body_raw_b64, "base64") : Buffer.from(raw.body_raw ?? "", "utf8");
-      captures.push({ file, seq: raw.seq, method: raw.method, path: raw.path, query: raw.query, headers: raw.headers, body, envelope: raw.envelope });
+      const body =
+        raw.body_raw_b64 !== undefined
+          ? Buffer.from(raw.body_raw_b64, "base64")
+          : Buffer.from(raw.body_raw ?? "", "utf8");
+      captures.push({
+        file,
+        seq: raw.seq,
+        method: raw.method,
+        path: raw.path,
+        query: raw.query,
+        headers: raw.headers,
+        body,
+        envelope: raw.envelope,
+      });
     }
   }
   return captures;

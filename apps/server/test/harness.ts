@@ -2,10 +2,10 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Redis } from "ioredis";
-import pg from "pg";
 import { createApiToken } from "@sluice/db";
 import { createTestDatabase } from "@sluice/db/testing";
+import { Redis } from "ioredis";
+import pg from "pg";
 import { DEFAULT_SCOPES, hashApiToken, newApiToken } from "../src/api/api-token.ts";
 import { createProjectWithKey } from "../src/commands/default-project.ts";
 import { type Config, readConfig } from "../src/config.ts";
@@ -81,7 +81,12 @@ export async function startTestSluice(options: TestSluiceOptions = {}): Promise<
   if (!result.ok) throw new Error(result.problems.join("; "));
   const log = createLogger(result.config.logLevel, "test");
   const services = await startServices(result.config, log, { migrate: true });
-  const running: RunningSluice = await startSluice(services, parseRoles(options.roles ?? "all"), 0, "127.0.0.1");
+  const running: RunningSluice = await startSluice(
+    services,
+    parseRoles(options.roles ?? "all"),
+    0,
+    "127.0.0.1",
+  );
   const config = { ...result.config, publicUrl: running.url };
   services.config = config;
   const { project, dsn } = await createProjectWithKey(services, "sluice", "default");
@@ -109,7 +114,11 @@ export async function startTestSluice(options: TestSluiceOptions = {}): Promise<
 }
 
 /** Polls `check` every 100 ms until it returns true or `timeoutMs` passes (then throws). */
-export async function waitFor(check: () => Promise<boolean>, timeoutMs = 20_000, what = "condition"): Promise<void> {
+export async function waitFor(
+  check: () => Promise<boolean>,
+  timeoutMs = 20_000,
+  what = "condition",
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (await check()) return;
@@ -128,6 +137,10 @@ export async function countRows(sql: pg.Pool, table: string, where = "true"): Pr
 export async function api(t: TestSluice, path: string, init: RequestInit = {}): Promise<Response> {
   return fetch(`${t.url}${path}`, {
     ...init,
-    headers: { Authorization: `Bearer ${t.token}`, "Content-Type": "application/json", ...(init.headers ?? {}) },
+    headers: {
+      Authorization: `Bearer ${t.token}`,
+      "Content-Type": "application/json",
+      ...(init.headers ?? {}),
+    },
   });
 }

@@ -1,5 +1,5 @@
 import { gzipSync } from "node:zlib";
-import { insertIngestBatch, setProjectKeyActive, findProjectKey } from "@sluice/db";
+import { findProjectKey, insertIngestBatch, setProjectKeyActive } from "@sluice/db";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readCaptures } from "./fixtures.ts";
 import { countRows, startTestSluice, type TestSluice } from "./harness.ts";
@@ -28,9 +28,13 @@ describe("ingest", () => {
       const headers: Record<string, string> = {};
       for (const [name, value] of Object.entries(capture.headers)) {
         if (["host", "content-length", "transfer-encoding", "connection"].includes(name)) continue;
-        headers[name] = name === "x-sentry-auth" ? value.replace(/sentry_key=[^,]+/, `sentry_key=${t.publicKey}`) : value;
+        headers[name] =
+          name === "x-sentry-auth"
+            ? value.replace(/sentry_key=[^,]+/, `sentry_key=${t.publicKey}`)
+            : value;
       }
-      const encoded = capture.headers["content-encoding"] === "gzip" ? gzipSync(capture.body) : capture.body;
+      const encoded =
+        capture.headers["content-encoding"] === "gzip" ? gzipSync(capture.body) : capture.body;
       const chunked = capture.headers["transfer-encoding"] === "chunked";
       const path = capture.path.replace(/^\/api\/\d+\//, `/api/${t.projectId}/`);
       const response = await fetch(`${t.url}${path}?${query}`, {
@@ -39,24 +43,41 @@ describe("ingest", () => {
         body: chunked ? new Blob([encoded]).stream() : encoded,
         ...(chunked ? { duplex: "half" } : {}),
       } as RequestInit);
-      expect(response.status, `${capture.file} #${capture.seq}: ${await response.clone().text()}`).toBe(200);
-      const isEvent = capture.path.includes("/store/") || capture.envelope?.items.some((i) => i.header.type === "event");
+      expect(
+        response.status,
+        `${capture.file} #${capture.seq}: ${await response.clone().text()}`,
+      ).toBe(200);
+      const isEvent =
+        capture.path.includes("/store/") ||
+        capture.envelope?.items.some((i) => i.header.type === "event");
       if (isEvent) expectedEvents++;
     }
     expect(await countRows(t.sql, "events")).toBe(expectedEvents);
     expect(await countRows(t.sql, "attachments")).toBe(4);
-    const sessions = await t.sql.query("SELECT sum(quantity)::int AS n FROM outcomes WHERE category = 'session'");
+    const sessions = await t.sql.query(
+      "SELECT sum(quantity)::int AS n FROM outcomes WHERE category = 'session'",
+    );
     expect(sessions.rows[0].n).toBeGreaterThan(0);
-    const discards = await t.sql.query("SELECT reason FROM outcomes WHERE outcome = 'client_discard'");
+    const discards = await t.sql.query(
+      "SELECT reason FROM outcomes WHERE outcome = 'client_discard'",
+    );
     expect(discards.rows.map((r) => r.reason)).toContain("before_send");
   });
 
   it("accepts the key in X-Sentry-Auth, Authorization: Sentry and the envelope dsn header", async () => {
     const url = `${t.url}/api/${t.projectId}/envelope/`;
     const auth = `Sentry sentry_key=${t.publicKey}, sentry_version=7, sentry_client=test/1.0`;
-    const viaHeader = await fetch(url, { method: "POST", headers: { "X-Sentry-Auth": auth }, body: envelope(eventId()) });
+    const viaHeader = await fetch(url, {
+      method: "POST",
+      headers: { "X-Sentry-Auth": auth },
+      body: envelope(eventId()),
+    });
     expect(viaHeader.status).toBe(200);
-    const viaAuthorization = await fetch(url, { method: "POST", headers: { Authorization: auth }, body: envelope(eventId()) });
+    const viaAuthorization = await fetch(url, {
+      method: "POST",
+      headers: { Authorization: auth },
+      body: envelope(eventId()),
+    });
     expect(viaAuthorization.status).toBe(200);
     const id = eventId();
     const tunnel = `{"event_id":"${id}","dsn":"${t.dsn}"}\n{"type":"event"}\n{"message":"tunneled"}\n`;
@@ -77,8 +98,13 @@ describe("ingest", () => {
     expect(preflight.headers.get("access-control-allow-origin")).toBe("*");
     expect(preflight.headers.get("access-control-allow-headers")).toContain("x-sentry-auth");
     const ok = await fetch(envelopeUrl, { method: "POST", body: envelope(eventId()) });
-    expect(ok.headers.get("access-control-expose-headers")).toBe("x-sentry-error, x-sentry-rate-limits, retry-after");
-    const denied = await fetch(`${t.url}/api/${t.projectId}/envelope/`, { method: "POST", body: "{}\n" });
+    expect(ok.headers.get("access-control-expose-headers")).toBe(
+      "x-sentry-error, x-sentry-rate-limits, retry-after",
+    );
+    const denied = await fetch(`${t.url}/api/${t.projectId}/envelope/`, {
+      method: "POST",
+      body: "{}\n",
+    });
     expect(denied.status).toBe(401);
     expect(denied.headers.get("access-control-allow-origin")).toBe("*");
     expect(denied.headers.get("x-sentry-error")).toBe("missing authorization information");
@@ -98,24 +124,42 @@ describe("ingest", () => {
 
   it("shares one insert among concurrent requests (group commit)", async () => {
     const before = await t.services.metrics.groupCommitEvents.get();
-    const count = (m: typeof before) => m.values.find((v) => v.metricName?.endsWith("_count"))?.value ?? 0;
+    const count = (m: typeof before) =>
+      m.values.find((v) => v.metricName?.endsWith("_count"))?.value ?? 0;
     const ids = Array.from({ length: 40 }, eventId);
-    const answers = await Promise.all(ids.map((id) => fetch(envelopeUrl, { method: "POST", body: envelope(id) })));
+    const answers = await Promise.all(
+      ids.map((id) => fetch(envelopeUrl, { method: "POST", body: envelope(id) })),
+    );
     expect(answers.every((a) => a.status === 200)).toBe(true);
     const batches = count(await t.services.metrics.groupCommitEvents.get()) - count(before);
     expect(batches).toBeLessThan(40);
-    expect(await countRows(t.sql, "events", `event_id IN (${ids.map((i) => `'${i}'`).join(",")})`)).toBe(40);
+    expect(
+      await countRows(t.sql, "events", `event_id IN (${ids.map((i) => `'${i}'`).join(",")})`),
+    ).toBe(40);
   });
 
   it("keeps one event per (project, event_id) across a day boundary", async () => {
     const id = eventId();
     const row = (receivedAt: Date) => ({
-      projectId: t.projectId, eventId: id, receivedAt, timestamp: receivedAt, keyId: 1, payloadText: "{}",
+      projectId: t.projectId,
+      eventId: id,
+      receivedAt,
+      timestamp: receivedAt,
+      keyId: 1,
+      payloadText: "{}",
     });
     const day1 = new Date("2026-01-01T23:59:59.900Z");
     const day2 = new Date("2026-01-02T00:00:00.100Z");
-    const first = await insertIngestBatch(t.services.db.pool, { events: [row(day1)], attachments: [], outcomes: [] });
-    const second = await insertIngestBatch(t.services.db.pool, { events: [row(day2)], attachments: [], outcomes: [] });
+    const first = await insertIngestBatch(t.services.db.pool, {
+      events: [row(day1)],
+      attachments: [],
+      outcomes: [],
+    });
+    const second = await insertIngestBatch(t.services.db.pool, {
+      events: [row(day2)],
+      attachments: [],
+      outcomes: [],
+    });
     expect(first).toHaveLength(1);
     expect(second).toHaveLength(0);
     expect(await countRows(t.sql, "events", `event_id = '${id}'`)).toBe(1);
@@ -128,7 +172,10 @@ describe("ingest rejects bad input with a 4xx and stores nothing", () => {
   beforeAll(async () => {
     t = await startTestSluice({
       redis: false,
-      env: { SLUICE_MAX_EVENT_BYTES: String(64 * 1024), SLUICE_MAX_ENVELOPE_BYTES: String(1024 * 1024) },
+      env: {
+        SLUICE_MAX_EVENT_BYTES: String(64 * 1024),
+        SLUICE_MAX_ENVELOPE_BYTES: String(1024 * 1024),
+      },
     });
     url = `${t.url}/api/${t.projectId}/envelope/?sentry_key=${t.publicKey}`;
   });
@@ -155,40 +202,76 @@ describe("ingest rejects bad input with a 4xx and stores nothing", () => {
   });
 
   it("rejects an item that declares more bytes than the envelope has", async () => {
-    await expectRejected(await post(`{}\n{"type":"event","length":500}\n{"message":"x"}\n`), 400, /declares 500 bytes/);
+    await expectRejected(
+      await post(`{}\n{"type":"event","length":500}\n{"message":"x"}\n`),
+      400,
+      /declares 500 bytes/,
+    );
   });
 
   it("rejects an item whose payload is longer than its length", async () => {
-    await expectRejected(await post(`{}\n{"type":"event","length":3}\n{"message":"x"}\n`), 400, /longer than its declared length/);
+    await expectRejected(
+      await post(`{}\n{"type":"event","length":3}\n{"message":"x"}\n`),
+      400,
+      /longer than its declared length/,
+    );
   });
 
   it("rejects a body that is not valid gzip", async () => {
-    await expectRejected(await post(Buffer.from("definitely not gzip"), { "Content-Encoding": "gzip" }), 400, /gzip/);
+    await expectRejected(
+      await post(Buffer.from("definitely not gzip"), { "Content-Encoding": "gzip" }),
+      400,
+      /gzip/,
+    );
   });
 
   it("answers 413 to a gzip bomb without inflating it all", async () => {
     const bomb = gzipSync(Buffer.alloc(64 * 1024 * 1024));
-    await expectRejected(await post(bomb, { "Content-Encoding": "gzip" }), 413, /larger than 1048576 bytes/);
+    await expectRejected(
+      await post(bomb, { "Content-Encoding": "gzip" }),
+      413,
+      /larger than 1048576 bytes/,
+    );
   });
 
   it("answers 413 to an event item over the event size limit, naming it", async () => {
     const big = JSON.stringify({ message: "x".repeat(70 * 1024) });
-    await expectRejected(await post(`{}\n{"type":"event"}\n${big}\n`), 413, /^event item is larger/);
+    await expectRejected(
+      await post(`{}\n{"type":"event"}\n${big}\n`),
+      413,
+      /^event item is larger/,
+    );
   });
 
   it("answers 413 to an oversize /store/ body", async () => {
     const store = `${t.url}/api/${t.projectId}/store/?sentry_key=${t.publicKey}`;
-    await expectRejected(await post(JSON.stringify({ message: "x".repeat(70 * 1024) }), {}, store), 413, /larger than/);
+    await expectRejected(
+      await post(JSON.stringify({ message: "x".repeat(70 * 1024) }), {}, store),
+      413,
+      /larger than/,
+    );
   });
 
   it("rejects an event that is not JSON, or nests too deep", async () => {
-    await expectRejected(await post(`{}\n{"type":"event"}\n{"message": nope}\n`), 400, /invalid JSON/);
+    await expectRejected(
+      await post(`{}\n{"type":"event"}\n{"message": nope}\n`),
+      400,
+      /invalid JSON/,
+    );
     const deep = `${"[".repeat(200)}${"]".repeat(200)}`;
-    await expectRejected(await post(`{}\n{"type":"event"}\n{"extra":${deep}}\n`), 400, /nesting deeper/);
+    await expectRejected(
+      await post(`{}\n{"type":"event"}\n{"extra":${deep}}\n`),
+      400,
+      /nesting deeper/,
+    );
   });
 
   it("rejects an invalid event id", async () => {
-    await expectRejected(await post(`{"event_id":"not-an-id"}\n{"type":"event"}\n{}\n`), 400, /event_id/);
+    await expectRejected(
+      await post(`{"event_id":"not-an-id"}\n{"type":"event"}\n{}\n`),
+      400,
+      /event_id/,
+    );
   });
 
   it("rejects an unknown key, a disabled key and a key of another project", async () => {
@@ -206,7 +289,10 @@ describe("ingest rejects bad input with a 4xx and stores nothing", () => {
   it("answers 403 once a key is disabled", async () => {
     const key = await findProjectKey(t.services.db.orm, t.publicKey);
     await setProjectKeyActive(t.services.db.orm, key?.id as number, false);
-    const fresh = await startTestSluice({ databaseUrl: t.config.databaseUrl as string, redis: false });
+    const fresh = await startTestSluice({
+      databaseUrl: t.config.databaseUrl as string,
+      redis: false,
+    });
     try {
       const target = `${fresh.url}/api/${t.projectId}/envelope/?sentry_key=${t.publicKey}`;
       await expectRejected(await post(`{}\n{"type":"event"}\n{}\n`, {}, target), 403, /disabled/);

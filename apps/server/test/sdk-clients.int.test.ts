@@ -47,14 +47,17 @@ describe("real @sentry/node SDK", () => {
   });
 
   it("groups captureMessage calls whose numbers differ", async () => {
-    const titles = [...(await issuesByTitle(t)).entries()].filter(([title]) => /^order \d+ failed$/.test(title));
+    const titles = [...(await issuesByTitle(t)).entries()].filter(([title]) =>
+      /^order \d+ failed$/.test(title),
+    );
     expect(titles).toHaveLength(1);
     expect(titles[0]?.[1][0]?.count).toBe("3");
   });
 
   it("lets a custom fingerprint win over the default grouping", async () => {
     const byTitle = await issuesByTitle(t);
-    const one = byTitle.get("Error: fingerprinted one") ?? byTitle.get("TypeError: fingerprinted two");
+    const one =
+      byTitle.get("Error: fingerprinted one") ?? byTitle.get("TypeError: fingerprinted two");
     expect(one).toHaveLength(1);
     expect(one?.[0]?.count).toBe("2");
   });
@@ -65,7 +68,9 @@ describe("real @sentry/node SDK", () => {
     expect(rows.rows[0].filename).toBe("note.txt");
     const blob = await t.services.blobs.get(rows.rows[0].blob_key);
     expect(blob?.toString()).toBe("hello attachment");
-    const event = await t.sql.query("SELECT 1 FROM events WHERE event_id = $1", [rows.rows[0].event_id]);
+    const event = await t.sql.query("SELECT 1 FROM events WHERE event_id = $1", [
+      rows.rows[0].event_id,
+    ]);
     expect(event.rowCount).toBe(1);
   });
 });
@@ -73,7 +78,8 @@ describe("real @sentry/node SDK", () => {
 describe("real sentry-python SDK (Debian python3-sentry-sdk)", () => {
   let t: TestSluice;
   beforeAll(async () => {
-    if (!existsSync(PYTHON)) throw new Error(`${PYTHON} is missing; .ci/run installs python3-sentry-sdk`);
+    if (!existsSync(PYTHON))
+      throw new Error(`${PYTHON} is missing; .ci/run installs python3-sentry-sdk`);
     t = await startTestSluice();
     await run(PYTHON, [`${clients}python_client.py`, t.dsn], { timeout: 30_000 });
     await waitFor(async () => (await countRows(t.sql, "issues")) >= 2, 20_000, "python issues");
@@ -91,7 +97,9 @@ describe("real sentry-python SDK (Debian python3-sentry-sdk)", () => {
   });
 
   it("groups messages by their parameterized text", async () => {
-    const titles = [...(await issuesByTitle(t)).keys()].filter((title) => title.startsWith("payment "));
+    const titles = [...(await issuesByTitle(t)).keys()].filter((title) =>
+      title.startsWith("payment "),
+    );
     expect(titles).toHaveLength(1);
   });
 });

@@ -1,5 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { countRows, createTestDatabase, deleteQueueKeys, startTestSluice, type TestSluice, waitFor } from "./harness.ts";
+import {
+  countRows,
+  createTestDatabase,
+  deleteQueueKeys,
+  startTestSluice,
+  type TestSluice,
+  waitFor,
+} from "./harness.ts";
 
 describe("the sweeper", () => {
   let database: Awaited<ReturnType<typeof createTestDatabase>>;
@@ -7,7 +14,11 @@ describe("the sweeper", () => {
   const prefix = `sluice-sweep-${Date.now()}`;
   beforeAll(async () => {
     database = await createTestDatabase();
-    ingest = await startTestSluice({ roles: "ingest,api", databaseUrl: database.url, queuePrefix: prefix });
+    ingest = await startTestSluice({
+      roles: "ingest,api",
+      databaseUrl: database.url,
+      queuePrefix: prefix,
+    });
   });
   afterAll(async () => {
     await ingest?.stop();
@@ -32,7 +43,11 @@ describe("the sweeper", () => {
       env: { SLUICE_SWEEP_INTERVAL_MS: "200", SLUICE_SWEEP_MIN_AGE_MS: "0" },
     });
     try {
-      await waitFor(async () => (await countRows(ingest.sql, "events", "processed_at IS NULL")) === 0, 20_000, "sweep");
+      await waitFor(
+        async () => (await countRows(ingest.sql, "events", "processed_at IS NULL")) === 0,
+        20_000,
+        "sweep",
+      );
       const issues = await ingest.sql.query("SELECT times_seen FROM issues");
       expect(issues.rows).toEqual([{ times_seen: "30" }]);
       expect(await countRows(ingest.sql, "events", "issue_id IS NULL")).toBe(0);

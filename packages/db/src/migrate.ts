@@ -1,7 +1,11 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type pg from "pg";
 import { type MigrationFile, readMigrationFiles } from "./migration-files.ts";
-import { releaseMigrationLock, renewMigrationLock, tryTakeMigrationLock } from "./migration-lock.ts";
+import {
+  releaseMigrationLock,
+  renewMigrationLock,
+  tryTakeMigrationLock,
+} from "./migration-lock.ts";
 
 export type MigrationLog = {
   info(fields: object, message: string): void;
@@ -111,7 +115,10 @@ export async function readMigrationState(
  * EditedMigrationError when an applied file changed, LostMigrationLockError
  * when the lease was lost mid-way, or the database error of a failed file.
  */
-export async function applyMigrations(pool: pg.Pool, options: MigrateOptions): Promise<MigrationState> {
+export async function applyMigrations(
+  pool: pg.Pool,
+  options: MigrateOptions,
+): Promise<MigrationState> {
   const files = options.files ?? readMigrationFiles();
   await ensureMigrationTables(pool);
   let backoffMs = 50;
@@ -172,7 +179,10 @@ async function applyFile(pool: pg.Pool, file: MigrationFile, options: MigrateOpt
       await client.query("ROLLBACK").catch(() => {});
       const code = (error as { code?: string }).code;
       if (code === "55P03" && attempt < options.lockRetries) {
-        options.log.warn({ migration: file.name, attempt }, "migration timed out waiting for a lock; retrying");
+        options.log.warn(
+          { migration: file.name, attempt },
+          "migration timed out waiting for a lock; retrying",
+        );
         await sleep(Math.min(100 * 2 ** attempt, 5000));
         continue;
       }

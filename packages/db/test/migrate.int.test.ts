@@ -1,6 +1,11 @@
 import pg from "pg";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { applyMigrations, EditedMigrationError, type MigrateOptions, readMigrationState } from "../src/migrate.ts";
+import {
+  applyMigrations,
+  EditedMigrationError,
+  type MigrateOptions,
+  readMigrationState,
+} from "../src/migrate.ts";
 import { readMigrationFiles } from "../src/migration-files.ts";
 import { readMigrationLock } from "../src/migration-lock.ts";
 import { createTestDatabase, silentLog, type TestDatabase } from "./test-database.ts";
@@ -31,10 +36,14 @@ describe("applyMigrations", () => {
   });
 
   it("applies each migration once when ten nodes start together", async () => {
-    const states = await Promise.all(Array.from({ length: 10 }, (_, i) => applyMigrations(pool(), options(`node-${i}`))));
+    const states = await Promise.all(
+      Array.from({ length: 10 }, (_, i) => applyMigrations(pool(), options(`node-${i}`))),
+    );
     const files = readMigrationFiles();
     for (const state of states) expect(state.pending).toEqual([]);
-    const applied = await pool().query("SELECT version, count(*)::int AS n FROM sluice_migrations GROUP BY version");
+    const applied = await pool().query(
+      "SELECT version, count(*)::int AS n FROM sluice_migrations GROUP BY version",
+    );
     expect(applied.rows).toEqual(files.map((f) => ({ version: f.version, n: 1 })));
     expect(await readMigrationLock(pool())).toBeNull();
   });
@@ -56,14 +65,20 @@ describe("applyMigrations", () => {
     const files = readMigrationFiles();
     await applyMigrations(p, options("a"));
     const edited = files.map((f, i) => (i === 0 ? { ...f, checksum: "0".repeat(64) } : f));
-    await expect(applyMigrations(p, { ...options("b"), files: edited })).rejects.toThrow(EditedMigrationError);
-    await expect(applyMigrations(p, { ...options("b"), files: edited })).rejects.toThrow(/0001_init\.sql was edited/);
+    await expect(applyMigrations(p, { ...options("b"), files: edited })).rejects.toThrow(
+      EditedMigrationError,
+    );
+    await expect(applyMigrations(p, { ...options("b"), files: edited })).rejects.toThrow(
+      /0001_init\.sql was edited/,
+    );
   });
 
   it("starts normally when the database is ahead of this release", async () => {
     const p = pool();
     await applyMigrations(p, options("new-release"));
-    await p.query("INSERT INTO sluice_migrations (version, name, checksum, duration_ms) VALUES (9999, '9999_future.sql', 'x', 1)");
+    await p.query(
+      "INSERT INTO sluice_migrations (version, name, checksum, duration_ms) VALUES (9999, '9999_future.sql', 'x', 1)",
+    );
     const state = await applyMigrations(p, options("old-release"));
     expect(state.ahead.map((m) => m.name)).toEqual(["9999_future.sql"]);
     expect((await readMigrationState(p)).pending).toEqual([]);

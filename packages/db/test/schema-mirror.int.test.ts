@@ -8,7 +8,9 @@ import { createTestDatabase, silentLog, type TestDatabase } from "./test-databas
 
 type Column = { type: string; nullable: boolean; hasDefault: boolean };
 
-const tables = Object.values(schema as Record<string, unknown>).filter((v): v is PgTable => is(v, PgTable));
+const tables = Object.values(schema as Record<string, unknown>).filter((v): v is PgTable =>
+  is(v, PgTable),
+);
 
 function normalizeType(sqlType: string): string {
   return sqlType
@@ -23,7 +25,14 @@ describe("the drizzle schema mirrors migrations/*.sql", () => {
   beforeAll(async () => {
     db = await createTestDatabase();
     pool = new pg.Pool({ connectionString: db.url });
-    await applyMigrations(pool, { holder: "test", leaseMs: 10_000, lockTimeoutMs: 5_000, statementTimeoutMs: 60_000, lockRetries: 3, log: silentLog });
+    await applyMigrations(pool, {
+      holder: "test",
+      leaseMs: 10_000,
+      lockTimeoutMs: 5_000,
+      statementTimeoutMs: 60_000,
+      lockRetries: 3,
+      log: silentLog,
+    });
   });
   afterAll(async () => {
     await pool?.end();
@@ -57,7 +66,9 @@ describe("the drizzle schema mirrors migrations/*.sql", () => {
           config.columns.map((c) => [
             c.name,
             {
-              type: normalizeType(c.getSQLType().replace("timestamp with time zone", "timestamptz")),
+              type: normalizeType(
+                c.getSQLType().replace("timestamp with time zone", "timestamptz"),
+              ),
               nullable: !c.notNull,
               hasDefault: c.hasDefault || c.generatedIdentity !== undefined,
             },
@@ -66,7 +77,9 @@ describe("the drizzle schema mirrors migrations/*.sql", () => {
       );
     }
     const asObject = (m: Map<string, Map<string, Column>>) =>
-      Object.fromEntries([...m].sort().map(([t, cols]) => [t, Object.fromEntries([...cols].sort())]));
+      Object.fromEntries(
+        [...m].sort().map(([t, cols]) => [t, Object.fromEntries([...cols].sort())]),
+      );
     expect(asObject(drizzle)).toEqual(asObject(database));
   });
 });

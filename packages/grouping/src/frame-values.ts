@@ -3,7 +3,13 @@ import type { Frame } from "@sluice/protocol";
 const JS_PLATFORMS = new Set(["javascript", "node"]);
 const CONTEXT_LINE_PLATFORMS = new Set(["javascript", "node", "python", "php", "ruby"]);
 const JS_IGNORED_PATHS = new Set(["[native code]", "native code", "eval code", "<anonymous>"]);
-const JS_ANONYMOUS = new Set(["?", "<anonymous function>", "<anonymous>", "Anonymous function", ""]);
+const JS_ANONYMOUS = new Set([
+  "?",
+  "<anonymous function>",
+  "<anonymous>",
+  "Anonymous function",
+  "",
+]);
 /** all-platforms@2023-01-11 enhancement rules that mark node internals `-group`. */
 const NEVER_GROUPED_FUNCTIONS = new Set(["runMicrotasks", "processTicksAndRejections"]);
 const MAX_CONTEXT_LINE = 120;

@@ -36,7 +36,9 @@ export function hashEvent(event: NormalizedEvent): GroupHash[] {
   }
   const hashes: GroupHash[] = [];
   for (const [variant, values] of variants) {
-    const salted = fingerprint.flatMap((e) => (isDefault(e) ? values : [resolveVariable(e, event)]));
+    const salted = fingerprint.flatMap((e) =>
+      isDefault(e) ? values : [resolveVariable(e, event)],
+    );
     const hash = md5(salted);
     if (!hashes.some((h) => h.hash === hash)) hashes.push({ variant, hash });
   }
@@ -180,7 +182,9 @@ function resolveVariable(entry: string, event: NormalizedEvent): string {
     default:
       if (name.startsWith("tags.")) {
         const tag = name.slice(5);
-        return event.tags.find(([k]) => k.toLowerCase() === tag)?.[1] ?? `<no-value-for-tag-${tag}>`;
+        return (
+          event.tags.find(([k]) => k.toLowerCase() === tag)?.[1] ?? `<no-value-for-tag-${tag}>`
+        );
       }
       return entry;
   }

@@ -62,8 +62,7 @@ function crashFrame(frames: Frame[]): Frame | undefined {
 }
 
 function culpritFromFrames(event: NormalizedEvent): string {
-  const frames =
-    event.exceptions.at(-1)?.stacktrace?.frames ?? event.stacktrace?.frames ?? [];
+  const frames = event.exceptions.at(-1)?.stacktrace?.frames ?? event.stacktrace?.frames ?? [];
   const frame = crashFrame(frames);
   if (!frame) return "";
   const where = frame.module ?? frame.filename ?? frame.abs_path ?? "?";

@@ -15,7 +15,6 @@ export function parameterizeMessage(message: string): string {
     const named = groups.at(-1) as Record<string, string | undefined>;
     for (const [name, value] of Object.entries(named)) {
       if (value === undefined) continue;
-      if (name === "quoted_str" || name === "bool") return `=<${name}>`;
       return `<${name}>`;
     }
     return match;
@@ -26,7 +25,10 @@ const PARTS: [string, string][] = [
   ["email", String.raw`[a-zA-Z0-9.!#$%&'*+/=?^_\x60{|}~-]+@[a-zA-Z0-9-]+(?:\.[a-zA-Z0-9-]+)+`],
   ["url", String.raw`\b(?:https?|ftp|wss?):\/\/[^\s/$.?#].[^\s'"]*`],
   ["ip", String.raw`\b(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)\b`],
-  ["uuid", String.raw`\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b`],
+  [
+    "uuid",
+    String.raw`\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b`,
+  ],
   ["sha1", String.raw`\b[0-9a-fA-F]{40}\b`],
   ["md5", String.raw`\b[0-9a-fA-F]{32}\b`],
   [
@@ -37,7 +39,7 @@ const PARTS: [string, string][] = [
   ["hex", String.raw`\b0[xX][0-9a-fA-F]+\b|\b[0-9a-fA-F]{8,128}\b`],
   ["float", String.raw`-?\b\d+\.\d+\b`],
   ["int", String.raw`-?\b\d{1,7}\b`],
-  ["quoted_str", String.raw`(?<==)(?:"[^"]*"|'[^']*')`],
+  ["quoted_str", `(?<==)(?:"[^"]*"|'[^']*')`],
   ["bool", String.raw`(?<==)(?:true|false)\b`],
 ];
 

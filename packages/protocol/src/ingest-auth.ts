@@ -41,7 +41,8 @@ export function extractIngestAuth(sources: AuthSources): IngestAuthResult {
   if (Object.keys(fromQuery).length > 0) found.push(fromQuery);
 
   if (found.length === 0) return { ok: false, status: null };
-  if (found.length > 1) return { ok: false, status: 401, detail: "multiple authorization payloads" };
+  if (found.length > 1)
+    return { ok: false, status: 401, detail: "multiple authorization payloads" };
   return authFromPairs(found[0] as Record<string, string>, sources.header("user-agent"));
 }
 
@@ -52,10 +53,15 @@ export function authFromPairs(
 ): IngestAuthResult {
   const publicKey = pairs.sentry_key?.split(".")[0]?.trim();
   if (!publicKey) return { ok: false, status: 401, detail: "missing sentry_key" };
-  const version = pairs.sentry_version === undefined ? 7 : Number.parseInt(pairs.sentry_version, 10);
-  if (!Number.isFinite(version)) return { ok: false, status: 400, detail: "invalid sentry_version" };
+  const version =
+    pairs.sentry_version === undefined ? 7 : Number.parseInt(pairs.sentry_version, 10);
+  if (!Number.isFinite(version))
+    return { ok: false, status: 400, detail: "invalid sentry_version" };
   if (version > 7) return { ok: false, status: 400, detail: "unsupported protocol version" };
-  return { ok: true, auth: { publicKey, version, client: pairs.sentry_client ?? userAgent ?? null } };
+  return {
+    ok: true,
+    auth: { publicKey, version, client: pairs.sentry_client ?? userAgent ?? null },
+  };
 }
 
 function parseSentryAuthHeader(value: string): Record<string, string> | null {

@@ -160,7 +160,9 @@ export function normalizeEvent(
     breadcrumbs: listOf(raw.breadcrumbs).filter(isObject) as Record<string, unknown>[],
     extra: isObject(raw.extra) ? (raw.extra as Record<string, unknown>) : {},
     sdk: isObject(raw.sdk) ? (raw.sdk as Record<string, unknown>) : null,
-    errors: Array.isArray(raw.errors) ? (raw.errors.filter(isObject) as Record<string, unknown>[]) : [],
+    errors: Array.isArray(raw.errors)
+      ? (raw.errors.filter(isObject) as Record<string, unknown>[])
+      : [],
     raw,
   };
 }
@@ -208,7 +210,9 @@ function logentryOf(raw: Record<string, unknown>): LogEntry | null {
 
 function tagsOf(value: unknown): [string, string][] {
   const pairs: [unknown, unknown][] = Array.isArray(value)
-    ? value.filter((p): p is unknown[] => Array.isArray(p) && p.length === 2).map((p) => [p[0], p[1]])
+    ? value
+        .filter((p): p is unknown[] => Array.isArray(p) && p.length === 2)
+        .map((p) => [p[0], p[1]])
     : isObject(value)
       ? Object.entries(value)
       : [];

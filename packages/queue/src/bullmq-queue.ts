@@ -1,7 +1,12 @@
 import { Queue, UnrecoverableError, Worker } from "bullmq";
 import { Redis } from "ioredis";
 import type { EventProcessHandler, JobQueue, JobWorker } from "./job-queue.ts";
-import { EVENT_PROCESS, type EventProcessPayload, eventProcessJobId, eventProcessPayload } from "./jobs.ts";
+import {
+  EVENT_PROCESS,
+  type EventProcessPayload,
+  eventProcessJobId,
+  eventProcessPayload,
+} from "./jobs.ts";
 
 export type BullmqQueueOptions = {
   redisUrl: string;
@@ -60,7 +65,8 @@ export function createBullmqQueue(options: BullmqQueueOptions): JobQueue {
         QUEUE_NAME,
         async (job) => {
           const parsed = eventProcessPayload.safeParse(job.data);
-          if (!parsed.success) throw new UnrecoverableError(`bad ${job.name} payload: ${parsed.error.message}`);
+          if (!parsed.success)
+            throw new UnrecoverableError(`bad ${job.name} payload: ${parsed.error.message}`);
           await handler(parsed.data);
         },
         { connection, prefix: options.prefix, concurrency },

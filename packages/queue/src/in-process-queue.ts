@@ -45,11 +45,14 @@ export function createInProcessQueue(onError: (error: Error, context: string) =>
         onError(error as Error, `event.process ${id} failed ${entry.attempts} times`);
         return;
       }
-      const timer = setTimeout(() => {
-        timers.delete(timer);
-        waiting.push(entry);
-        pump();
-      }, BACKOFF_MS * 2 ** (entry.attempts - 1));
+      const timer = setTimeout(
+        () => {
+          timers.delete(timer);
+          waiting.push(entry);
+          pump();
+        },
+        BACKOFF_MS * 2 ** (entry.attempts - 1),
+      );
       timers.add(timer);
     }
   };

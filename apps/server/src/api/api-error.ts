@@ -14,7 +14,11 @@ export class ApiError extends Error {
 export const notFound = (what: string) => new ApiError(404, `${what} not found`);
 
 /** Maps any error of an API route to its answer; unexpected ones are logged and answered 500. */
-export function apiErrorResponse(c: Context, error: unknown, log: (error: unknown) => void): Response {
+export function apiErrorResponse(
+  c: Context,
+  error: unknown,
+  log: (error: unknown) => void,
+): Response {
   if (error instanceof ApiError) return c.json({ detail: error.detail }, error.status);
   log(error);
   return c.json({ detail: "internal error" }, 500);

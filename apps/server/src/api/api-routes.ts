@@ -15,7 +15,9 @@ import { registerOrganizationRoutes } from "./organization-routes.ts";
 export function createApiRoutes(services: Services): Hono<ApiEnv> {
   const api = new Hono<ApiEnv>({ strict: false });
   api.onError((error, c) =>
-    apiErrorResponse(c, error, (e) => services.log.error({ err: e, path: c.req.path }, "api request failed")),
+    apiErrorResponse(c, error, (e) =>
+      services.log.error({ err: e, path: c.req.path }, "api request failed"),
+    ),
   );
   api.notFound((c) => c.json({ detail: "not found" }, 404));
   api.use("*", async (c, next) => {

@@ -9,14 +9,22 @@ import { serializeEvent } from "./serializers.ts";
 
 /** One event of a project, as Sentry's detail JSON or as stored (`/json/`). */
 export function registerEventRoutes(api: Hono<ApiEnv>): void {
-  api.get("/api/0/projects/:org/:project/events/:eventId", requireScope("event:read"), async (c) => {
-    const row = await eventParam(c);
-    return c.json(serializeEvent(row));
-  });
-  api.get("/api/0/projects/:org/:project/events/:eventId/json", requireScope("event:read"), async (c) => {
-    const row = await eventParam(c);
-    return c.json({ ...row.payload, event_id: row.eventId.replaceAll("-", "") });
-  });
+  api.get(
+    "/api/0/projects/:org/:project/events/:eventId",
+    requireScope("event:read"),
+    async (c) => {
+      const row = await eventParam(c);
+      return c.json(serializeEvent(row));
+    },
+  );
+  api.get(
+    "/api/0/projects/:org/:project/events/:eventId/json",
+    requireScope("event:read"),
+    async (c) => {
+      const row = await eventParam(c);
+      return c.json({ ...row.payload, event_id: row.eventId.replaceAll("-", "") });
+    },
+  );
 }
 
 async function eventParam(c: Context<ApiEnv>) {

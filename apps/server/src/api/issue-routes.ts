@@ -25,7 +25,10 @@ const issueUpdate = z.object({
  * the legacy alias) and free text matched against titles. Without a `query`
  * parameter Sentry shows unresolved issues; an empty one shows all.
  */
-export function parseIssueQuery(query: string | undefined): { status: IssueStatus | null; text: string | null } {
+export function parseIssueQuery(query: string | undefined): {
+  status: IssueStatus | null;
+  text: string | null;
+} {
   if (query === undefined) return { status: "unresolved", text: null };
   let status: IssueStatus | null = null;
   const words: string[] = [];
@@ -45,38 +48,67 @@ export function registerIssueRoutes(api: Hono<ApiEnv>): void {
     const project = await projectParam(c);
     const page = readPage(c);
     const { status, text } = parseIssueQuery(c.req.query("query"));
-    const rows = await listIssues(db.orm, { projectIds: [project.id], status, text }, page.limit + 1, page.offset);
+    const rows = await listIssues(
+      db.orm,
+      { projectIds: [project.id], status, text },
+      page.limit + 1,
+      page.offset,
+    );
     setLinkHeader(c, page, rows.length, config.publicUrl);
     return c.json(
-      rows.slice(0, page.limit).map((i) => serializeIssue(i, project, project.organizationSlug, config.publicUrl)),
+      rows
+        .slice(0, page.limit)
+        .map((i) => serializeIssue(i, project, project.organizationSlug, config.publicUrl)),
     );
   });
 
   for (const prefix of ["/api/0/issues/:issueId", "/api/0/organizations/:org/issues/:issueId"]) {
     api.get(prefix, requireScope("event:read"), async (c) => {
       const { issue, project } = await issueParam(c);
-      return c.json(serializeIssue(issue, project, project.organizationSlug, c.get("services").config.publicUrl));
+      return c.json(
+        serializeIssue(
+          issue,
+          project,
+          project.organizationSlug,
+          c.get("services").config.publicUrl,
+        ),
+      );
     });
 
     api.put(prefix, requireScope("event:write"), async (c) => {
       const { project, issue } = await issueParam(c);
       const body = issueUpdate.safeParse(await c.req.json().catch(() => null));
-      if (!body.success) throw new ApiError(400, "status must be one of resolved, unresolved, ignored");
+      if (!body.success)
+        throw new ApiError(400, "status must be one of resolved, unresolved, ignored");
       const status = STATUS_ALIASES[body.data.status] as IssueStatus;
       const updated = await setIssueStatus(c.get("services").db.orm, issue.id, status);
       if (!updated) throw notFound("issue");
-      return c.json(serializeIssue(updated, project, project.organizationSlug, c.get("services").config.publicUrl));
+      return c.json(
+        serializeIssue(
+          updated,
+          project,
+          project.organizationSlug,
+          c.get("services").config.publicUrl,
+        ),
+      );
     });
 
     api.get(`${prefix}/events`, requireScope("event:read"), async (c) => {
       const { issue } = await issueParam(c);
       const page = readPage(c);
-      const rows = await listIssueEvents(c.get("services").db.orm, issue.id, page.limit + 1, page.offset);
+      const rows = await listIssueEvents(
+        c.get("services").db.orm,
+        issue.id,
+        page.limit + 1,
+        page.offset,
+      );
       setLinkHeader(c, page, rows.length, c.get("services").config.publicUrl);
       return c.json(rows.slice(0, page.limit).map(serializeEvent));
     });
 
-    api.get(`${prefix}/events/:which{latest|oldest}`, requireScope("event:read"), (c) => oneIssueEvent(c));
+    api.get(`${prefix}/events/:which{latest|oldest}`, requireScope("event:read"), (c) =>
+      oneIssueEvent(c),
+    );
   }
 }
 

@@ -12,7 +12,11 @@ export async function organizationParam(c: Context<ApiEnv>) {
 
 /** Resolves `:org/:project` or throws 404. */
 export async function projectParam(c: Context<ApiEnv>) {
-  const project = await findProject(c.get("services").db.orm, c.req.param("org") ?? "", c.req.param("project") ?? "");
+  const project = await findProject(
+    c.get("services").db.orm,
+    c.req.param("org") ?? "",
+    c.req.param("project") ?? "",
+  );
   if (!project) throw notFound("project");
   return project;
 }
@@ -25,6 +29,7 @@ export async function issueParam(c: Context<ApiEnv>) {
   if (!issue) throw notFound("issue");
   const project = await findProjectById(orm, issue.projectId);
   const orgSlug = c.req.param("org");
-  if (!project || (orgSlug !== undefined && project.organizationSlug !== orgSlug)) throw notFound("issue");
+  if (!project || (orgSlug !== undefined && project.organizationSlug !== orgSlug))
+    throw notFound("issue");
   return { issue, project };
 }

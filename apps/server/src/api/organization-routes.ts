@@ -2,9 +2,9 @@ import { listOrganizations, listProjectKeys, listProjects } from "@sluice/db";
 import { formatDsn } from "@sluice/protocol";
 import type { Hono } from "hono";
 import type { ApiEnv } from "./api-env.ts";
-import { requireScope } from "./require-scope.ts";
 import { organizationParam, projectParam } from "./lookups.ts";
 import { readPage, setLinkHeader } from "./pagination.ts";
+import { requireScope } from "./require-scope.ts";
 import { serializeOrganization, serializeProject } from "./serializers.ts";
 
 /** Organizations, their projects and the projects' DSN keys. */

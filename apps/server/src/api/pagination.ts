@@ -14,7 +14,8 @@ const MAX_PER_PAGE = 100;
 export function readPage(c: Context): Page {
   const perPage = c.req.query("per_page") ?? c.req.query("limit");
   const limit = perPage === undefined ? DEFAULT_PER_PAGE : Number.parseInt(perPage, 10);
-  if (!Number.isInteger(limit) || limit < 1) throw new ApiError(400, "per_page must be a positive integer");
+  if (!Number.isInteger(limit) || limit < 1)
+    throw new ApiError(400, "per_page must be a positive integer");
   const cursor = c.req.query("cursor");
   let offset = 0;
   if (cursor) {
@@ -31,7 +32,12 @@ export function readPage(c: Context): Page {
  * sentry-cli src/api/pagination.rs follows `next` while `results="true"`).
  * Pass one row more than the page holds to tell whether a next page exists.
  */
-export function setLinkHeader(c: Context, page: Page, fetchedRows: number, publicUrl: string): void {
+export function setLinkHeader(
+  c: Context,
+  page: Page,
+  fetchedRows: number,
+  publicUrl: string,
+): void {
   const hasNext = fetchedRows > page.limit;
   const hasPrevious = page.offset > 0;
   const url = new URL(c.req.url);

@@ -6,7 +6,10 @@ import { ApiError } from "./api-error.ts";
 export function requireScope(scope: string): MiddlewareHandler<ApiEnv> {
   return async (c, next) => {
     if (!c.get("token").scopes.includes(scope)) {
-      throw new ApiError(403, `You do not have permission to perform this action (needs ${scope}).`);
+      throw new ApiError(
+        403,
+        `You do not have permission to perform this action (needs ${scope}).`,
+      );
     }
     await next();
   };

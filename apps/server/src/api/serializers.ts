@@ -84,7 +84,12 @@ export const issueJson = z.object({
   substatus: z.string().nullable(),
   isPublic: z.boolean(),
   platform: z.string(),
-  project: z.object({ id: z.string(), name: z.string(), slug: z.string(), platform: z.string().nullable() }),
+  project: z.object({
+    id: z.string(),
+    name: z.string(),
+    slug: z.string(),
+    platform: z.string().nullable(),
+  }),
   type: z.string(),
   issueType: z.string(),
   issueCategory: z.string(),
@@ -124,7 +129,12 @@ export function serializeIssue(issue: Issue, project: Project, orgSlug: string, 
     substatus: substatus[status] ?? null,
     isPublic: false,
     platform: issue.platform,
-    project: { id: String(project.id), name: project.name, slug: project.slug, platform: project.platform },
+    project: {
+      id: String(project.id),
+      name: project.name,
+      slug: project.slug,
+      platform: project.platform,
+    },
     type: issue.type,
     issueType: issue.type === "error" ? "error" : "default",
     issueCategory: "error",
@@ -197,7 +207,8 @@ export function serializeEvent(row: StoredEventRow) {
   if (event.stacktrace) entries.push({ type: "stacktrace", data: event.stacktrace });
   if (event.threads.length > 0) entries.push({ type: "threads", data: { values: event.threads } });
   if (event.logentry) entries.push({ type: "message", data: event.logentry });
-  if (event.breadcrumbs.length > 0) entries.push({ type: "breadcrumbs", data: { values: event.breadcrumbs } });
+  if (event.breadcrumbs.length > 0)
+    entries.push({ type: "breadcrumbs", data: { values: event.breadcrumbs } });
   if (event.request) entries.push({ type: "request", data: event.request });
   const eventId = event.eventId;
   return eventJson.parse({

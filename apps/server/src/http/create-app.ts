@@ -25,11 +25,16 @@ export function createApp(services: Services, health: HealthState): Hono {
   app.get("/readyz", async (c) => {
     const checks = await readinessChecks(services);
     const ready = !health.draining && checks.postgres && checks.queue;
-    return c.json({ status: ready ? "ready" : "not ready", draining: health.draining, ...checks }, ready ? 200 : 503);
+    return c.json(
+      { status: ready ? "ready" : "not ready", draining: health.draining, ...checks },
+      ready ? 200 : 503,
+    );
   });
   app.get("/metrics", async (c) => {
     metrics.queueDepth.set(await services.queue.depth().catch(() => -1));
-    return c.text(await metrics.registry.metrics(), 200, { "Content-Type": metrics.registry.contentType });
+    return c.text(await metrics.registry.metrics(), 200, {
+      "Content-Type": metrics.registry.contentType,
+    });
   });
   return app;
 }
@@ -38,9 +43,15 @@ const CHECK_TIMEOUT_MS = 2_000;
 
 async function readinessChecks(services: Services) {
   const within = <T>(work: Promise<T>, fallback: T) =>
-    Promise.race([work.catch(() => fallback), new Promise<T>((r) => setTimeout(() => r(fallback), CHECK_TIMEOUT_MS))]);
+    Promise.race([
+      work.catch(() => fallback),
+      new Promise<T>((r) => setTimeout(() => r(fallback), CHECK_TIMEOUT_MS)),
+    ]);
   const [postgres, queue] = await Promise.all([
-    within(services.db.pool.query("SELECT 1").then(() => true), false),
+    within(
+      services.db.pool.query("SELECT 1").then(() => true),
+      false,
+    ),
     within(services.queue.ping(), false),
   ]);
   return { postgres, queue };

@@ -96,7 +96,8 @@ export class GroupCommitter {
     } catch (error) {
       const code = String((error as { code?: string }).code ?? "");
       if (!DATA_ERROR_CLASSES.has(code.slice(0, 2))) {
-        for (const p of batch) p.resolve({ ok: false, kind: "unavailable", detail: "storage unavailable" });
+        for (const p of batch)
+          p.resolve({ ok: false, kind: "unavailable", detail: "storage unavailable" });
         return;
       }
       if (batch.length === 1) {

@@ -37,7 +37,8 @@ export function registerIngestRoutes(app: Hono, deps: IngestDeps): void {
   for (const path of corsPaths) {
     app.use(path, async (c, next) => {
       await next();
-      for (const [name, value] of Object.entries(INGEST_CORS_HEADERS)) c.res.headers.set(name, value);
+      for (const [name, value] of Object.entries(INGEST_CORS_HEADERS))
+        c.res.headers.set(name, value);
     });
     app.options(path, (c) => c.body(null, 200));
   }
@@ -71,12 +72,20 @@ function requestAuth(c: Context): IngestAuthResult {
 
 type KeyCheck = { ok: true; key: KnownKey } | { ok: false; status: 401 | 403; detail: string };
 
-async function checkKey(deps: IngestDeps, auth: IngestAuth, pathProjectId: number | null): Promise<KeyCheck> {
+async function checkKey(
+  deps: IngestDeps,
+  auth: IngestAuth,
+  pathProjectId: number | null,
+): Promise<KeyCheck> {
   const key = await deps.keys.lookup(auth.publicKey);
   if (!key) return { ok: false, status: 401, detail: "unknown DSN key" };
   if (!key.isActive) return { ok: false, status: 403, detail: "DSN key is disabled" };
   if (pathProjectId !== null && key.projectId !== pathProjectId) {
-    return { ok: false, status: 403, detail: `DSN key does not belong to project ${pathProjectId}` };
+    return {
+      ok: false,
+      status: 403,
+      detail: `DSN key does not belong to project ${pathProjectId}`,
+    };
   }
   return { ok: true, key };
 }
@@ -107,14 +116,21 @@ async function handleEnvelope(c: Context, deps: IngestDeps, preRead?: Buffer): P
   const { limits } = deps.services.config;
   let body = preRead;
   if (!body) {
-    const read = await readBody(c.req.raw.body, c.req.header("content-encoding"), limits.maxEnvelopeBytes);
+    const read = await readBody(
+      c.req.raw.body,
+      c.req.header("content-encoding"),
+      limits.maxEnvelopeBytes,
+    );
     if (!read.ok) return reject(c, deps, read.status, read.detail);
     body = read.body;
   }
   const parsed = parseEnvelope(body);
   if (!parsed.ok) return reject(c, deps, 400, parsed.detail);
   if (!key) {
-    const dsn = typeof parsed.envelope.headers.dsn === "string" ? parseDsn(parsed.envelope.headers.dsn) : null;
+    const dsn =
+      typeof parsed.envelope.headers.dsn === "string"
+        ? parseDsn(parsed.envelope.headers.dsn)
+        : null;
     if (!dsn) return reject(c, deps, 401, "missing authorization information");
     const fromDsn = authFromPairs({ sentry_key: dsn.publicKey }, undefined);
     if (!fromDsn.ok) return reject(c, deps, 401, "invalid dsn in envelope header");
@@ -136,7 +152,13 @@ async function handleStore(c: Context, deps: IngestDeps): Promise<Response> {
   const receivedAt = new Date();
   const pathProjectId = c.req.param("projectId") ? Number(c.req.param("projectId")) : null;
   const auth = requestAuth(c);
-  if (!auth.ok) return reject(c, deps, auth.status ?? 401, auth.status ? auth.detail : "missing authorization information");
+  if (!auth.ok)
+    return reject(
+      c,
+      deps,
+      auth.status ?? 401,
+      auth.status ? auth.detail : "missing authorization information",
+    );
   const check = await checkKey(deps, auth.auth, pathProjectId);
   if (!check.ok) return reject(c, deps, check.status, check.detail);
   const isEnvelope = c.req.header("content-type")?.startsWith("application/x-sentry-envelope");
@@ -162,16 +184,25 @@ async function handleStore(c: Context, deps: IngestDeps): Promise<Response> {
   const writes: IngestBatch = {
     events: isTransaction ? [] : [parsed.row],
     attachments: [],
-    outcomes: [{ projectId: ctx.projectId, hour, outcome: "accepted", category, reason: "", quantity: 1 }],
+    outcomes: [
+      { projectId: ctx.projectId, hour, outcome: "accepted", category, reason: "", quantity: 1 },
+    ],
   };
   const failure = await commit(c, deps, writes);
   if (failure) return failure;
-  deps.services.metrics.ingestItems.inc({ item_type: isTransaction ? "transaction" : "event", outcome: "accepted" });
+  deps.services.metrics.ingestItems.inc({
+    item_type: isTransaction ? "transaction" : "event",
+    outcome: "accepted",
+  });
   return c.json({ id: parsed.row.eventId });
 }
 
 async function commit(c: Context, deps: IngestDeps, writes: IngestBatch): Promise<Response | null> {
-  if (writes.events.length === 0 && writes.attachments.length === 0 && writes.outcomes.length === 0) {
+  if (
+    writes.events.length === 0 &&
+    writes.attachments.length === 0 &&
+    writes.outcomes.length === 0
+  ) {
     return null;
   }
   const result = await deps.committer.submit(writes);

@@ -48,7 +48,8 @@ export async function prepareEnvelopeWrites(
   let headerEventId: string | null = null;
   if (envelope.headers.event_id !== undefined && envelope.headers.event_id !== null) {
     headerEventId = normalizeEventId(envelope.headers.event_id);
-    if (!headerEventId) return { ok: false, status: 400, detail: "invalid event_id in envelope header" };
+    if (!headerEventId)
+      return { ok: false, status: 400, detail: "invalid event_id in envelope header" };
   }
 
   const events: EventRow[] = [];
@@ -62,7 +63,8 @@ export async function prepareEnvelopeWrites(
       continue;
     }
     const parsed = parseEventItem(item.payload, headerEventId, envelope.headers.sent_at, ctx);
-    if (!parsed.ok) return { ok: false, status: 400, detail: `invalid event item: ${parsed.detail}` };
+    if (!parsed.ok)
+      return { ok: false, status: 400, detail: `invalid event item: ${parsed.detail}` };
     events.push(parsed.row);
     counts.add("accepted", "error", "", 1);
     itemOutcomes.push(["event", "accepted"]);
@@ -95,7 +97,12 @@ export async function prepareEnvelopeWrites(
     }
     itemOutcomes.push([type, "accepted"]);
   }
-  return { ok: true, writes: { events, attachments, outcomes: counts.rows() }, eventId, itemOutcomes };
+  return {
+    ok: true,
+    writes: { events, attachments, outcomes: counts.rows() },
+    eventId,
+    itemOutcomes,
+  };
 }
 
 /**
@@ -121,7 +128,12 @@ export function parseEventItem(
       eventId = newEventId();
     }
   }
-  const { timestamp } = resolveEventTime(json.value.timestamp, sentAt, ctx.receivedAt, ctx.maxEventAgeMs);
+  const { timestamp } = resolveEventTime(
+    json.value.timestamp,
+    sentAt,
+    ctx.receivedAt,
+    ctx.maxEventAgeMs,
+  );
   return {
     ok: true,
     type: json.value.type,
@@ -162,11 +174,16 @@ function checkLimits(items: EnvelopeItem[], limits: Limits): string | null {
   if (attachmentBytes > limits.maxAttachmentsBytes) {
     return `attachment items are larger than ${limits.maxAttachmentsBytes} bytes together`;
   }
-  if (sessionCount > limits.maxSessionCount) return `more than ${limits.maxSessionCount} session items`;
+  if (sessionCount > limits.maxSessionCount)
+    return `more than ${limits.maxSessionCount} session items`;
   return null;
 }
 
-async function storeAttachment(item: EnvelopeItem, eventId: string, ctx: IngestContext): Promise<AttachmentRow> {
+async function storeAttachment(
+  item: EnvelopeItem,
+  eventId: string,
+  ctx: IngestContext,
+): Promise<AttachmentRow> {
   const { key, sha1 } = await ctx.blobs.put(`attachments/${ctx.projectId}`, item.payload);
   const filename = typeof item.headers.filename === "string" ? item.headers.filename : "attachment";
   return {
@@ -193,7 +210,10 @@ function countClientReport(payload: Buffer, counts: OutcomeCounter) {
   for (const entry of discarded.slice(0, 100)) {
     const { reason, category, quantity } = (entry ?? {}) as Record<string, unknown>;
     if (typeof reason !== "string" || typeof category !== "string") continue;
-    const n = typeof quantity === "number" && Number.isFinite(quantity) ? Math.max(0, Math.floor(quantity)) : 0;
+    const n =
+      typeof quantity === "number" && Number.isFinite(quantity)
+        ? Math.max(0, Math.floor(quantity))
+        : 0;
     if (n > 0) counts.add("client_discard", category.slice(0, 64), reason.slice(0, 64), n);
   }
 }
@@ -214,7 +234,15 @@ class OutcomeCounter {
     const key = `${outcome}\u0000${category}\u0000${reason}`;
     const row = this.counts.get(key);
     if (row) row.quantity += quantity;
-    else this.counts.set(key, { projectId: this.projectId, hour: this.hour, outcome, category, reason, quantity });
+    else
+      this.counts.set(key, {
+        projectId: this.projectId,
+        hour: this.hour,
+        outcome,
+        category,
+        reason,
+        quantity,
+      });
   }
 
   rows(): OutcomeRow[] {

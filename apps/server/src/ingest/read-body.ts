@@ -5,7 +5,10 @@ export type BodyResult =
   | { ok: true; body: Buffer }
   | { ok: false; status: 400 | 413 | 415; detail: string };
 
-const decoders: Record<string, (input: Buffer, options: { maxOutputLength: number }) => Promise<Buffer>> = {
+const decoders: Record<
+  string,
+  (input: Buffer, options: { maxOutputLength: number }) => Promise<Buffer>
+> = {
   gzip: promisify(gunzip),
   "x-gzip": promisify(gunzip),
   deflate: promisify(inflate),
@@ -42,7 +45,11 @@ export async function readBody(
   const raw = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, received);
   const encoding = contentEncoding?.trim().toLowerCase() ?? "identity";
   if (encoding === "zstd") {
-    return { ok: false, status: 415, detail: "Content-Encoding zstd is not supported; use gzip or br" };
+    return {
+      ok: false,
+      status: 415,
+      detail: "Content-Encoding zstd is not supported; use gzip or br",
+    };
   }
   const decode = decoders[encoding];
   if (!decode) return { ok: true, body: raw };
@@ -50,7 +57,11 @@ export async function readBody(
     return { ok: true, body: await decode(raw, { maxOutputLength: maxBytes }) };
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === "ERR_BUFFER_TOO_LARGE") {
-      return { ok: false, status: 413, detail: `decompressed body is larger than ${maxBytes} bytes` };
+      return {
+        ok: false,
+        status: 413,
+        detail: `decompressed body is larger than ${maxBytes} bytes`,
+      };
     }
     if (encoding === "deflate") {
       const raw2 = await inflateRawAsync(raw, { maxOutputLength: maxBytes }).catch((e: Error) => e);
@@ -72,7 +83,11 @@ export async function decodeLegacyStoreBody(body: Buffer, maxBytes: number): Pro
     return { ok: true, body: await promisify(inflate)(compressed, { maxOutputLength: maxBytes }) };
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === "ERR_BUFFER_TOO_LARGE") {
-      return { ok: false, status: 413, detail: `decompressed body is larger than ${maxBytes} bytes` };
+      return {
+        ok: false,
+        status: 413,
+        detail: `decompressed body is larger than ${maxBytes} bytes`,
+      };
     }
     return { ok: false, status: 400, detail: "store body is neither JSON nor base64 zlib data" };
   }

@@ -30,12 +30,17 @@ export function startSweeper(services: Services): Loop {
   const { config, db, queue, log, metrics, instanceId } = services;
   return every(config.sweeper.intervalMs, async () => {
     try {
-      if (!(await tryTakeLease(db.pool, "sweeper", instanceId, config.sweeper.intervalMs * 3))) return;
+      if (!(await tryTakeLease(db.pool, "sweeper", instanceId, config.sweeper.intervalMs * 3)))
+        return;
       for (;;) {
         const events = await listUnprocessedEvents(db.pool, config.sweeper.minAgeMs, SWEEP_BATCH);
         if (events.length === 0) return;
         await queue.enqueueEvents(
-          events.map((e) => ({ projectId: e.projectId, eventId: e.eventId, receivedAt: e.receivedAt.toISOString() })),
+          events.map((e) => ({
+            projectId: e.projectId,
+            eventId: e.eventId,
+            receivedAt: e.receivedAt.toISOString(),
+          })),
         );
         metrics.sweeperRequeued.inc(events.length);
         log.info({ events: events.length }, "sweeper enqueued unprocessed events");
@@ -52,7 +57,8 @@ export function startMaintenance(services: Services): Loop {
   const { db, log, instanceId } = services;
   return every(MAINTENANCE_INTERVAL_MS, async () => {
     try {
-      if (!(await tryTakeLease(db.pool, "maintenance", instanceId, MAINTENANCE_INTERVAL_MS))) return;
+      if (!(await tryTakeLease(db.pool, "maintenance", instanceId, MAINTENANCE_INTERVAL_MS)))
+        return;
       const created = await ensureEventPartitions(db.pool, new Date(), 0, 3);
       if (created.length > 0) log.info({ created }, "event partitions created");
     } catch (error) {

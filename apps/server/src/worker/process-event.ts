@@ -52,13 +52,21 @@ async function groupEvent(
   const row = await lockEvent(client, job.projectId, job.eventId, receivedAt);
   if (!row) return "missing";
   if (row.processedAt) return "already-processed";
-  const event = normalizeEvent(row.payload, { eventId: job.eventId, timestamp: row.timestamp, receivedAt });
+  const event = normalizeEvent(row.payload, {
+    eventId: job.eventId,
+    timestamp: row.timestamp,
+    receivedAt,
+  });
   if (event.type === "transaction") {
     await markEventProcessed(client, job.projectId, job.eventId, receivedAt, null);
     return "no-issue";
   }
   const hashes = hashEvent(event);
-  let issueId = await findIssueByHashes(client, job.projectId, hashes.map((h) => h.hash));
+  let issueId = await findIssueByHashes(
+    client,
+    job.projectId,
+    hashes.map((h) => h.hash),
+  );
   if (issueId === null) {
     const described = describeIssue(event);
     issueId = await createIssue(client, {
@@ -73,7 +81,8 @@ async function groupEvent(
       seenAt: event.timestamp,
       release: event.release,
     });
-    if ((await claimIssueHashes(client, job.projectId, issueId, hashes)) === 0) throw new LostIssueRace();
+    if ((await claimIssueHashes(client, job.projectId, issueId, hashes)) === 0)
+      throw new LostIssueRace();
   } else if (hashes.length > 1) {
     await claimIssueHashes(client, job.projectId, issueId, hashes);
   }
@@ -89,7 +98,10 @@ function userKeyOf(user: EventUser | null): string | null {
   if (!user) return null;
   for (const field of ["id", "email", "username", "ip_address"] as const) {
     const value = user[field];
-    if ((typeof value === "string" && value !== "" && value !== "{{auto}}") || typeof value === "number") {
+    if (
+      (typeof value === "string" && value !== "" && value !== "{{auto}}") ||
+      typeof value === "number"
+    ) {
       return `${field}:${value}`;
     }
   }

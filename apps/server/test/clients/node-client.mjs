@@ -35,14 +35,28 @@ for (let i = 0; i < 5; i++) capture(sameSite, (scope) => scope.setUser({ id: `us
 capture(siteA);
 capture(siteB);
 for (const n of [1231, 77, 5]) Sentry.captureMessage(`order ${n} failed`);
-capture(() => {
-  throw new Error("fingerprinted one");
-}, (scope) => scope.setFingerprint(["my-fingerprint"]));
-capture(() => {
-  throw new TypeError("fingerprinted two");
-}, (scope) => scope.setFingerprint(["my-fingerprint"]));
-capture(() => {
-  throw new Error("with an attachment");
-}, (scope) => scope.addAttachment({ filename: "note.txt", data: "hello attachment", contentType: "text/plain" }));
+capture(
+  () => {
+    throw new Error("fingerprinted one");
+  },
+  (scope) => scope.setFingerprint(["my-fingerprint"]),
+);
+capture(
+  () => {
+    throw new TypeError("fingerprinted two");
+  },
+  (scope) => scope.setFingerprint(["my-fingerprint"]),
+);
+capture(
+  () => {
+    throw new Error("with an attachment");
+  },
+  (scope) =>
+    scope.addAttachment({
+      filename: "note.txt",
+      data: "hello attachment",
+      contentType: "text/plain",
+    }),
+);
 
 await Sentry.flush(10_000);

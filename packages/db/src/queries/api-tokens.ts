@@ -16,6 +16,10 @@ export async function createApiToken(
 }
 
 export async function findApiToken(orm: Orm, tokenHash: string): Promise<ApiToken | null> {
-  const rows = await orm.select().from(apiTokens).where(eq(apiTokens.tokenHash, tokenHash)).limit(1);
+  const rows = await orm
+    .select()
+    .from(apiTokens)
+    .where(eq(apiTokens.tokenHash, tokenHash))
+    .limit(1);
   return rows[0] ?? null;
 }

@@ -33,7 +33,11 @@ export type OutcomeRow = {
   quantity: number;
 };
 
-export type IngestBatch = { events: EventRow[]; attachments: AttachmentRow[]; outcomes: OutcomeRow[] };
+export type IngestBatch = {
+  events: EventRow[];
+  attachments: AttachmentRow[];
+  outcomes: OutcomeRow[];
+};
 
 /** An event this batch stored for the first time (not a retry). */
 export type StoredEvent = { projectId: number; eventId: string; receivedAt: Date };
@@ -53,7 +57,11 @@ export async function insertIngestBatch(pool: pg.Pool, batch: IngestBatch): Prom
   const result = await pool.query({
     name: "sluice_insert_ingest_batch",
     text: INSERT_BATCH,
-    values: [eventsJson(batch.events), JSON.stringify(attachmentRecords(batch)), JSON.stringify(outcomeRecords(batch))],
+    values: [
+      eventsJson(batch.events),
+      JSON.stringify(attachmentRecords(batch)),
+      JSON.stringify(outcomeRecords(batch)),
+    ],
   });
   return result.rows.map((row) => ({
     projectId: Number(row.project_id),

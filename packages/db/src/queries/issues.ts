@@ -42,7 +42,11 @@ export async function findIssue(orm: Orm, id: number): Promise<Issue | null> {
 }
 
 /** Sets an issue's status; returns the updated issue, null when absent. */
-export async function setIssueStatus(orm: Orm, id: number, status: IssueStatus): Promise<Issue | null> {
+export async function setIssueStatus(
+  orm: Orm,
+  id: number,
+  status: IssueStatus,
+): Promise<Issue | null> {
   const rows = await orm
     .update(issues)
     .set({ status, resolvedAt: status === "resolved" ? new Date() : null })

@@ -5,7 +5,11 @@ import { organizations } from "../schema.ts";
 export type Organization = typeof organizations.$inferSelect;
 
 /** Returns the organization with this slug, creating it when missing. */
-export async function ensureOrganization(orm: Orm, slug: string, name: string): Promise<Organization> {
+export async function ensureOrganization(
+  orm: Orm,
+  slug: string,
+  name: string,
+): Promise<Organization> {
   await orm.insert(organizations).values({ slug, name }).onConflictDoNothing();
   const found = await findOrganization(orm, slug);
   if (!found) throw new Error(`organization ${slug} vanished while being created`);
@@ -17,6 +21,15 @@ export async function findOrganization(orm: Orm, slug: string): Promise<Organiza
   return rows[0] ?? null;
 }
 
-export async function listOrganizations(orm: Orm, limit: number, offset: number): Promise<Organization[]> {
-  return orm.select().from(organizations).orderBy(asc(organizations.slug)).limit(limit).offset(offset);
+export async function listOrganizations(
+  orm: Orm,
+  limit: number,
+  offset: number,
+): Promise<Organization[]> {
+  return orm
+    .select()
+    .from(organizations)
+    .orderBy(asc(organizations.slug))
+    .limit(limit)
+    .offset(offset);
 }

@@ -51,7 +51,10 @@ export async function findProject(
   return rows[0] ?? null;
 }
 
-export async function findProjectById(orm: Orm, id: number): Promise<ProjectWithOrganization | null> {
+export async function findProjectById(
+  orm: Orm,
+  id: number,
+): Promise<ProjectWithOrganization | null> {
   const rows = await orm
     .select(withOrganization)
     .from(projects)

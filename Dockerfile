@@ -1,0 +1,18 @@
+# One image for every role: `sluice serve --role=ingest|api|worker|all`.
+FROM node:20-bookworm-slim
+WORKDIR /app
+ENV NODE_ENV=production
+COPY package.json package-lock.json ./
+COPY apps/server/package.json apps/server/
+COPY packages/protocol/package.json packages/protocol/
+COPY packages/grouping/package.json packages/grouping/
+COPY packages/db/package.json packages/db/
+COPY packages/queue/package.json packages/queue/
+COPY packages/storage/package.json packages/storage/
+RUN npm ci --omit=dev --no-audit --no-fund
+COPY . .
+USER node
+EXPOSE 8000
+# Exec form, so the node process itself receives SIGTERM and drains.
+ENTRYPOINT ["node", "apps/server/bin/sluice.js"]
+CMD ["serve", "--role=all"]

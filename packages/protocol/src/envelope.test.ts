@@ -1,0 +1,61 @@
+import { describe, expect, it } from "vitest";
+import { parseEnvelope } from "./envelope.ts";
+
+const parse = (text: string | Buffer) =>
+  parseEnvelope(Buffer.isBuffer(text) ? text : Buffer.from(text));
+
+describe("parseEnvelope", () => {
+  it("reads items with and without length, with or without a trailing newline", () => {
+    const result = parse(
+      '{"event_id":"9ec79c33ec9942ab8353589fcb2e04dc"}\n{"type":"attachment","length":10}\nhello\nyou\n\n{"type":"session"}\n{"sid":"x"}',
+    );
+    expect(result.ok).toBe(true);
+    if (!result.ok) return;
+    expect(result.envelope.headers.event_id).toBe("9ec79c33ec9942ab8353589fcb2e04dc");
+    expect(result.envelope.items.map((i) => [i.headers.type, i.payload.toString()])).toEqual([
+      ["attachment", "hello\nyou\n"],
+      ["session", '{"sid":"x"}'],
+    ]);
+  });
+
+  it("keeps binary payloads intact when a length is given", () => {
+    const binary = Buffer.from([0, 10, 255, 13, 10]);
+    const body = Buffer.concat([
+      Buffer.from('{}\n{"type":"attachment","length":5}\n'),
+      binary,
+      Buffer.from("\n"),
+    ]);
+    const result = parse(body);
+    expect(result.ok && result.envelope.items[0]?.payload.equals(binary)).toBe(true);
+  });
+
+  it("accepts an envelope with no items and an item with an empty payload", () => {
+    expect(parse("{}\n")).toEqual({ ok: true, envelope: { headers: {}, items: [] } });
+    const result = parse('{}\n{"type":"unknown_future_thing"}\n');
+    expect(result.ok && result.envelope.items[0]?.payload.length).toBe(0);
+  });
+
+  it("rejects what Relay rejects", () => {
+    expect(parse("")).toEqual({ ok: false, detail: "empty envelope" });
+    expect(parse("[1]\n")).toMatchObject({
+      ok: false,
+      detail: expect.stringMatching(/envelope header/),
+    });
+    expect(parse('{}\n{"length":2}\nab\n')).toMatchObject({
+      ok: false,
+      detail: expect.stringMatching(/no type/),
+    });
+    expect(parse('{}\n{"type":"event","length":10}\nshort')).toMatchObject({
+      ok: false,
+      detail: expect.stringMatching(/ends first/),
+    });
+    expect(parse('{}\n{"type":"event","length":2}\nabc\n')).toMatchObject({
+      ok: false,
+      detail: expect.stringMatching(/longer than/),
+    });
+    expect(parse('{}\n{"type":"event","length":-1}\n')).toMatchObject({
+      ok: false,
+      detail: expect.stringMatching(/invalid length/),
+    });
+  });
+});

@@ -1,0 +1,29 @@
+import { describe, expect, it } from "vitest";
+import { parseEventJson } from "./event-json.ts";
+
+describe("parseEventJson", () => {
+  it("returns the input text untouched when Postgres accepts it", () => {
+    const text = '{"message":"ok","extra":{"a":[1,2,{"b":"x\\u00e9"}]}}';
+    expect(parseEventJson(text, 10)).toEqual({ ok: true, value: JSON.parse(text), text });
+  });
+
+  it("translates bare NaN and Infinity to null, but not inside strings", () => {
+    const result = parseEventJson('{"a":NaN,"b":-Infinity,"c":"NaN Infinity"}', 10);
+    expect(result).toMatchObject({ ok: true, value: { a: null, b: null, c: "NaN Infinity" } });
+  });
+
+  it("strips NUL and lone surrogates that jsonb refuses", () => {
+    const result = parseEventJson('{"m":"a\\u0000b","s":"x\\ud800y","ok":"\\ud83d\\ude00"}', 10);
+    expect(result.ok && JSON.parse(result.text)).toEqual({ m: "ab", s: "x\ufffdy", ok: "😀" });
+  });
+
+  it("rejects deep nesting, non-objects and broken JSON", () => {
+    expect(parseEventJson(`{"a":${"[".repeat(20)}${"]".repeat(20)}}`, 10)).toMatchObject({
+      ok: false,
+      detail: /deeper than 10/,
+    });
+    expect(parseEventJson('{"a":"[[[[[[[[[[[[[[[["}', 10).ok).toBe(true);
+    expect(parseEventJson("[1,2]", 10)).toMatchObject({ ok: false });
+    expect(parseEventJson("{oops", 10)).toMatchObject({ ok: false, detail: /invalid JSON/ });
+  });
+});

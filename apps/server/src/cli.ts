@@ -10,7 +10,7 @@ import { DEFAULT_SCOPES, hashApiToken, newApiToken } from "./api/api-token.ts";
 import { createProjectWithKey } from "./commands/default-project.ts";
 import { type Config, readConfig } from "./config.ts";
 import { createLogger } from "./logger.ts";
-import { parseRoles } from "./roles.ts";
+import { checkRolesForQueue, parseRoles } from "./roles.ts";
 import { type Services, startServices } from "./services.ts";
 import { startSluice } from "./start-sluice.ts";
 
@@ -150,6 +150,11 @@ async function migrate(config: Config, sub: string): Promise<number> {
 
 async function serve(config: Config, roleArg: string, migrateOnStart: boolean): Promise<number> {
   const roles = parseRoles(roleArg);
+  const problem = checkRolesForQueue(roles, config.redisUrl !== null);
+  if (problem) {
+    console.error(`sluice: invalid configuration:\n  - ${problem}`);
+    return 2;
+  }
   const log = createLogger(config.logLevel, [...roles].join(","));
   const services = await startServices(config, log, { migrate: migrateOnStart });
   if (services.embedded) {

@@ -12,3 +12,12 @@ export function parseRoles(value: string): Set<Role> {
   }
   return roles;
 }
+
+/**
+ * Without Redis, jobs run in the process that enqueued them, so ingest and
+ * worker must share a process. Returns the problem, or null when the roles fit.
+ */
+export function checkRolesForQueue(roles: Set<Role>, hasRedis: boolean): string | null {
+  if (hasRedis || roles.has("ingest") === roles.has("worker")) return null;
+  return "REDIS_URL: required when ingest and worker run in separate processes (--role without both)";
+}

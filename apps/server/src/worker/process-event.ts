@@ -48,6 +48,11 @@ async function groupEvent(
   client: Parameters<typeof lockEvent>[0],
   job: EventProcessPayload,
 ): Promise<ProcessResult> {
+  // Safe without waiting for the WAL flush: this transaction is atomic and
+  // only derives state. If a crash loses it, the event is still unprocessed
+  // and the sweeper runs it again; the ingest commit behind every 200 stays
+  // synchronous. Waiting would hold a hot issue's row lock through an fsync.
+  await client.query("SET LOCAL synchronous_commit = off");
   const receivedAt = new Date(job.receivedAt);
   const row = await lockEvent(client, job.projectId, job.eventId, receivedAt);
   if (!row) return "missing";

@@ -5,16 +5,16 @@ export type BodyResult =
   | { ok: true; body: Buffer }
   | { ok: false; status: 400 | 413 | 415; detail: string };
 
-const decoders: Record<
-  string,
-  (input: Buffer, options: { maxOutputLength: number }) => Promise<Buffer>
-> = {
+type Decoder = (input: Buffer, options: { maxOutputLength: number }) => Promise<Buffer>;
+
+const inflateAsync: Decoder = promisify(inflate);
+const inflateRawAsync: Decoder = promisify(inflateRaw);
+const decoders: Record<string, Decoder> = {
   gzip: promisify(gunzip),
   "x-gzip": promisify(gunzip),
-  deflate: promisify(inflate),
+  deflate: inflateAsync,
   br: promisify(brotliDecompress),
 };
-const inflateRawAsync = promisify(inflateRaw);
 
 /**
  * Reads a request body of at most `maxBytes` after decoding its
@@ -53,8 +53,19 @@ export async function readBody(
   }
   const decode = decoders[encoding];
   if (!decode) return { ok: true, body: raw };
+  const decoded = await decodeBounded(decode, raw, maxBytes, encoding);
+  if (decoded.ok || decoded.status !== 400 || encoding !== "deflate") return decoded;
+  return decodeBounded(inflateRawAsync, raw, maxBytes, encoding);
+}
+
+async function decodeBounded(
+  decode: Decoder,
+  input: Buffer,
+  maxBytes: number,
+  name: string,
+): Promise<BodyResult> {
   try {
-    return { ok: true, body: await decode(raw, { maxOutputLength: maxBytes }) };
+    return { ok: true, body: await decode(input, { maxOutputLength: maxBytes }) };
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === "ERR_BUFFER_TOO_LARGE") {
       return {
@@ -63,11 +74,7 @@ export async function readBody(
         detail: `decompressed body is larger than ${maxBytes} bytes`,
       };
     }
-    if (encoding === "deflate") {
-      const raw2 = await inflateRawAsync(raw, { maxOutputLength: maxBytes }).catch((e: Error) => e);
-      if (raw2 instanceof Buffer) return { ok: true, body: raw2 };
-    }
-    return { ok: false, status: 400, detail: `body is not valid ${encoding} data` };
+    return { ok: false, status: 400, detail: `body is not valid ${name} data` };
   }
 }
 
@@ -78,17 +85,12 @@ export async function readBody(
 export async function decodeLegacyStoreBody(body: Buffer, maxBytes: number): Promise<BodyResult> {
   const text = body.toString("latin1").trim();
   if (!/^[A-Za-z0-9+/=\s]+$/.test(text)) return { ok: true, body };
-  const compressed = Buffer.from(text, "base64");
-  try {
-    return { ok: true, body: await promisify(inflate)(compressed, { maxOutputLength: maxBytes }) };
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ERR_BUFFER_TOO_LARGE") {
-      return {
-        ok: false,
-        status: 413,
-        detail: `decompressed body is larger than ${maxBytes} bytes`,
-      };
-    }
-    return { ok: false, status: 400, detail: "store body is neither JSON nor base64 zlib data" };
-  }
+  const decoded = await decodeBounded(
+    inflateAsync,
+    Buffer.from(text, "base64"),
+    maxBytes,
+    "base64 zlib",
+  );
+  if (decoded.ok || decoded.status === 413) return decoded;
+  return { ok: false, status: 400, detail: "store body is neither JSON nor base64 zlib data" };
 }

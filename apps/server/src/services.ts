@@ -59,7 +59,12 @@ export async function startServices(
       if (state.ahead.length > 0) {
         log.info({ ahead: state.ahead.map((m) => m.name) }, "the schema is ahead of this release");
       }
-      await ensureEventPartitions(db.pool, new Date(), 1, 3);
+      await ensureEventPartitions(db.pool, new Date(), 1, 3).catch((error) =>
+        log.warn(
+          { err: error },
+          "event partitions not created; events_default takes the rows meanwhile",
+        ),
+      );
     }
   } catch (error) {
     await db.close();

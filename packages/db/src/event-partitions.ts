@@ -11,8 +11,10 @@ export function eventPartitionName(day: Date): string {
 /**
  * Creates the daily partitions of `events` from `daysBehind` days before
  * `now` to `daysAhead` days after it (UTC days), each under `lock_timeout`
- * so that it never queues behind ingest. Existing partitions are kept. Rows
- * of a day with no partition land in `events_default`.
+ * so that it never queues behind ingest. Existing partitions are kept, also
+ * when another node creates one at the same moment. Rows of a day with no
+ * partition land in `events_default`. Throws other database errors (a lock
+ * timeout, or a day that already has rows in `events_default`).
  */
 export async function ensureEventPartitions(
   pool: pg.Pool,
@@ -28,14 +30,19 @@ export async function ensureEventPartitions(
     const name = eventPartitionName(from);
     const exists = await pool.query("SELECT 1 FROM pg_class WHERE relname = $1", [name]);
     if (exists.rowCount) continue;
-    await inTransaction(pool, async (client) => {
-      await client.query("SET LOCAL lock_timeout = '2s'");
-      await client.query(
-        `CREATE TABLE IF NOT EXISTS ${name} PARTITION OF events
-         FOR VALUES FROM ('${from.toISOString()}') TO ('${to.toISOString()}')`,
-      );
-    });
-    created.push(name);
+    try {
+      await inTransaction(pool, async (client) => {
+        await client.query("SET LOCAL lock_timeout = '2s'");
+        await client.query(
+          `CREATE TABLE IF NOT EXISTS ${name} PARTITION OF events
+           FOR VALUES FROM ('${from.toISOString()}') TO ('${to.toISOString()}')`,
+        );
+      });
+      created.push(name);
+    } catch (error) {
+      const code = (error as { code?: string }).code;
+      if (code !== "23505" && code !== "42P07") throw error;
+    }
   }
   return created;
 }

@@ -1,5 +1,6 @@
 import pg from "pg";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { ensureEventPartitions } from "../src/event-partitions.ts";
 import {
   applyMigrations,
   EditedMigrationError,
@@ -82,5 +83,32 @@ describe("applyMigrations", () => {
     const state = await applyMigrations(p, options("old-release"));
     expect(state.ahead.map((m) => m.name)).toEqual(["9999_future.sql"]);
     expect((await readMigrationState(p)).pending).toEqual([]);
+  });
+});
+
+describe("ensureEventPartitions", () => {
+  it("creates each day once when several nodes start together", async () => {
+    const db = await createTestDatabase();
+    const pools = Array.from(
+      { length: 5 },
+      () => new pg.Pool({ connectionString: db.url, max: 1 }),
+    );
+    try {
+      await applyMigrations(pools[0] as pg.Pool, options("setup"));
+      const now = new Date("2026-03-10T12:00:00Z");
+      await Promise.all(pools.map((p) => ensureEventPartitions(p, now, 1, 2)));
+      const names = await (pools[0] as pg.Pool).query(
+        "SELECT relname FROM pg_class WHERE relkind = 'r' AND relname LIKE 'events_p202603%' ORDER BY relname",
+      );
+      expect(names.rows.map((r) => r.relname)).toEqual([
+        "events_p20260309",
+        "events_p20260310",
+        "events_p20260311",
+        "events_p20260312",
+      ]);
+    } finally {
+      await Promise.all(pools.map((p) => p.end()));
+      await db.drop();
+    }
   });
 });

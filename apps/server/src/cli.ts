@@ -1,6 +1,8 @@
+import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import {
   createApiToken,
+  EditedMigrationError,
   ensureMigrationTables,
   readMigrationFiles,
   readMigrationLock,
@@ -16,7 +18,7 @@ import { startSluice } from "./start-sluice.ts";
 
 const USAGE = `usage:
   sluice serve [--role=all|ingest|api|worker[,...]] [--port N] [--no-migrate]
-  sluice migrate [status|apply]
+  sluice migrate [status|plan|apply|lint]
   sluice projects create <slug> [--org <slug>] [--json]
   sluice tokens create [--scopes a,b] [--label text] [--json]
 
@@ -108,7 +110,7 @@ async function withServices(
   work: (services: Services) => Promise<void>,
 ): Promise<number> {
   const log = createLogger(config.logLevel === "info" ? "warn" : config.logLevel, "cli");
-  const services = await startServices(config, log, { migrate: true });
+  const services = await startServices(config, log, { schema: "migrate" });
   try {
     await work(services);
     return 0;
@@ -124,13 +126,25 @@ async function migrate(config: Config, sub: string): Promise<number> {
       console.log(`applied: ${state.applied.length}, pending: ${state.pending.length}`);
     });
   }
-  if (sub !== "status") throw new UsageError(`unknown migrate command "${sub}"`);
+  if (sub === "lint") return lintMigrationsCommand();
+  if (sub !== "status" && sub !== "plan") throw new UsageError(`unknown migrate command "${sub}"`);
   const log = createLogger("warn", "cli");
-  const services = await startServices(config, log, { migrate: false });
+  const services = await startServices(config, log, { schema: "none" });
   try {
     await ensureMigrationTables(services.db.pool);
     const files = readMigrationFiles();
     const state = await readMigrationState(services.db.pool, files);
+    if (sub === "plan") {
+      if (state.edited.length > 0) throw new EditedMigrationError(state.edited.map((f) => f.name));
+      if (state.pending.length === 0) console.log("nothing to apply");
+      for (const file of state.pending) {
+        const mode = file.noTransaction
+          ? "statement by statement, outside a transaction"
+          : "in one transaction";
+        console.log(`would apply ${file.name} (${mode}):\n${indent(file.sql.trim())}\n`);
+      }
+      return 0;
+    }
     const applied = new Map(state.applied.map((m) => [m.version, m]));
     for (const file of files) {
       const row = applied.get(file.version);
@@ -148,6 +162,22 @@ async function migrate(config: Config, sub: string): Promise<number> {
   }
 }
 
+function indent(text: string): string {
+  return text.replace(/^/gm, "    ");
+}
+
+/** `sluice migrate lint`: every rule over every migration file; exit 1 on any finding. */
+async function lintMigrationsCommand(): Promise<number> {
+  const { formatFinding, lintMigrations } = await import("@sluice/migration-lint");
+  const repoRoot = fileURLToPath(new URL("../../../", import.meta.url));
+  const findings = await lintMigrations({ repoRoot });
+  for (const finding of findings) console.log(formatFinding(finding));
+  console.log(
+    findings.length === 0 ? "migrations: no findings" : `migrations: ${findings.length} finding(s)`,
+  );
+  return findings.length === 0 ? 0 : 1;
+}
+
 async function serve(config: Config, roleArg: string, migrateOnStart: boolean): Promise<number> {
   const roles = parseRoles(roleArg);
   const problem = checkRolesForQueue(roles, config.redisUrl !== null);
@@ -156,7 +186,9 @@ async function serve(config: Config, roleArg: string, migrateOnStart: boolean): 
     return 2;
   }
   const log = createLogger(config.logLevel, [...roles].join(","));
-  const services = await startServices(config, log, { migrate: migrateOnStart });
+  const services = await startServices(config, log, {
+    schema: migrateOnStart ? "migrate" : "wait",
+  });
   if (services.embedded) {
     const { dsn } = await createProjectWithKey(services, "sluice", "default");
     console.log(

@@ -31,6 +31,7 @@ const envSchema = z.object({
   SLUICE_MIGRATION_LEASE_MS: int(30_000, 100),
   SLUICE_MIGRATION_LOCK_TIMEOUT_MS: int(5_000, 1),
   SLUICE_MIGRATION_STATEMENT_TIMEOUT_MS: int(600_000, 1),
+  SLUICE_SCHEMA_WAIT_MS: int(300_000),
 });
 
 /** Sluice's configuration, read from the environment once at start. */
@@ -50,7 +51,12 @@ export type Config = {
   sweeper: { intervalMs: number; minAgeMs: number };
   retentionDays: number;
   limits: Limits;
-  migration: { leaseMs: number; lockTimeoutMs: number; statementTimeoutMs: number };
+  migration: {
+    leaseMs: number;
+    lockTimeoutMs: number;
+    statementTimeoutMs: number;
+    schemaWaitMs: number;
+  };
 };
 
 export type ConfigResult = { ok: true; config: Config } | { ok: false; problems: string[] };
@@ -98,6 +104,7 @@ export function readConfig(env: NodeJS.ProcessEnv): ConfigResult {
         leaseMs: e.SLUICE_MIGRATION_LEASE_MS,
         lockTimeoutMs: e.SLUICE_MIGRATION_LOCK_TIMEOUT_MS,
         statementTimeoutMs: e.SLUICE_MIGRATION_STATEMENT_TIMEOUT_MS,
+        schemaWaitMs: e.SLUICE_SCHEMA_WAIT_MS,
       },
     },
   };

@@ -1,6 +1,12 @@
 import { hostname } from "node:os";
 import { join } from "node:path";
-import { applyMigrations, createDatabase, type Database, ensureEventPartitions } from "@sluice/db";
+import {
+  applyMigrations,
+  createDatabase,
+  type Database,
+  ensureEventPartitions,
+  waitForSchema,
+} from "@sluice/db";
 import { createBullmqQueue, createInProcessQueue, type JobQueue } from "@sluice/queue";
 import { type BlobStore, createDirectoryBlobStore } from "@sluice/storage";
 import type { Config } from "./config.ts";
@@ -24,15 +30,23 @@ export type Services = {
 };
 
 /**
+ * What a process does with the schema at start: apply pending migrations
+ * under the migration lock (`migrate`, every node by default), wait until
+ * another node or a Job has applied them (`wait`, `--no-migrate`), or
+ * nothing (`none`, for commands that only inspect).
+ */
+export type SchemaAtStart = "migrate" | "wait" | "none";
+
+/**
  * Connects to Postgres (starting the embedded one when `DATABASE_URL` is
- * unset), applies pending migrations under the migration lock unless
- * `migrate` is false, creates the coming days' event partitions, and opens
- * the queue: BullMQ when `REDIS_URL` is set, else the in-process runner.
+ * unset), brings the schema up as `schema` says, creates the coming days'
+ * event partitions, and opens the queue: BullMQ when `REDIS_URL` is set,
+ * else the in-process runner.
  */
 export async function startServices(
   config: Config,
   log: Logger,
-  options: { migrate: boolean },
+  options: { schema: SchemaAtStart },
 ): Promise<Services> {
   const instanceId = `${hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`;
   let embeddedDb: EmbeddedDatabase | null = null;
@@ -47,15 +61,22 @@ export async function startServices(
     (error) => log.warn({ err: error }, "idle Postgres connection failed"),
   );
   try {
-    if (options.migrate) {
-      const state = await applyMigrations(db.pool, {
-        holder: instanceId,
-        leaseMs: config.migration.leaseMs,
-        lockTimeoutMs: config.migration.lockTimeoutMs,
-        statementTimeoutMs: config.migration.statementTimeoutMs,
-        lockRetries: 10,
-        log,
-      });
+    if (options.schema !== "none") {
+      const state =
+        options.schema === "migrate"
+          ? await applyMigrations(db.pool, {
+              holder: instanceId,
+              leaseMs: config.migration.leaseMs,
+              lockTimeoutMs: config.migration.lockTimeoutMs,
+              statementTimeoutMs: config.migration.statementTimeoutMs,
+              lockRetries: 10,
+              log,
+            })
+          : await waitForSchema(db.pool, {
+              timeoutMs: config.migration.schemaWaitMs,
+              pollMs: 1_000,
+              log,
+            });
       if (state.ahead.length > 0) {
         log.info({ ahead: state.ahead.map((m) => m.name) }, "the schema is ahead of this release");
       }

@@ -80,7 +80,7 @@ export async function startTestSluice(options: TestSluiceOptions = {}): Promise<
   const result = readConfig(env);
   if (!result.ok) throw new Error(result.problems.join("; "));
   const log = createLogger(result.config.logLevel, "test");
-  const services = await startServices(result.config, log, { migrate: true });
+  const services = await startServices(result.config, log, { schema: "migrate" });
   const running: RunningSluice = await startSluice(
     services,
     parseRoles(options.roles ?? "all"),

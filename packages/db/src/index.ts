@@ -17,8 +17,16 @@ export {
   type MigrationLog,
   type MigrationState,
   readMigrationState,
+  SchemaNotReadyError,
+  type SchemaWaitOptions,
+  waitForSchema,
 } from "./migrate.ts";
-export { type MigrationFile, migrationsDir, readMigrationFiles } from "./migration-files.ts";
+export {
+  type MigrationFile,
+  migrationsDir,
+  NO_TRANSACTION_MARKER,
+  readMigrationFiles,
+} from "./migration-files.ts";
 export { type MigrationLockHolder, readMigrationLock } from "./migration-lock.ts";
 export * from "./queries/api-tokens.ts";
 export * from "./queries/events.ts";
@@ -31,3 +39,4 @@ export * from "./queries/project-keys.ts";
 export * from "./queries/projects.ts";
 export * from "./queries/unprocessed-events.ts";
 export * as schema from "./schema.ts";
+export { splitStatements } from "./split-statements.ts";

@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from "node:timers/promises";
+import { parseSync } from "libpg-query";
 import type pg from "pg";
 import { type MigrationFile, readMigrationFiles } from "./migration-files.ts";
 import {
@@ -6,6 +7,7 @@ import {
   renewMigrationLock,
   tryTakeMigrationLock,
 } from "./migration-lock.ts";
+import { splitStatements } from "./split-statements.ts";
 
 export type MigrationLog = {
   info(fields: object, message: string): void;
@@ -109,7 +111,8 @@ export async function readMigrationState(
 /**
  * Applies pending migrations under the migration lock. Every node calls this
  * on start: one takes the lock and applies, the others poll with backoff and
- * return once nothing is pending. Each file runs in one transaction with
+ * return once nothing is pending. Each file runs in one transaction (or
+ * statement by statement when marked `-- sluice:no-transaction`) with
  * `lock_timeout` and `statement_timeout`; a lock timeout (SQLSTATE 55P03)
  * is retried with backoff up to `lockRetries` times. Throws
  * EditedMigrationError when an applied file changed, LostMigrationLockError
@@ -152,43 +155,171 @@ async function applyWhileHolding(pool: pg.Pool, files: MigrationFile[], options:
 }
 
 async function applyFile(pool: pg.Pool, file: MigrationFile, options: MigrateOptions) {
-  for (let attempt = 1; ; attempt++) {
-    const started = Date.now();
-    const client = await pool.connect();
-    try {
-      await client.query("BEGIN");
-      await client.query(`SET LOCAL lock_timeout = ${Math.floor(options.lockTimeoutMs)}`);
-      await client.query(`SET LOCAL statement_timeout = ${Math.floor(options.statementTimeoutMs)}`);
-      if (!(await renewMigrationLock(client, options.holder, options.leaseMs))) {
-        throw new LostMigrationLockError(`lost the migration lock before ${file.name}`);
-      }
-      const done = await client.query("SELECT 1 FROM sluice_migrations WHERE version = $1", [
-        file.version,
-      ]);
-      if (done.rowCount === 0) {
-        await client.query(file.sql);
-        await client.query(
-          "INSERT INTO sluice_migrations (version, name, checksum, duration_ms) VALUES ($1, $2, $3, $4)",
-          [file.version, file.name, file.checksum, Date.now() - started],
-        );
-      }
-      await client.query("COMMIT");
-      options.log.info({ migration: file.name, ms: Date.now() - started }, "migration applied");
-      return;
-    } catch (error) {
-      await client.query("ROLLBACK").catch(() => {});
-      const code = (error as { code?: string }).code;
-      if (code === "55P03" && attempt < options.lockRetries) {
-        options.log.warn(
-          { migration: file.name, attempt },
-          "migration timed out waiting for a lock; retrying",
-        );
-        await sleep(Math.min(100 * 2 ** attempt, 5000));
-        continue;
-      }
-      throw error;
-    } finally {
-      client.release();
+  const started = Date.now();
+  if (file.noTransaction) await applyOutsideTransaction(pool, file, options);
+  else await retryOnLockTimeout(options, file.name, () => applyInTransaction(pool, file, options));
+  options.log.info({ migration: file.name, ms: Date.now() - started }, "migration applied");
+}
+
+async function applyInTransaction(pool: pg.Pool, file: MigrationFile, options: MigrateOptions) {
+  const started = Date.now();
+  const client = await pool.connect();
+  try {
+    await client.query("BEGIN");
+    await setTimeouts(client, options, "LOCAL");
+    await holdLock(client, file, options);
+    const done = await client.query("SELECT 1 FROM sluice_migrations WHERE version = $1", [
+      file.version,
+    ]);
+    if (done.rowCount === 0) {
+      await client.query(file.sql);
+      await recordApplied(client, file, started);
     }
+    await client.query("COMMIT");
+  } catch (error) {
+    await client.query("ROLLBACK").catch(() => {});
+    throw error;
+  } finally {
+    client.release();
+  }
+}
+
+/**
+ * A `-- sluice:no-transaction` file: each statement on its own, so that
+ * `CREATE INDEX CONCURRENTLY` can run. Statements must be safe to run again
+ * (the linter requires IF [NOT] EXISTS): when a node dies halfway, the next
+ * one runs the whole file again, and an index an earlier attempt left
+ * invalid is dropped and built anew.
+ */
+async function applyOutsideTransaction(
+  pool: pg.Pool,
+  file: MigrationFile,
+  options: MigrateOptions,
+) {
+  const started = Date.now();
+  const statements = await splitStatements(file.sql);
+  const client = await pool.connect();
+  try {
+    await setTimeouts(client, options, "SESSION");
+    for (const statement of statements) {
+      await holdLock(client, file, options);
+      await dropInvalidIndex(client, statement, options);
+      await retryOnLockTimeout(options, file.name, () => client.query(statement));
+    }
+    await holdLock(client, file, options);
+    await recordApplied(client, file, started);
+  } finally {
+    await client.query("RESET lock_timeout; RESET statement_timeout").catch(() => {});
+    client.release();
+  }
+}
+
+async function setTimeouts(
+  client: pg.PoolClient,
+  options: MigrateOptions,
+  scope: "LOCAL" | "SESSION",
+) {
+  await client.query(`SET ${scope} lock_timeout = ${Math.floor(options.lockTimeoutMs)}`);
+  await client.query(`SET ${scope} statement_timeout = ${Math.floor(options.statementTimeoutMs)}`);
+}
+
+async function holdLock(client: pg.PoolClient, file: MigrationFile, options: MigrateOptions) {
+  if (!(await renewMigrationLock(client, options.holder, options.leaseMs))) {
+    throw new LostMigrationLockError(`lost the migration lock while applying ${file.name}`);
+  }
+}
+
+async function recordApplied(client: pg.PoolClient, file: MigrationFile, started: number) {
+  await client.query(
+    "INSERT INTO sluice_migrations (version, name, checksum, duration_ms) VALUES ($1, $2, $3, $4)",
+    [file.version, file.name, file.checksum, Date.now() - started],
+  );
+}
+
+/**
+ * Retries `work` when it fails on `lock_timeout` (SQLSTATE 55P03), with
+ * exponential backoff from 200 ms up to 5 s, at most `lockRetries` attempts:
+ * a migration never queues behind a long transaction while blocking ingest.
+ */
+async function retryOnLockTimeout<T>(
+  options: MigrateOptions,
+  what: string,
+  work: () => Promise<T>,
+): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await work();
+    } catch (error) {
+      if ((error as { code?: string }).code !== "55P03" || attempt >= options.lockRetries)
+        throw error;
+      options.log.warn(
+        { migration: what, attempt },
+        "migration timed out waiting for a lock; retrying",
+      );
+      await sleep(Math.min(100 * 2 ** attempt, 5000));
+    }
+  }
+}
+
+/** Drops the index a `CREATE INDEX CONCURRENTLY` will build if an earlier attempt left it invalid. */
+async function dropInvalidIndex(client: pg.PoolClient, statement: string, options: MigrateOptions) {
+  const name = concurrentIndexName(statement);
+  if (!name) return;
+  const found = await client.query(
+    `SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+      WHERE c.relname = $1 AND pg_table_is_visible(c.oid)`,
+    [name],
+  );
+  if (found.rows[0]?.indisvalid === false) {
+    options.log.warn({ index: name }, "dropping an invalid index left by an earlier attempt");
+    await client.query(`DROP INDEX CONCURRENTLY IF EXISTS "${name.replaceAll('"', '""')}"`);
+  }
+}
+
+function concurrentIndexName(statement: string): string | null {
+  if (!/^\s*CREATE\s+(UNIQUE\s+)?INDEX\s+CONCURRENTLY/i.test(statement)) return null;
+  const stmts = parseSync(statement).stmts ?? [];
+  const index = (
+    stmts[0]?.stmt as { IndexStmt?: { idxname?: string; concurrent?: boolean } } | undefined
+  )?.IndexStmt;
+  return index?.concurrent && index.idxname ? index.idxname : null;
+}
+
+export type SchemaWaitOptions = {
+  timeoutMs: number;
+  pollMs: number;
+  log: MigrationLog;
+  files?: MigrationFile[];
+};
+
+/** The schema never got what this release needs within the wait. */
+export class SchemaNotReadyError extends Error {}
+
+/**
+ * For nodes started with `--no-migrate` (a Job migrates the fleet): waits
+ * until every migration this binary knows is applied, polling every
+ * `pollMs`, and throws SchemaNotReadyError naming the missing files after
+ * `timeoutMs`, or EditedMigrationError.
+ */
+export async function waitForSchema(
+  pool: pg.Pool,
+  options: SchemaWaitOptions,
+): Promise<MigrationState> {
+  const files = options.files ?? readMigrationFiles();
+  const deadline = Date.now() + options.timeoutMs;
+  for (;;) {
+    const state = await ensureMigrationTables(pool).then(() => readMigrationState(pool, files));
+    if (state.edited.length > 0) throw new EditedMigrationError(state.edited.map((f) => f.name));
+    if (state.pending.length === 0) return state;
+    if (Date.now() >= deadline) {
+      throw new SchemaNotReadyError(
+        `the database lacks ${state.pending.length} migration(s) this release needs (${state.pending.map((f) => f.name).join(", ")}); run "sluice migrate apply" or start a node without --no-migrate`,
+      );
+    }
+    options.log.info(
+      { pending: state.pending.map((f) => f.name) },
+      "waiting for migrations (--no-migrate)",
+    );
+    await sleep(options.pollMs);
   }
 }

@@ -11,7 +11,15 @@ export type MigrationFile = {
   sql: string;
   /** sha256 of the file's bytes, hex. */
   checksum: string;
+  /**
+   * Marked `-- sluice:no-transaction` on its first line: run statement by
+   * statement outside a transaction, as `CREATE INDEX CONCURRENTLY` needs.
+   */
+  noTransaction: boolean;
 };
+
+/** The first-line marker of a file that must run outside a transaction. */
+export const NO_TRANSACTION_MARKER = "-- sluice:no-transaction";
 
 /** The repository's `migrations/` directory. */
 export const migrationsDir = fileURLToPath(new URL("../../../migrations/", import.meta.url));
@@ -33,11 +41,13 @@ export function readMigrationFiles(dir: string = migrationsDir): MigrationFile[]
     if (files.some((f) => f.version === version)) {
       throw new Error(`two migration files are numbered ${match[1]}`);
     }
+    const sql = bytes.toString("utf8");
     files.push({
       version,
       name,
-      sql: bytes.toString("utf8"),
+      sql,
       checksum: createHash("sha256").update(bytes).digest("hex"),
+      noTransaction: sql.trimStart().startsWith(NO_TRANSACTION_MARKER),
     });
   }
   return files;

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import pg from "pg";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { ensureEventPartitions } from "../src/event-partitions.ts";
@@ -6,8 +7,13 @@ import {
   EditedMigrationError,
   type MigrateOptions,
   readMigrationState,
+  waitForSchema,
 } from "../src/migrate.ts";
-import { readMigrationFiles } from "../src/migration-files.ts";
+import {
+  type MigrationFile,
+  NO_TRANSACTION_MARKER,
+  readMigrationFiles,
+} from "../src/migration-files.ts";
 import { readMigrationLock } from "../src/migration-lock.ts";
 import { createTestDatabase, silentLog, type TestDatabase } from "./test-database.ts";
 
@@ -110,5 +116,101 @@ describe("ensureEventPartitions", () => {
       await Promise.all(pools.map((p) => p.end()));
       await db.drop();
     }
+  });
+});
+
+describe("safe execution", () => {
+  let db: TestDatabase;
+  let pool: pg.Pool;
+  const base = () => readMigrationFiles();
+  const file = (version: number, name: string, sql: string): MigrationFile => ({
+    version,
+    name,
+    sql,
+    checksum: createHash("sha256").update(sql).digest("hex"),
+    noTransaction: sql.startsWith(NO_TRANSACTION_MARKER),
+  });
+  beforeEach(async () => {
+    db = await createTestDatabase();
+    pool = new pg.Pool({ connectionString: db.url, max: 6 });
+    await applyMigrations(pool, options("setup"));
+  });
+  afterEach(async () => {
+    await pool.end();
+    await db.drop();
+  });
+
+  it("runs a no-transaction file statement by statement and rebuilds an index an earlier attempt left invalid", async () => {
+    await pool.query("CREATE TABLE widgets (a int); INSERT INTO widgets VALUES (1), (1)");
+    const concurrent = file(
+      9001,
+      "9001_widgets_a.sql",
+      `${NO_TRANSACTION_MARKER}\nCREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS widgets_a ON widgets (a);\nSELECT 1;\n`,
+    );
+    const files = [...base(), concurrent];
+    await expect(applyMigrations(pool, { ...options("first"), files })).rejects.toThrow(
+      /could not create unique index/,
+    );
+    const invalid = await pool.query(
+      "SELECT indisvalid FROM pg_index WHERE indexrelid = 'widgets_a'::regclass",
+    );
+    expect(invalid.rows).toEqual([{ indisvalid: false }]);
+    await pool.query("DELETE FROM widgets WHERE ctid NOT IN (SELECT min(ctid) FROM widgets)");
+    await applyMigrations(pool, { ...options("second"), files });
+    const valid = await pool.query(
+      "SELECT indisvalid FROM pg_index WHERE indexrelid = 'widgets_a'::regclass",
+    );
+    expect(valid.rows).toEqual([{ indisvalid: true }]);
+    expect((await readMigrationState(pool, files)).pending).toEqual([]);
+  });
+
+  it("retries a migration that times out behind a long transaction, while inserts keep working", async () => {
+    const holder = await pool.connect();
+    await holder.query("BEGIN; SELECT count(*) FROM leases");
+    const alter = file(
+      9002,
+      "9002_leases_note.sql",
+      "ALTER TABLE leases ADD COLUMN IF NOT EXISTS note text;\n",
+    );
+    const migrating = applyMigrations(pool, {
+      ...options("migrator"),
+      lockTimeoutMs: 100,
+      lockRetries: 20,
+      files: [...base(), alter],
+    });
+    let inserted = 0;
+    let slowest = 0;
+    const until = Date.now() + 1500;
+    while (Date.now() < until) {
+      const started = Date.now();
+      await pool.query("INSERT INTO leases (name, holder, expires_at) VALUES ($1, 'x', now())", [
+        `l${inserted}`,
+      ]);
+      slowest = Math.max(slowest, Date.now() - started);
+      inserted++;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await holder.query("COMMIT");
+    holder.release();
+    const state = await migrating;
+    expect(state.pending).toEqual([]);
+    expect(inserted).toBeGreaterThan(20);
+    expect(slowest).toBeLessThan(1000);
+    const columns = await pool.query(
+      "SELECT 1 FROM information_schema.columns WHERE table_name = 'leases' AND column_name = 'note'",
+    );
+    expect(columns.rowCount).toBe(1);
+  });
+
+  it("makes --no-migrate nodes wait for the schema, and fail clearly when it never comes", async () => {
+    const extra = file(9003, "9003_later.sql", "CREATE TABLE IF NOT EXISTS later (a int);\n");
+    const files = [...base(), extra];
+    const wait = { timeoutMs: 300, pollMs: 50, log: silentLog, files };
+    await expect(waitForSchema(pool, wait)).rejects.toThrow(
+      /lacks 1 migration\(s\) this release needs \(9003_later\.sql\)/,
+    );
+    const waiting = waitForSchema(pool, { ...wait, timeoutMs: 10_000 });
+    await applyMigrations(pool, { ...options("job"), files });
+    expect((await waiting).pending).toEqual([]);
   });
 });

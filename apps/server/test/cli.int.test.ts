@@ -139,6 +139,13 @@ describe("sluice commands", () => {
     expect(stdout).toContain("lock: free");
   });
 
+  it("plans nothing on a migrated database, and lints every migration clean", async () => {
+    const plan = await run(process.execPath, [sluiceBin, "migrate", "plan"], { env: env() });
+    expect(plan.stdout.trim()).toBe("nothing to apply");
+    const lint = await run(process.execPath, [sluiceBin, "migrate", "lint"], { env: env() });
+    expect(lint.stdout.trim()).toBe("migrations: no findings");
+  });
+
   it("refuses bad configuration with every problem listed and exit code 2", async () => {
     const failure = await run(process.execPath, [sluiceBin, "serve"], {
       env: bareEnv({ DATABASE_URL: "mysql://nope", PORT: "99999", REDIS_URL: "http://x" }),

@@ -11,6 +11,7 @@ import {
 import { DEFAULT_SCOPES, hashApiToken, newApiToken } from "./api/api-token.ts";
 import { createProjectWithKey } from "./commands/default-project.ts";
 import { type Config, readConfig } from "./config.ts";
+import { environmentWithConfigFile, reloadConfig } from "./config-file.ts";
 import { createLogger } from "./logger.ts";
 import { checkRolesForQueue, parseRoles } from "./roles.ts";
 import { type Services, startServices } from "./services.ts";
@@ -47,7 +48,7 @@ async function main(argv: string[]): Promise<number> {
     console.log(USAGE);
     return values.help ? 0 : 2;
   }
-  const env = { ...process.env };
+  const env = environmentWithConfigFile({ ...process.env });
   if (values.port !== undefined) env.PORT = values.port;
   const configResult = readConfig(env);
   if (!configResult.ok) {
@@ -196,7 +197,8 @@ async function serve(config: Config, roleArg: string, migrateOnStart: boolean): 
     );
   }
   const running = await startSluice(services, roles, config.port, config.host);
-  await new Promise<void>((resolve) => {
+  process.on("SIGHUP", () => reloadConfig(config, log, process.env));
+  const clean = await new Promise<boolean>((resolve) => {
     let stopping = false;
     const stop = (signal: string) => {
       if (stopping) {
@@ -204,19 +206,23 @@ async function serve(config: Config, roleArg: string, migrateOnStart: boolean): 
         process.exit(1);
       }
       stopping = true;
-      log.info({ signal }, "draining");
+      log.info({ signal }, "shutting down");
       running
-        .stop()
-        .then(() => services.close())
-        .then(resolve, (error) => {
-          log.error({ err: error }, "drain failed");
+        .stop({ delayMs: config.shutdown.drainDelayMs, timeoutMs: config.shutdown.timeoutMs })
+        .then(async (finished) => {
+          await services.close();
+          resolve(finished);
+        })
+        .catch((error) => {
+          log.error({ err: error }, "shutdown failed");
           process.exit(1);
         });
     };
     process.on("SIGTERM", () => stop("SIGTERM"));
     process.on("SIGINT", () => stop("SIGINT"));
   });
-  return 0;
+  log.info({ clean }, "stopped");
+  return clean ? 0 : 1;
 }
 
 main(process.argv.slice(2)).then(

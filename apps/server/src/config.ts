@@ -32,6 +32,11 @@ const envSchema = z.object({
   SLUICE_MIGRATION_LOCK_TIMEOUT_MS: int(5_000, 1),
   SLUICE_MIGRATION_STATEMENT_TIMEOUT_MS: int(600_000, 1),
   SLUICE_SCHEMA_WAIT_MS: int(300_000),
+  SLUICE_DRAIN_DELAY_MS: int(5_000),
+  SLUICE_SHUTDOWN_TIMEOUT_MS: int(20_000, 1),
+  SLUICE_KEEP_ALIVE_TIMEOUT_MS: int(65_000, 1),
+  SLUICE_DB_CONNECT_TIMEOUT_MS: int(2_000, 1),
+  SLUICE_CONFIG_FILE: z.string().optional(),
 });
 
 /** Sluice's configuration, read from the environment once at start. */
@@ -57,6 +62,19 @@ export type Config = {
     statementTimeoutMs: number;
     schemaWaitMs: number;
   };
+  /** Graceful shutdown (README "Deploying and rolling"). */
+  shutdown: {
+    /** After SIGTERM, how long the node keeps serving while readiness fails (ms). */
+    drainDelayMs: number;
+    /** Budget for in-flight requests, commits, hand-offs and jobs after that (ms). */
+    timeoutMs: number;
+  };
+  /** Idle keep-alive connections are kept this long, above load balancers' idle timeouts (ms). */
+  keepAliveTimeoutMs: number;
+  /** How long a query waits for a Postgres connection before ingest answers 503 (ms). */
+  dbConnectTimeoutMs: number;
+  /** Optional file of KEY=VALUE settings, read at start and again on SIGHUP. */
+  configFile: string | null;
 };
 
 export type ConfigResult = { ok: true; config: Config } | { ok: false; problems: string[] };
@@ -106,6 +124,10 @@ export function readConfig(env: NodeJS.ProcessEnv): ConfigResult {
         statementTimeoutMs: e.SLUICE_MIGRATION_STATEMENT_TIMEOUT_MS,
         schemaWaitMs: e.SLUICE_SCHEMA_WAIT_MS,
       },
+      shutdown: { drainDelayMs: e.SLUICE_DRAIN_DELAY_MS, timeoutMs: e.SLUICE_SHUTDOWN_TIMEOUT_MS },
+      keepAliveTimeoutMs: e.SLUICE_KEEP_ALIVE_TIMEOUT_MS,
+      dbConnectTimeoutMs: e.SLUICE_DB_CONNECT_TIMEOUT_MS,
+      configFile: e.SLUICE_CONFIG_FILE ?? null,
     },
   };
 }

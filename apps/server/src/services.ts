@@ -57,7 +57,11 @@ export async function startServices(
   }
   const db = createDatabase(
     url,
-    { max: config.dbPoolSize, applicationName: "sluice", connectionTimeoutMs: 5_000 },
+    {
+      max: config.dbPoolSize,
+      applicationName: "sluice",
+      connectionTimeoutMs: config.dbConnectTimeoutMs,
+    },
     (error) => log.warn({ err: error }, "idle Postgres connection failed"),
   );
   try {

@@ -1,4 +1,6 @@
+import { Server as HttpServer } from "node:http";
 import type { AddressInfo } from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
 import { type ServerType, serve } from "@hono/node-server";
 import { insertIngestBatch } from "@sluice/db";
 import { createApiRoutes } from "./api/api-routes.ts";
@@ -11,15 +13,24 @@ import type { Services } from "./services.ts";
 import { type Loop, startMaintenance, startSweeper } from "./worker/background-loops.ts";
 import { processEvent } from "./worker/process-event.ts";
 
-/** A running Sluice process: its URL and how to stop it cleanly. */
-export type RunningSluice = { url: string; port: number; stop(): Promise<void> };
+/**
+ * A running Sluice process. `stop` drains it: readiness fails at once, it
+ * keeps serving for `delayMs` (so the load balancer notices), then stops
+ * accepting and waits up to `timeoutMs` for in-flight requests, pending
+ * group commits, queue hand-offs and active jobs. Resolves false when the
+ * timeout cut that short (unfinished jobs are re-run: they are idempotent).
+ */
+export type RunningSluice = {
+  url: string;
+  port: number;
+  stop(options?: { delayMs: number; timeoutMs: number }): Promise<boolean>;
+};
 
 /**
  * Serves the given roles on `port` (0: any free port) with the services
  * built at start. Ingest answers only after its group commit; stored events
  * are handed to the queue in bulk after the commit, and a failed hand-off is
- * left to the sweeper. `stop` flips readiness, stops accepting, waits for
- * in-flight requests and pending commits, stops the worker and loops.
+ * left to the sweeper.
  */
 export async function startSluice(
   services: Services,
@@ -29,7 +40,8 @@ export async function startSluice(
 ): Promise<RunningSluice> {
   const { config, db, queue, log, metrics } = services;
   const health: HealthState = { draining: false };
-  const app = createApp(services, health);
+  const app = createApp(services, health, roles);
+  const handOffs = new Set<Promise<void>>();
 
   let committer: GroupCommitter | null = null;
   if (roles.has("ingest")) {
@@ -85,21 +97,46 @@ export async function startSluice(
   const server: ServerType = await new Promise((resolve) => {
     const s = serve({ fetch: app.fetch, port, hostname: host }, () => resolve(s));
   });
+  if (server instanceof HttpServer) {
+    server.keepAliveTimeout = config.keepAliveTimeoutMs;
+    server.headersTimeout = config.keepAliveTimeoutMs + 1_000;
+  }
   const actualPort = (server.address() as AddressInfo).port;
   log.info({ port: actualPort, roles: [...roles] }, "sluice is serving");
+
+  const drain = async () => {
+    await new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      if (server instanceof HttpServer) server.closeIdleConnections();
+    });
+    await committer?.drain();
+    await Promise.all([...handOffs]);
+    await worker?.close();
+    await Promise.all(loops.map((l) => l.stop()));
+  };
 
   return {
     url: `http://127.0.0.1:${actualPort}`,
     port: actualPort,
-    async stop() {
+    async stop(options = { delayMs: 0, timeoutMs: config.shutdown.timeoutMs }) {
       health.draining = true;
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        if ("closeIdleConnections" in server) server.closeIdleConnections();
-      });
-      await committer?.drain();
-      await worker?.close();
-      await Promise.all(loops.map((l) => l.stop()));
+      log.info(
+        { delayMs: options.delayMs },
+        "draining: readiness fails; still serving while the load balancer notices",
+      );
+      await sleep(options.delayMs);
+      log.info("draining: no new connections; finishing in-flight requests, commits and jobs");
+      const timeout = new AbortController();
+      const finished = await Promise.race([
+        drain().then(() => true),
+        sleep(options.timeoutMs, false, { signal: timeout.signal }).catch(() => false),
+      ]);
+      timeout.abort();
+      if (!finished) {
+        log.warn({ timeoutMs: options.timeoutMs }, "shutdown timeout: closing what is left");
+        if (server instanceof HttpServer) server.closeAllConnections();
+      }
+      return finished;
     },
   };
 }

@@ -54,7 +54,12 @@ describe("sluice serve with no configuration (embedded Postgres, in-process jobs
     chmodSync(dataDir, 0o755);
     child = spawn(process.execPath, [sluiceBin, "serve"], {
       cwd: root,
-      env: bareEnv({ SLUICE_DATA_DIR: dataDir, PORT: String(port), LOG_LEVEL: "warn" }),
+      env: bareEnv({
+        SLUICE_DATA_DIR: dataDir,
+        PORT: String(port),
+        LOG_LEVEL: "warn",
+        SLUICE_DRAIN_DELAY_MS: "200",
+      }),
       stdio: ["ignore", "pipe", "inherit"],
     });
     dsn = (

@@ -93,6 +93,7 @@ export async function startTestSluice(options: TestSluiceOptions = {}): Promise<
   const token = newApiToken();
   await createApiToken(services.db.orm, hashApiToken(token), DEFAULT_SCOPES, "test");
   const sql = new pg.Pool({ connectionString: databaseUrl, max: 4 });
+  sql.on("error", () => {});
   return {
     url: running.url,
     config,

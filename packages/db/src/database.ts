@@ -20,8 +20,8 @@ export type DatabaseOptions = {
 
 /**
  * Opens a pg pool (lazily: no connection is made until the first query) and
- * a drizzle handle on it. Pool errors on idle clients are reported through
- * `onError` rather than crashing the process.
+ * a drizzle handle on it. Connection errors, on idle or checked-out
+ * clients, are reported through `onError` rather than crashing the process.
  */
 export function createDatabase(
   url: string,
@@ -36,6 +36,9 @@ export function createDatabase(
     idleTimeoutMillis: 30_000,
   });
   pool.on("error", onError);
+  // A client checked out of the pool emits "error" when its socket dies;
+  // without a listener that would crash the process (the query fails anyway).
+  pool.on("connect", (client) => client.on("error", onError));
   return { pool, orm: drizzle(pool, { schema }), close: () => pool.end() };
 }
 

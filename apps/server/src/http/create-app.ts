@@ -1,21 +1,26 @@
 import { Hono } from "hono";
 import { routePath } from "hono/route";
+import type { Role } from "../roles.ts";
 import type { Services } from "../services.ts";
 
 export type HealthState = { draining: boolean };
 
 /**
  * The HTTP app shared by every role: request metrics on every route,
- * `/healthz` (the process is alive), `/readyz` (it can serve: Postgres
- * answers, Redis too where configured, and it is not draining), and
- * `/metrics` for Prometheus.
+ * `/healthz` (the process is alive), `/readyz` (it should get traffic: not
+ * draining, and Postgres answers; Redis is reported but gates only a
+ * worker-only process, because ingest keeps accepting without it), and
+ * `/metrics` for Prometheus. Once draining, every answer carries
+ * `Connection: close`, so clients and load balancers move to other nodes.
  */
-export function createApp(services: Services, health: HealthState): Hono {
+export function createApp(services: Services, health: HealthState, roles: Set<Role>): Hono {
   const app = new Hono({ strict: false });
   const { metrics } = services;
+  const redisGatesReadiness = !roles.has("ingest") && !roles.has("api");
   app.use("*", async (c, next) => {
     const started = performance.now();
     await next();
+    if (health.draining) c.res.headers.set("Connection", "close");
     const route = routePath(c) || "unmatched";
     const labels = { method: c.req.method, route };
     metrics.httpRequests.inc({ ...labels, status: c.res.status });
@@ -24,7 +29,7 @@ export function createApp(services: Services, health: HealthState): Hono {
   app.get("/healthz", (c) => c.json({ status: "ok" }));
   app.get("/readyz", async (c) => {
     const checks = await readinessChecks(services);
-    const ready = !health.draining && checks.postgres && checks.queue;
+    const ready = !health.draining && checks.postgres && (checks.queue || !redisGatesReadiness);
     return c.json(
       { status: ready ? "ready" : "not ready", draining: health.draining, ...checks },
       ready ? 200 : 503,

@@ -22,6 +22,15 @@ export default defineConfig({
       },
       {
         test: {
+          name: "rolling",
+          include: ["apps/*/test/**/*.rolling.test.ts"],
+          testTimeout: 300_000,
+          hookTimeout: 600_000,
+          fileParallelism: false,
+        },
+      },
+      {
+        test: {
           name: "compat",
           include: ["apps/*/test/**/*.compat.test.ts"],
           testTimeout: 120_000,

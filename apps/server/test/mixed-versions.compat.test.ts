@@ -1,4 +1,4 @@
-import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { type ChildProcess, execFile } from "node:child_process";
 import { chmodSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -9,55 +9,12 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type CompatTarget, compatTargets, prepareWorktree, repoRoot } from "./compat-targets.ts";
 import { deleteQueueKeys, REDIS_URL, waitFor } from "./harness.ts";
+import { sluiceJson, startNode, stopNode, type Version } from "./processes.ts";
 
 const run = promisify(execFile);
 const nodeClient = join(repoRoot, "apps/server/test/clients/node-client.mjs");
 /** node-client.mjs sends 13 events: 5 of one error, 2 at two sites, 3 messages, 2 fingerprinted, 1 with an attachment. */
 const EVENTS_PER_CLIENT = 13;
-
-type Version = { label: string; root: string };
-type Node = { port: number; child: ChildProcess };
-
-function sluice(version: Version) {
-  return join(version.root, "apps/server/bin/sluice.js");
-}
-
-function startNode(
-  version: Version,
-  role: string,
-  env: Record<string, string>,
-  children: ChildProcess[],
-): Promise<Node> {
-  const child = spawn(process.execPath, [sluice(version), "serve", `--role=${role}`], {
-    env: { ...process.env, ...env, PORT: "0", HOST: "127.0.0.1", LOG_LEVEL: "info" },
-    stdio: ["ignore", "ignore", "pipe"],
-  });
-  children.push(child);
-  return new Promise((resolve, reject) => {
-    let log = "";
-    child.stderr?.on("data", (chunk) => {
-      log += chunk;
-      const match = /"port":(\d+).*"msg":"sluice is serving"/.exec(log);
-      if (match) resolve({ port: Number(match[1]), child });
-    });
-    child.once("exit", (code) =>
-      reject(new Error(`${version.label} ${role} exited with ${code}:\n${log}`)),
-    );
-  });
-}
-
-async function stopNode(node: Node) {
-  const exited = new Promise((resolve) => node.child.once("exit", resolve));
-  node.child.kill("SIGTERM");
-  await exited;
-}
-
-async function cli(version: Version, env: Record<string, string>, ...args: string[]) {
-  const { stdout } = await run(process.execPath, [sluice(version), ...args, "--json"], {
-    env: { ...process.env, ...env, LOG_LEVEL: "warn" },
-  });
-  return JSON.parse(stdout);
-}
 
 async function sendThrough(port: number, dsn: string) {
   const url = new URL(dsn);
@@ -126,8 +83,16 @@ describe.each(targets)("$label next to the current code", (target) => {
         SLUICE_QUEUE_PREFIX: prefix,
         SLUICE_DATA_DIR: dataDir,
       };
-      const { dsn } = await cli(current, env, "projects", "create", "default", "--org", "sluice");
-      const { token } = await cli(current, env, "tokens", "create");
+      const { dsn } = await sluiceJson(
+        current,
+        env,
+        "projects",
+        "create",
+        "default",
+        "--org",
+        "sluice",
+      );
+      const { token } = await sluiceJson(current, env, "tokens", "create");
       const [oldIngest, newIngest] = await Promise.all([
         startNode(old, "ingest,api", env, children),
         startNode(current, "ingest,api", env, children),
@@ -175,8 +140,16 @@ describe.each(targets)("$label next to the current code", (target) => {
         SLUICE_DATA_DIR: dataDir,
       };
       const oldNode = await startNode(old, "all", env, children);
-      const { dsn } = await cli(old, env, "projects", "create", "default", "--org", "sluice");
-      const { token } = await cli(old, env, "tokens", "create");
+      const { dsn } = await sluiceJson(
+        old,
+        env,
+        "projects",
+        "create",
+        "default",
+        "--org",
+        "sluice",
+      );
+      const { token } = await sluiceJson(old, env, "tokens", "create");
       await sendThrough(oldNode.port, dsn);
       let before: Record<string, number[]> = {};
       await waitFor(

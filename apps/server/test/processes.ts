@@ -1,0 +1,73 @@
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { join } from "node:path";
+import { promisify } from "node:util";
+
+const run = promisify(execFile);
+
+/** A checkout of Sluice to run: the current tree or an older release's worktree. */
+export type Version = { label: string; root: string };
+
+/** A `sluice serve` child process, the port it serves on, and its log so far. */
+export type NodeProcess = { port: number; child: ChildProcess; label: string; log(): string };
+
+/**
+ * Starts `sluice serve --role=<role>` from `version` on a free port (or
+ * `env.PORT`) and resolves once it logs that it is serving. The child is
+ * added to `children` so the test can kill what is left.
+ */
+export function startNode(
+  version: Version,
+  role: string,
+  env: Record<string, string>,
+  children: ChildProcess[],
+): Promise<NodeProcess> {
+  const child = spawn(
+    process.execPath,
+    [join(version.root, "apps/server/bin/sluice.js"), "serve", `--role=${role}`],
+    {
+      env: { ...process.env, PORT: "0", HOST: "127.0.0.1", ...env, LOG_LEVEL: "info" },
+      stdio: ["ignore", "ignore", "pipe"],
+    },
+  );
+  children.push(child);
+  return new Promise((resolve, reject) => {
+    let log = "";
+    child.stderr?.on("data", (chunk) => {
+      log += chunk;
+      const match = /"port":(\d+).*"msg":"sluice is serving"/.exec(log);
+      if (match)
+        resolve({
+          port: Number(match[1]),
+          child,
+          label: `${version.label} ${role}`,
+          log: () => log,
+        });
+    });
+    child.once("exit", (code) =>
+      reject(new Error(`${version.label} ${role} exited with ${code}:\n${log.slice(-2000)}`)),
+    );
+  });
+}
+
+/**
+ * Sends SIGTERM and resolves once the node has drained and exited 0; throws
+ * with the end of its log when it exited otherwise.
+ */
+export async function stopNode(node: NodeProcess): Promise<void> {
+  const code =
+    node.child.exitCode ??
+    (await new Promise<number | null>((resolve) => {
+      node.child.once("exit", (c) => resolve(c));
+      node.child.kill("SIGTERM");
+    }));
+  if (code !== 0) throw new Error(`${node.label} exited with ${code}:\n${node.log().slice(-3000)}`);
+}
+
+/** Runs a `sluice` command of `version` with `--json` and parses what it prints. */
+export async function sluiceJson(version: Version, env: Record<string, string>, ...args: string[]) {
+  const bin = join(version.root, "apps/server/bin/sluice.js");
+  const { stdout } = await run(process.execPath, [bin, ...args, "--json"], {
+    env: { ...process.env, ...env, LOG_LEVEL: "warn" },
+  });
+  return JSON.parse(stdout);
+}

@@ -1,0 +1,72 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { join } from "node:path";
+
+/** A free loopback port (the kernel's pick, released at once). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once("error", reject);
+    probe.listen(0, "127.0.0.1", () => {
+      const { port } = probe.address() as { port: number };
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * Starts HAProxy (Debian's package) in front of the ingest slots, health
+ * checking `/readyz` every 300 ms (one failure takes a server out, one
+ * success puts it back). A request whose connection failed or got no
+ * answer is retried on another server: ingest is idempotent on event_id
+ * (DESIGN.md promise 4), so that never makes a second event.
+ */
+export async function startHaproxy(
+  dir: string,
+  port: number,
+  slots: number[],
+  children: ChildProcess[],
+) {
+  const config = `global
+  maxconn 4096
+defaults
+  mode http
+  timeout connect 2s
+  timeout client 65s
+  timeout server 65s
+  timeout http-keep-alive 60s
+  timeout http-request 30s
+  option http-buffer-request
+  retries 3
+  option redispatch 1
+  retry-on conn-failure empty-response
+frontend ingest
+  bind 127.0.0.1:${port}
+  default_backend ingest
+backend ingest
+  balance roundrobin
+  option httpchk GET /readyz
+  http-check expect status 200
+  default-server inter 300ms fall 1 rise 1
+${slots.map((p, i) => `  server slot${i} 127.0.0.1:${p} check`).join("\n")}
+`;
+  const path = join(dir, "haproxy.cfg");
+  writeFileSync(path, config);
+  const child = spawn("haproxy", ["-f", path, "-db"], { stdio: ["ignore", "ignore", "pipe"] });
+  children.push(child);
+  let log = "";
+  child.stderr?.on("data", (chunk) => {
+    log += chunk;
+  });
+  await new Promise((r) => setTimeout(r, 500));
+  if (child.exitCode !== null) throw new Error(`haproxy exited: ${log}`);
+  return child;
+}
+
+/** Latency figures of a set of answers (ms). */
+export function latencyFigures(ms: number[]) {
+  const sorted = [...ms].sort((a, b) => a - b);
+  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0;
+  return { requests: sorted.length, p50: at(0.5), p99: at(0.99), max: sorted.at(-1) ?? 0 };
+}

@@ -20,7 +20,9 @@ export function freePort(): Promise<number> {
  * checking `/readyz` every 300 ms (one failure takes a server out, one
  * success puts it back). A request whose connection failed or got no
  * answer is retried on another server: ingest is idempotent on event_id
- * (DESIGN.md promise 4), so that never makes a second event.
+ * (DESIGN.md promise 4), so that never makes a second event. When no node
+ * is ready (Postgres down), HAProxy's own 503 carries `Retry-After` and a
+ * `{"detail": ...}` body, like Sluice's.
  */
 export async function startHaproxy(
   dir: string,
@@ -41,6 +43,7 @@ defaults
   retries 3
   option redispatch 1
   retry-on conn-failure empty-response
+  http-error status 503 content-type "application/json" string "{\\"detail\\":\\"no Sluice node is ready; retry later\\"}" hdr "Retry-After" "5"
 frontend ingest
   bind 127.0.0.1:${port}
   default_backend ingest

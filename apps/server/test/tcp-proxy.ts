@@ -12,7 +12,7 @@ export async function startTcpProxy(targetPort: number) {
   let port = 0;
   const listen = () =>
     new Promise<void>((resolve) => {
-      server = createServer((client) => {
+      const listening = createServer((client) => {
         const upstream = connect(targetPort, "127.0.0.1");
         for (const s of [client, upstream]) {
           sockets.add(s);
@@ -23,8 +23,9 @@ export async function startTcpProxy(targetPort: number) {
         client.on("close", () => upstream.destroy());
         upstream.on("close", () => client.destroy());
       });
-      server.listen(port, "127.0.0.1", () => {
-        port = (server?.address() as { port: number }).port;
+      server = listening;
+      listening.listen(port, "127.0.0.1", () => {
+        port = (listening.address() as { port: number }).port;
         resolve();
       });
     });

@@ -1,0 +1,406 @@
+/**
+ * `npm run bench [-- --quick]`: measures Sluice's ingest and processing on
+ * this machine's Postgres and Redis, next to the limits measured in the same
+ * run (a raw durable COPY of the same payloads; a Hono handler that reads
+ * and discards the same bodies), and prints every figure with its ratio.
+ * Writes bench/results/latest.json. Never fails on speed: it is not a test.
+ */
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpus, totalmem } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { gzipSync } from "node:zlib";
+import { applyMigrations } from "@sluice/db";
+import { createTestDatabase, silentLog } from "@sluice/db/testing";
+import { Redis } from "ioredis";
+import pg from "pg";
+import { summarizeCpuProfiles } from "./cpu-profile-summary.ts";
+import { buildEvent, newEventId, type PayloadKind } from "./payloads.ts";
+
+const run = promisify(execFile);
+const root = new URL("../", import.meta.url).pathname;
+const quick = process.argv.includes("--quick");
+/** `--profile`: run ingest with --cpu-prof and print where its CPU went. */
+const profile = process.argv.includes("--profile");
+const profileDir = join(root, "bench/results/profiles");
+const SECONDS = quick ? 3 : 10;
+const CONNECTIONS = 64;
+const REDIS_URL = process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
+const children: ChildProcess[] = [];
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+type LoadResult = {
+  requests: number;
+  ok: number;
+  non2xx: number;
+  errors: number;
+  perSecond: number;
+  latency: { p50: number; p99: number; max: number };
+  bytesPerRequest: number;
+};
+
+async function load(job: {
+  url: string;
+  kind: PayloadKind;
+  form: "envelope" | "store";
+  gzip: boolean;
+  seconds: number;
+  rate?: number;
+}): Promise<LoadResult> {
+  const spec = {
+    ...job,
+    connections: CONNECTIONS,
+    bodies: Math.min(50_000, Math.ceil((job.rate ?? 20_000) * job.seconds * 1.2)),
+  };
+  const { stdout } = await run(
+    process.execPath,
+    ["--import", "tsx", join(root, "bench/load-process.ts"), JSON.stringify(spec)],
+    { maxBuffer: 1 << 24 },
+  );
+  return JSON.parse(stdout.trim().split("\n").at(-1) as string);
+}
+
+function startProcess(
+  args: string[],
+  env: Record<string, string>,
+  ready: RegExp,
+): Promise<{ child: ChildProcess; port: number }> {
+  const child = spawn(process.execPath, args, {
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  children.push(child);
+  return new Promise((resolve, reject) => {
+    let out = "";
+    const onData = (chunk: Buffer) => {
+      out += chunk;
+      const match = ready.exec(out);
+      if (match) resolve({ child, port: Number(match[1]) });
+    };
+    child.stdout?.on("data", onData);
+    child.stderr?.on("data", onData);
+    child.once("exit", (code) =>
+      reject(new Error(`${args.join(" ")} exited ${code}: ${out.slice(-1000)}`)),
+    );
+  });
+}
+
+/** CPU seconds (user + system) and peak RSS (bytes) of a process, from /proc. */
+function processStats(pid: number) {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
+  const ticks = Number(stat[11]) + Number(stat[12]);
+  const hwm = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  return { cpuSeconds: ticks / 100, peakRssBytes: Number(hwm?.[1] ?? 0) * 1024 };
+}
+
+type Latency = { p50: number; p99: number; max: number };
+type OpenLoopFigure = Latency & { rate: number; achieved: number; non2xx: number; errors: number };
+
+/** Everything one run measured; bench/results/latest.json holds it. */
+type Figures = {
+  machine: { cpus: number; cpu: string | undefined; memoryGiB: number; node: string };
+  mode: "quick" | "full";
+  postgres?: { version: string; synchronous_commit: string };
+  limits?: { copyPerSecond: number; copyBytesPerRow: number; httpPerSecond: number };
+  ingest?: {
+    peakPerSecond: number;
+    peakLatency: Latency;
+    peakNon2xx: number;
+    cpuSecondsPer1000Events: number;
+    peakRssMiB: number;
+    openLoop: Record<string, OpenLoopFigure>;
+    storedBytesPerEvent: number;
+    typicalEventJsonBytes: number;
+    typicalEventGzipBytes: number;
+  };
+  peakByPayload?: Record<string, number>;
+  sustained?: {
+    offeredPerSecond: number;
+    acknowledgedPerSecond: number;
+    processedPerSecondInWindow: number;
+    lagSeconds: Latency;
+    drainedAfterSeconds: number;
+  };
+};
+
+/** Empties the benchmark's queue, so one phase's jobs never delay the next. */
+async function deleteQueueKeys(prefix: string) {
+  const redis = new Redis(REDIS_URL);
+  let cursor = "0";
+  do {
+    const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}:*`, "COUNT", 1000);
+    cursor = next;
+    if (keys.length > 0) await redis.del(...keys);
+  } while (cursor !== "0");
+  redis.disconnect();
+}
+
+const ratio = (value: number, limit: number) =>
+  limit > 0 ? `${((value / limit) * 100).toFixed(0)}%` : "n/a";
+
+async function main() {
+  const db = await createTestDatabase();
+  const pool = new pg.Pool({ connectionString: db.url });
+  const prefix = `sluice-bench-${Date.now()}`;
+  const figures: Figures = {
+    machine: {
+      cpus: cpus().length,
+      cpu: cpus()[0]?.model,
+      memoryGiB: Math.round(totalmem() / 2 ** 30),
+      node: process.version,
+    },
+    mode: quick ? "quick" : "full",
+  };
+  try {
+    await applyMigrations(pool, {
+      holder: "bench",
+      leaseMs: 10_000,
+      lockTimeoutMs: 5_000,
+      statementTimeoutMs: 60_000,
+      lockRetries: 3,
+      log: silentLog,
+    });
+    const pgVersion = (await pool.query("SHOW server_version")).rows[0].server_version;
+    const syncCommit = (await pool.query("SHOW synchronous_commit")).rows[0].synchronous_commit;
+    figures.postgres = { version: pgVersion, synchronous_commit: syncCommit };
+    const env = {
+      DATABASE_URL: db.url,
+      REDIS_URL,
+      SLUICE_QUEUE_PREFIX: prefix,
+      LOG_LEVEL: "warn",
+      HOST: "127.0.0.1",
+      PORT: "0",
+    };
+    const bin = join(root, "apps/server/bin/sluice.js");
+    const { stdout } = await run(process.execPath, [bin, "projects", "create", "bench", "--json"], {
+      env: { ...process.env, ...env },
+    });
+    const dsn = new URL(JSON.parse(stdout).dsn);
+    const ingestPath = (port: number, form: "envelope" | "store") =>
+      `http://127.0.0.1:${port}/api/${dsn.pathname.slice(1)}/${form}/?sentry_key=${dsn.username}&sentry_version=7`;
+
+    console.log("limits: raw durable COPY of the typical payload ...");
+    const copy = JSON.parse(
+      (
+        await run(process.execPath, [
+          "--import",
+          "tsx",
+          join(root, "bench/copy-process.ts"),
+          JSON.stringify({ url: db.url, kind: "typical", seconds: SECONDS }),
+        ])
+      ).stdout,
+    );
+    console.log("limits: a Hono handler that reads and discards the body ...");
+    const discard = await startProcess(
+      ["--import", "tsx", join(root, "bench/discard-server.ts")],
+      {},
+      /"port":(\d+)/,
+    );
+    const http = await load({
+      url: `http://127.0.0.1:${discard.port}/`,
+      kind: "typical",
+      form: "envelope",
+      gzip: false,
+      seconds: SECONDS,
+    });
+    discard.child.kill("SIGTERM");
+    figures.limits = {
+      copyPerSecond: Math.round(copy.perSecond),
+      copyBytesPerRow: Math.round(copy.bytesPerRow),
+      httpPerSecond: Math.round(http.perSecond),
+    };
+
+    if (profile) rmSync(profileDir, { recursive: true, force: true });
+    const profileArgs = profile ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : [];
+    const ingest = await startProcess(
+      [...profileArgs, bin, "serve", "--role=ingest"],
+      { ...env, LOG_LEVEL: "info", SLUICE_DRAIN_DELAY_MS: "0" },
+      /"port":(\d+).*"msg":"sluice is serving"/,
+    );
+    const pid = ingest.child.pid as number;
+    await load({
+      url: ingestPath(ingest.port, "envelope"),
+      kind: "typical",
+      form: "envelope",
+      gzip: false,
+      seconds: 2,
+    });
+
+    console.log("peak: closed loop, typical error, envelope ...");
+    const before = processStats(pid);
+    const peak = await load({
+      url: ingestPath(ingest.port, "envelope"),
+      kind: "typical",
+      form: "envelope",
+      gzip: false,
+      seconds: SECONDS,
+    });
+    const after = processStats(pid);
+    const cpuPer1000 = ((after.cpuSeconds - before.cpuSeconds) / peak.ok) * 1000;
+
+    const openLoop: Record<string, OpenLoopFigure> = {};
+    for (const share of [0.25, 0.5, 0.75]) {
+      const rate = Math.max(1, Math.round(peak.perSecond * share));
+      console.log(`open loop at ${share * 100}% of peak (${rate}/s) ...`);
+      const r = await load({
+        url: ingestPath(ingest.port, "envelope"),
+        kind: "typical",
+        form: "envelope",
+        gzip: false,
+        seconds: SECONDS,
+        rate,
+      });
+      openLoop[`${share * 100}%`] = {
+        rate,
+        achieved: Math.round(r.perSecond),
+        ...r.latency,
+        non2xx: r.non2xx,
+        errors: r.errors,
+      };
+    }
+
+    const sizes = await pool.query(`
+      SELECT (SELECT coalesce(sum(pg_total_relation_size(relid)), 0) FROM pg_partition_tree('events')) AS events_bytes,
+             pg_total_relation_size('event_ids') AS ids_bytes, (SELECT count(*) FROM events) AS events`);
+    const storedPerEvent =
+      (Number(sizes.rows[0].events_bytes) + Number(sizes.rows[0].ids_bytes)) /
+      Number(sizes.rows[0].events);
+    const sample = Array.from({ length: 200 }, (_, i) =>
+      JSON.stringify(buildEvent("typical", newEventId(), i)),
+    );
+    const jsonBytes = sample.reduce((s, t) => s + Buffer.byteLength(t), 0) / sample.length;
+    const gzipBytes = sample.reduce((s, t) => s + gzipSync(t).length, 0) / sample.length;
+    figures.ingest = {
+      peakPerSecond: Math.round(peak.perSecond),
+      peakLatency: peak.latency,
+      peakNon2xx: peak.non2xx + peak.errors,
+      cpuSecondsPer1000Events: Number(cpuPer1000.toFixed(3)),
+      peakRssMiB: Math.round(processStats(pid).peakRssBytes / 2 ** 20),
+      openLoop,
+      storedBytesPerEvent: Math.round(storedPerEvent),
+      typicalEventJsonBytes: Math.round(jsonBytes),
+      typicalEventGzipBytes: Math.round(gzipBytes),
+    };
+
+    if (!quick) {
+      const variants: Record<string, number> = {};
+      for (const kind of ["small", "typical", "large"] as PayloadKind[]) {
+        for (const form of ["envelope", "store"] as const) {
+          for (const gzip of [false, true]) {
+            const label = `${kind} ${form}${gzip ? " gzip" : ""}`;
+            console.log(`peak: ${label} ...`);
+            const r = await load({
+              url: ingestPath(ingest.port, form),
+              kind,
+              form,
+              gzip,
+              seconds: 5,
+            });
+            variants[label] = Math.round(r.perSecond);
+          }
+        }
+      }
+      figures.peakByPayload = variants;
+    }
+
+    console.log("sustained: ingest and processing together ...");
+    await pool.query("UPDATE events SET processed_at = now() WHERE processed_at IS NULL");
+    await deleteQueueKeys(prefix);
+    const worker = await startProcess(
+      [bin, "serve", "--role=worker"],
+      { ...env, LOG_LEVEL: "info" },
+      /"port":(\d+).*"msg":"sluice is serving"/,
+    );
+    await pool.query("UPDATE events SET processed_at = now() WHERE processed_at IS NULL");
+    const e2eRate = Math.max(1, Math.round(Math.min(copy.perSecond * 0.3, peak.perSecond * 0.75)));
+    const e2eSeconds = quick ? 5 : 20;
+    const windowStart = new Date();
+    const sustained = await load({
+      url: ingestPath(ingest.port, "envelope"),
+      kind: "typical",
+      form: "envelope",
+      gzip: false,
+      seconds: e2eSeconds,
+      rate: e2eRate,
+    });
+    const windowEnd = new Date();
+    const drainStart = Date.now();
+    for (;;) {
+      const open = await pool.query(
+        "SELECT count(*)::int AS n FROM events WHERE processed_at IS NULL",
+      );
+      if (open.rows[0].n === 0 || Date.now() - drainStart > 120_000) break;
+      await sleep(200);
+    }
+    const lag = await pool.query(
+      `SELECT count(*)::int AS n,
+              percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM processed_at - received_at)) AS p50,
+              percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM processed_at - received_at)) AS p99,
+              max(extract(epoch FROM processed_at - received_at)) AS max,
+              count(*) FILTER (WHERE processed_at <= $2)::int AS processed_in_window
+         FROM events WHERE received_at >= $1 AND received_at <= $2`,
+      [windowStart, windowEnd],
+    );
+    const l = lag.rows[0];
+    const windowSeconds = (windowEnd.getTime() - windowStart.getTime()) / 1000;
+    figures.sustained = {
+      offeredPerSecond: e2eRate,
+      acknowledgedPerSecond: Math.round(sustained.perSecond),
+      processedPerSecondInWindow: Math.round(l.processed_in_window / windowSeconds),
+      lagSeconds: {
+        p50: Number(Number(l.p50).toFixed(3)),
+        p99: Number(Number(l.p99).toFixed(3)),
+        max: Number(Number(l.max).toFixed(3)),
+      },
+      drainedAfterSeconds: Number(((Date.now() - drainStart) / 1000).toFixed(1)),
+    };
+    worker.child.kill("SIGTERM");
+    const ingestExited = new Promise((resolve) => ingest.child.once("exit", resolve));
+    ingest.child.kill("SIGTERM");
+    await ingestExited;
+
+    report(figures, copy.perSecond, http.perSecond);
+    if (profile)
+      console.log(
+        `\ningest CPU profile, self time (${profileDir}):\n${summarizeCpuProfiles(profileDir, 25).join("\n")}`,
+      );
+    mkdirSync(join(root, "bench/results"), { recursive: true });
+    writeFileSync(join(root, "bench/results/latest.json"), `${JSON.stringify(figures, null, 2)}\n`);
+  } finally {
+    for (const child of children) if (child.exitCode === null) child.kill("SIGKILL");
+    await pool.end();
+    await sleep(500);
+    await deleteQueueKeys(prefix);
+    await db.drop();
+  }
+}
+
+function report(f: Figures, copyRate: number, httpRate: number) {
+  const { ingest: i, sustained: s, postgres, limits } = f;
+  if (!i || !s || !postgres || !limits) throw new Error("the run did not measure every figure");
+  const lines = [
+    "",
+    `Sluice benchmark (${f.mode}) on ${f.machine.cpus} cores, ${f.machine.memoryGiB} GiB, Node ${f.machine.node}, Postgres ${postgres.version} (synchronous_commit ${postgres.synchronous_commit})`,
+    "",
+    `limit: raw durable COPY              ${Math.round(copyRate)} events/s (${limits.copyBytesPerRow} bytes/row)`,
+    `limit: Hono read-and-discard         ${Math.round(httpRate)} requests/s`,
+    `ingest peak (typical, envelope)      ${i.peakPerSecond} events/s = ${ratio(i.peakPerSecond, copyRate)} of COPY, ${ratio(i.peakPerSecond, httpRate)} of HTTP (target >= 50% of COPY)`,
+    ...Object.entries(i.openLoop).map(
+      ([share, r]) =>
+        `latency at ${share.padEnd(4)} of peak (${r.rate}/s)  p50 ${r.p50} ms, p99 ${r.p99} ms, max ${r.max} ms${share === "50%" ? " (target p99 <= 50 ms)" : ""}`,
+    ),
+    `ingest CPU per 1,000 events          ${i.cpuSecondsPer1000Events} s`,
+    `ingest peak RSS                      ${i.peakRssMiB} MiB (target <= 200)`,
+    `stored bytes per typical event       ${i.storedBytesPerEvent} (JSON ${i.typicalEventJsonBytes}, gzipped ${i.typicalEventGzipBytes}; target <= gzipped)`,
+    `sustained end to end (offered ${s.offeredPerSecond}/s)  ${s.processedPerSecondInWindow} processed/s = ${ratio(s.processedPerSecondInWindow, copyRate)} of COPY; lag p50 ${s.lagSeconds.p50} s, p99 ${s.lagSeconds.p99} s, max ${s.lagSeconds.max} s (target >= 30% of COPY, lag < 5 s)`,
+  ];
+  if (f.peakByPayload) {
+    lines.push("", "peak by payload (events/s):");
+    for (const [label, rate] of Object.entries(f.peakByPayload))
+      lines.push(`  ${label.padEnd(24)} ${rate}`);
+  }
+  console.log(lines.join("\n"));
+}
+
+await main();

@@ -1,5 +1,6 @@
 import type pg from "pg";
 import { inTransaction } from "./database.ts";
+import { CONCURRENT_CREATE_CODES } from "./migrate.ts";
 
 const DAY_MS = 86_400_000;
 
@@ -41,7 +42,7 @@ export async function ensureEventPartitions(
       created.push(name);
     } catch (error) {
       const code = (error as { code?: string }).code;
-      if (code !== "23505" && code !== "42P07") throw error;
+      if (!CONCURRENT_CREATE_CODES.has(code ?? "")) throw error;
     }
   }
   return created;

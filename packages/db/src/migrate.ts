@@ -69,9 +69,16 @@ CREATE TABLE IF NOT EXISTS sluice_migration_lock (
 );`;
 
 /**
- * Creates the two tables the runner itself needs. Safe to race: concurrent
- * `CREATE TABLE IF NOT EXISTS` can fail on the catalog's unique index, so
- * that failure is retried.
+ * What a concurrent `CREATE TABLE IF NOT EXISTS` can fail with when another
+ * session creates the same table at the same moment: a unique violation in
+ * the catalog (23505), the table (42P07) or its row type (42710) existing.
+ */
+export const CONCURRENT_CREATE_CODES = new Set(["23505", "42P07", "42710"]);
+
+/**
+ * Creates the two tables the runner itself needs. Safe to race: the
+ * failures of a concurrent create are retried, and the retry finds the
+ * tables there.
  */
 export async function ensureMigrationTables(pool: pg.Pool): Promise<void> {
   for (let attempt = 0; ; attempt++) {
@@ -80,7 +87,7 @@ export async function ensureMigrationTables(pool: pg.Pool): Promise<void> {
       return;
     } catch (error) {
       const code = (error as { code?: string }).code;
-      if (attempt >= 5 || (code !== "23505" && code !== "42P07")) throw error;
+      if (attempt >= 5 || !CONCURRENT_CREATE_CODES.has(code ?? "")) throw error;
       await sleep(50 * (attempt + 1));
     }
   }

@@ -17,8 +17,8 @@ const run = promisify(execFile);
 const RATE = Number(process.env.SLUICE_ROLL_RATE ?? 200);
 const INGEST_NODES = 3;
 const BASELINE_MS = 4_000;
-/** Longer than HAProxy's health-check interval (300 ms), as the README asks. */
-const DRAIN_DELAY_MS = "1500";
+/** Longer than HAProxy needs to take a node out (2 checks of up to 1 s, 300 ms apart), as the README asks. */
+const DRAIN_DELAY_MS = "3000";
 
 type Result = { eventId: string; started: number; ms: number; status?: number; error?: string };
 

@@ -17,8 +17,9 @@ export function freePort(): Promise<number> {
 
 /**
  * Starts HAProxy (Debian's package) in front of the ingest slots, health
- * checking `/readyz` every 300 ms (one failure takes a server out, one
- * success puts it back). A request whose connection failed or got no
+ * checking `/readyz` every 300 ms with a 1 s check timeout (two failures
+ * take a server out, one success puts it back: one slow check on a busy
+ * machine must not empty the pool). A request whose connection failed or got no
  * answer is retried on another server: ingest is idempotent on event_id
  * (DESIGN.md promise 4), so that never makes a second event. When no node
  * is ready (Postgres down), HAProxy's own 503 carries `Retry-After` and a
@@ -51,7 +52,8 @@ backend ingest
   balance roundrobin
   option httpchk GET /readyz
   http-check expect status 200
-  default-server inter 300ms fall 1 rise 1
+  timeout check 1s
+  default-server inter 300ms fall 2 rise 1
 ${slots.map((p, i) => `  server slot${i} 127.0.0.1:${p} check`).join("\n")}
 `;
   const path = join(dir, "haproxy.cfg");

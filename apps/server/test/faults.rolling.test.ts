@@ -1,5 +1,5 @@
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { type ChildProcess, execFileSync } from "node:child_process";
+import { chmodSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createTestDatabase, type TestDatabase } from "@sluice/db/testing";
@@ -8,19 +8,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { repoRoot } from "./compat-targets.ts";
 import { deleteQueueKeys, REDIS_URL, waitFor } from "./harness.ts";
 import { type NodeProcess, sluiceJson, startNode, type Version } from "./processes.ts";
-import { freePort, startHaproxy } from "./rolling-harness.ts";
+import { freePort, startHaproxy, startLoad } from "./rolling-harness.ts";
 
 const RATE = Number(process.env.SLUICE_FAULT_RATE ?? 100);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-type Result = {
-  eventId: string;
-  started: number;
-  ms: number;
-  status?: number;
-  retryAfter?: string | null;
-  error?: string;
-};
 
 /** Restarts the machine's Redis the way .ci/run starts it: no persistence, so it comes back empty. */
 function restartRedis() {
@@ -117,22 +108,7 @@ describe("faults under load: Redis restarted and flushed, a worker killed, Postg
     await sleep(1_000);
 
     const url = `http://127.0.0.1:${lbPort}/api/${new URL(dsn).pathname.slice(1)}/envelope/?sentry_key=${new URL(dsn).username}`;
-    const resultsFile = join(dir, "load.json");
-    const loadClient = spawn(
-      process.execPath,
-      [
-        join(repoRoot, "apps/server/test/clients/load-client.mjs"),
-        url,
-        String(RATE),
-        "120000",
-        resultsFile,
-      ],
-      { stdio: "inherit" },
-    );
-    children.push(loadClient);
-    const load = new Promise<number | null>((resolve) =>
-      loadClient.once("exit", (code) => resolve(code)),
-    );
+    const load = startLoad(url, RATE, dir, children);
 
     await sleep(3_000);
     restartRedis();
@@ -144,10 +120,7 @@ describe("faults under load: Redis restarted and flushed, a worker killed, Postg
     restartPostgres();
     const postgresUp = Date.now();
     await sleep(5_000);
-    loadClient.kill("SIGINT");
-    expect(await load).toBe(0);
-
-    const { results } = JSON.parse(readFileSync(resultsFile, "utf8")) as { results: Result[] };
+    const results = await load.stop();
     const recoveryMs = 5_000;
     const bad = results.filter((r) => {
       if (r.status === 200) return false;

@@ -6,34 +6,10 @@ import pg from "pg";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { slowFiles } from "./clients/slow-migrator.ts";
 import { waitFor } from "./harness.ts";
+import { startNode, type Version } from "./processes.ts";
 
 const root = new URL("../../../", import.meta.url).pathname;
-const sluiceBin = join(root, "apps/server/bin/sluice.js");
-
-/** Starts `sluice serve` and resolves with its port once it logs that it is serving. */
-function startServe(databaseUrl: string, children: ChildProcess[]): Promise<number> {
-  const child = spawn(process.execPath, [sluiceBin, "serve", "--role=api"], {
-    env: {
-      ...process.env,
-      DATABASE_URL: databaseUrl,
-      PORT: "0",
-      HOST: "127.0.0.1",
-      LOG_LEVEL: "info",
-      REDIS_URL: "",
-    },
-    stdio: ["ignore", "ignore", "pipe"],
-  });
-  children.push(child);
-  return new Promise((resolve, reject) => {
-    let log = "";
-    child.stderr?.on("data", (chunk) => {
-      log += chunk;
-      const match = /"port":(\d+).*"msg":"sluice is serving"/.exec(log);
-      if (match) resolve(Number(match[1]));
-    });
-    child.once("exit", (code) => reject(new Error(`sluice serve exited with ${code}:\n${log}`)));
-  });
-}
+const current: Version = { label: "current", root };
 
 describe("migrations across a fleet of nodes", () => {
   let db: TestDatabase;
@@ -50,7 +26,12 @@ describe("migrations across a fleet of nodes", () => {
   });
 
   it("ten sluice serve processes started at once on an empty database apply each migration once and all become ready", async () => {
-    const ports = await Promise.all(Array.from({ length: 10 }, () => startServe(db.url, children)));
+    const nodes = await Promise.all(
+      Array.from({ length: 10 }, () =>
+        startNode(current, "api", { DATABASE_URL: db.url, REDIS_URL: "" }, children),
+      ),
+    );
+    const ports = nodes.map((n) => n.port);
     for (const port of ports)
       expect((await fetch(`http://127.0.0.1:${port}/readyz`)).status).toBe(200);
     const applied = await pool.query(

@@ -3,8 +3,8 @@ import { chmodSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { applyMigrations } from "@sluice/db";
-import { createTestDatabase, silentLog, type TestDatabase } from "@sluice/db/testing";
+
+import { createTestDatabase, migrateTestDatabase, type TestDatabase } from "@sluice/db/testing";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type CompatTarget, compatTargets, prepareWorktree, repoRoot } from "./compat-targets.ts";
@@ -60,16 +60,7 @@ describe.each(targets)("$label next to the current code", (target) => {
     const prefix = `sluice-compat-${Date.now()}`;
     beforeAll(async () => {
       db = await createTestDatabase();
-      const pool = new pg.Pool({ connectionString: db.url });
-      await applyMigrations(pool, {
-        holder: "current",
-        leaseMs: 10_000,
-        lockTimeoutMs: 5_000,
-        statementTimeoutMs: 60_000,
-        lockRetries: 3,
-        log: silentLog,
-      });
-      await pool.end();
+      await migrateTestDatabase(db.url);
     });
     afterAll(async () => {
       await deleteQueueKeys(prefix);

@@ -1,16 +1,15 @@
-import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { chmodSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { type ChildProcess, execFile } from "node:child_process";
+import { chmodSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { applyMigrations } from "@sluice/db";
-import { createTestDatabase, silentLog, type TestDatabase } from "@sluice/db/testing";
+import { createTestDatabase, migrateTestDatabase, type TestDatabase } from "@sluice/db/testing";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { compatTargets, prepareWorktree, repoRoot } from "./compat-targets.ts";
 import { deleteQueueKeys, REDIS_URL, waitFor } from "./harness.ts";
 import { type NodeProcess, sluiceJson, startNode, stopNode, type Version } from "./processes.ts";
-import { freePort, latencyFigures, startHaproxy } from "./rolling-harness.ts";
+import { freePort, latencyFigures, startHaproxy, startLoad } from "./rolling-harness.ts";
 
 const run = promisify(execFile);
 /** Events per second of the load; a few hundred in CI (SLUICE_ROLL_RATE). */
@@ -19,8 +18,6 @@ const INGEST_NODES = 3;
 const BASELINE_MS = 4_000;
 /** Longer than HAProxy needs to take a node out (2 checks of up to 1 s, 300 ms apart), as the README asks. */
 const DRAIN_DELAY_MS = "3000";
-
-type Result = { eventId: string; started: number; ms: number; status?: number; error?: string };
 
 describe("a rolling deploy of every ingest node under load, through HAProxy", () => {
   const children: ChildProcess[] = [];
@@ -53,15 +50,8 @@ describe("a rolling deploy of every ingest node under load, through HAProxy", ()
       SLUICE_DRAIN_DELAY_MS: DRAIN_DELAY_MS,
       SLUICE_SWEEP_MIN_AGE_MS: "5000",
     };
+    await migrateTestDatabase(db.url);
     const pool = new pg.Pool({ connectionString: db.url });
-    await applyMigrations(pool, {
-      holder: "setup",
-      leaseMs: 10_000,
-      lockTimeoutMs: 5_000,
-      statementTimeoutMs: 60_000,
-      lockRetries: 3,
-      log: silentLog,
-    });
     const { dsn } = await sluiceJson(
       current,
       env,
@@ -87,22 +77,7 @@ describe("a rolling deploy of every ingest node under load, through HAProxy", ()
     const key = new URL(dsn).username;
     const projectId = new URL(dsn).pathname.slice(1);
     const ingestUrl = `http://127.0.0.1:${lbPort}/api/${projectId}/envelope/?sentry_key=${key}&sentry_version=7`;
-    const resultsFile = join(dir, "load.json");
-    const loadClient = spawn(
-      process.execPath,
-      [
-        join(repoRoot, "apps/server/test/clients/load-client.mjs"),
-        ingestUrl,
-        String(RATE),
-        "180000",
-        resultsFile,
-      ],
-      { stdio: "inherit" },
-    );
-    children.push(loadClient);
-    const load = new Promise<number | null>((resolve) =>
-      loadClient.once("exit", (code) => resolve(code)),
-    );
+    const load = startLoad(ingestUrl, RATE, dir, children);
     const sdkDsn = new URL(dsn);
     sdkDsn.host = `127.0.0.1:${lbPort}`;
 
@@ -133,10 +108,7 @@ describe("a rolling deploy of every ingest node under load, through HAProxy", ()
     const rollEnd = Date.now();
     await sdk;
     await new Promise((r) => setTimeout(r, 2_000));
-    loadClient.kill("SIGINT");
-    expect(await load).toBe(0);
-
-    const { results } = JSON.parse(readFileSync(resultsFile, "utf8")) as { results: Result[] };
+    const results = await load.stop();
     const failures = results.filter((r) => r.status !== 200);
     const before = latencyFigures(results.filter((r) => r.started < rollStart).map((r) => r.ms));
     const during = latencyFigures(

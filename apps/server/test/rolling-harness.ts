@@ -1,7 +1,8 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
+import { repoRoot } from "./compat-targets.ts";
 
 /** A free loopback port (the kernel's pick, released at once). */
 export function freePort(): Promise<number> {
@@ -74,4 +75,47 @@ export function latencyFigures(ms: number[]) {
   const sorted = [...ms].sort((a, b) => a - b);
   const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0;
   return { requests: sorted.length, p50: at(0.5), p99: at(0.99), max: sorted.at(-1) ?? 0 };
+}
+
+/** One answer the load client saw. */
+export type LoadResult = {
+  eventId: string;
+  started: number;
+  ms: number;
+  status?: number;
+  retryAfter?: string | null;
+  error?: string;
+};
+
+/**
+ * Starts the open-loop load client (clients/load-client.mjs) against `url`
+ * at `rate` events per second; `stop` ends it and returns every answer.
+ */
+export function startLoad(url: string, rate: number, dir: string, children: ChildProcess[]) {
+  const resultsFile = join(dir, `load-${Date.now()}.json`);
+  const client = spawn(
+    process.execPath,
+    [
+      join(repoRoot, "apps/server/test/clients/load-client.mjs"),
+      url,
+      String(rate),
+      "600000",
+      resultsFile,
+    ],
+    {
+      stdio: "inherit",
+    },
+  );
+  children.push(client);
+  const exited = new Promise<number | null>((resolve) =>
+    client.once("exit", (code) => resolve(code)),
+  );
+  return {
+    async stop(): Promise<LoadResult[]> {
+      client.kill("SIGINT");
+      const code = await exited;
+      if (code !== 0) throw new Error(`the load client exited with ${code}`);
+      return (JSON.parse(readFileSync(resultsFile, "utf8")) as { results: LoadResult[] }).results;
+    },
+  };
 }

@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import pg from "pg";
+import { applyMigrations, type MigrateOptions } from "../src/migrate.ts";
 
 /** The machine's Postgres, as CI starts it (trust auth, user postgres). */
 export const POSTGRES_ADMIN_URL =
@@ -32,3 +33,25 @@ async function adminQuery(sql: string): Promise<void> {
 
 /** A migration log that keeps quiet. */
 export const silentLog = { info() {}, warn() {} };
+
+/** Migration options for tests: a short lease and quiet logs. */
+export function testMigrateOptions(holder: string): MigrateOptions {
+  return {
+    holder,
+    leaseMs: 10_000,
+    lockTimeoutMs: 5_000,
+    statementTimeoutMs: 60_000,
+    lockRetries: 3,
+    log: silentLog,
+  };
+}
+
+/** Applies the current migrations to a test database. */
+export async function migrateTestDatabase(url: string): Promise<void> {
+  const pool = new pg.Pool({ connectionString: url });
+  try {
+    await applyMigrations(pool, testMigrateOptions("test"));
+  } finally {
+    await pool.end();
+  }
+}

@@ -7,7 +7,7 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { repoRoot } from "./compat-targets.ts";
 import { deleteQueueKeys, REDIS_URL, waitFor } from "./harness.ts";
-import { type NodeProcess, sluiceJson, startNode, type Version } from "./processes.ts";
+import { createDefaultProject, type NodeProcess, startNode, type Version } from "./processes.ts";
 import { freePort, startHaproxy, startLoad } from "./rolling-harness.ts";
 
 const RATE = Number(process.env.SLUICE_FAULT_RATE ?? 100);
@@ -87,15 +87,7 @@ describe("faults under load: Redis restarted and flushed, a worker killed, Postg
       SLUICE_SWEEP_INTERVAL_MS: "1000",
       SLUICE_SWEEP_MIN_AGE_MS: "3000",
     };
-    const { dsn } = await sluiceJson(
-      current,
-      env,
-      "projects",
-      "create",
-      "default",
-      "--org",
-      "sluice",
-    );
+    const dsn = await createDefaultProject(current, env);
     const slots = await Promise.all([freePort(), freePort()]);
     await Promise.all(
       slots.map((port) =>

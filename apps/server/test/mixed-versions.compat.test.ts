@@ -9,7 +9,13 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type CompatTarget, compatTargets, prepareWorktree, repoRoot } from "./compat-targets.ts";
 import { deleteQueueKeys, REDIS_URL, waitFor } from "./harness.ts";
-import { sluiceJson, startNode, stopNode, type Version } from "./processes.ts";
+import {
+  createDefaultProject,
+  sluiceJson,
+  startNode,
+  stopNode,
+  type Version,
+} from "./processes.ts";
 
 const run = promisify(execFile);
 const nodeClient = join(repoRoot, "apps/server/test/clients/node-client.mjs");
@@ -74,15 +80,7 @@ describe.each(targets)("$label next to the current code", (target) => {
         SLUICE_QUEUE_PREFIX: prefix,
         SLUICE_DATA_DIR: dataDir,
       };
-      const { dsn } = await sluiceJson(
-        current,
-        env,
-        "projects",
-        "create",
-        "default",
-        "--org",
-        "sluice",
-      );
+      const dsn = await createDefaultProject(current, env);
       const { token } = await sluiceJson(current, env, "tokens", "create");
       const [oldIngest, newIngest] = await Promise.all([
         startNode(old, "ingest,api", env, children),
@@ -131,15 +129,7 @@ describe.each(targets)("$label next to the current code", (target) => {
         SLUICE_DATA_DIR: dataDir,
       };
       const oldNode = await startNode(old, "all", env, children);
-      const { dsn } = await sluiceJson(
-        old,
-        env,
-        "projects",
-        "create",
-        "default",
-        "--org",
-        "sluice",
-      );
+      const dsn = await createDefaultProject(old, env);
       const { token } = await sluiceJson(old, env, "tokens", "create");
       await sendThrough(oldNode.port, dsn);
       let before: Record<string, number[]> = {};

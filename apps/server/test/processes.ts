@@ -71,3 +71,20 @@ export async function sluiceJson(version: Version, env: Record<string, string>, 
   });
   return JSON.parse(stdout);
 }
+
+/** Creates organization `sluice` and project `default` with `version`'s command; returns the DSN. */
+export async function createDefaultProject(
+  version: Version,
+  env: Record<string, string>,
+): Promise<string> {
+  const { dsn } = await sluiceJson(
+    version,
+    env,
+    "projects",
+    "create",
+    "default",
+    "--org",
+    "sluice",
+  );
+  return dsn;
+}

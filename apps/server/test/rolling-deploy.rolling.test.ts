@@ -8,7 +8,13 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { compatTargets, prepareWorktree, repoRoot } from "./compat-targets.ts";
 import { deleteQueueKeys, REDIS_URL, waitFor } from "./harness.ts";
-import { type NodeProcess, sluiceJson, startNode, stopNode, type Version } from "./processes.ts";
+import {
+  createDefaultProject,
+  type NodeProcess,
+  startNode,
+  stopNode,
+  type Version,
+} from "./processes.ts";
 import { freePort, latencyFigures, startHaproxy, startLoad } from "./rolling-harness.ts";
 
 const run = promisify(execFile);
@@ -52,15 +58,7 @@ describe("a rolling deploy of every ingest node under load, through HAProxy", ()
     };
     await migrateTestDatabase(db.url);
     const pool = new pg.Pool({ connectionString: db.url });
-    const { dsn } = await sluiceJson(
-      current,
-      env,
-      "projects",
-      "create",
-      "default",
-      "--org",
-      "sluice",
-    );
+    const dsn = await createDefaultProject(current, env);
 
     const slots = await Promise.all(Array.from({ length: INGEST_NODES * 2 }, freePort));
     const oldNodes: NodeProcess[] = await Promise.all(

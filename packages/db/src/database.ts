@@ -4,9 +4,6 @@ import * as schema from "./schema.ts";
 
 export type Orm = NodePgDatabase<typeof schema>;
 
-/** Anything that runs a query: the pool, or a client inside a transaction. */
-export type Queryable = pg.Pool | pg.PoolClient;
-
 /** The connection pool and the drizzle handle over it; built once at start. */
 export type Database = { pool: pg.Pool; orm: Orm; close(): Promise<void> };
 

@@ -4,9 +4,8 @@ export {
   type DatabaseOptions,
   inTransaction,
   type Orm,
-  type Queryable,
 } from "./database.ts";
-export { ensureEventPartitions, eventPartitionName } from "./event-partitions.ts";
+export { ensureEventPartitions } from "./event-partitions.ts";
 export {
   type AppliedMigration,
   applyMigrations,

@@ -18,8 +18,3 @@ export function normalizeEventId(value: unknown): string | null {
 export function newEventId(): string {
   return crypto.randomUUID().replaceAll("-", "");
 }
-
-/** The dashed UUID form Postgres prints and the minidump endpoint answers with. */
-export function dashedEventId(id: string): string {
-  return `${id.slice(0, 8)}-${id.slice(8, 12)}-${id.slice(12, 16)}-${id.slice(16, 20)}-${id.slice(20)}`;
-}

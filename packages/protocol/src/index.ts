@@ -8,7 +8,7 @@ export {
   type ParseEnvelopeResult,
   parseEnvelope,
 } from "./envelope.ts";
-export { dashedEventId, newEventId, normalizeEventId } from "./event-id.ts";
+export { newEventId, normalizeEventId } from "./event-id.ts";
 export { type EventJsonResult, parseEventJson } from "./event-json.ts";
 export {
   type AuthSources,

@@ -2,8 +2,7 @@ import { type ChildProcess, execFileSync } from "node:child_process";
 import { chmodSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createTestDatabase, type TestDatabase } from "@sluice/db/testing";
-import pg from "pg";
+import { createTestDatabase, openTestPool, type TestDatabase } from "@sluice/db/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { repoRoot } from "./compat-targets.ts";
 import { deleteQueueKeys, REDIS_URL, waitFor } from "./harness.ts";
@@ -135,8 +134,7 @@ describe("faults under load: Redis restarted and flushed, a worker killed, Postg
     expect(bad.slice(0, 5)).toEqual([]);
 
     const acked = results.filter((r) => r.status === 200).map((r) => r.eventId);
-    const pool = new pg.Pool({ connectionString: db.url });
-    pool.on("error", () => {});
+    const pool = openTestPool(db.url);
     try {
       await waitFor(
         async () => {

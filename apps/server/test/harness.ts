@@ -3,9 +3,9 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createApiToken } from "@sluice/db";
-import { createTestDatabase } from "@sluice/db/testing";
+import { createTestDatabase, openTestPool } from "@sluice/db/testing";
 import { Redis } from "ioredis";
-import pg from "pg";
+import type pg from "pg";
 import { DEFAULT_SCOPES, hashApiToken, newApiToken } from "../src/api/api-token.ts";
 import { createProjectWithKey } from "../src/commands/default-project.ts";
 import { type Config, readConfig } from "../src/config.ts";
@@ -92,8 +92,7 @@ export async function startTestSluice(options: TestSluiceOptions = {}): Promise<
   const { project, dsn } = await createProjectWithKey(services, "sluice", "default");
   const token = newApiToken();
   await createApiToken(services.db.orm, hashApiToken(token), DEFAULT_SCOPES, "test");
-  const sql = new pg.Pool({ connectionString: databaseUrl, max: 4 });
-  sql.on("error", () => {});
+  const sql = openTestPool(databaseUrl);
   return {
     url: running.url,
     config,

@@ -1,8 +1,8 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { join } from "node:path";
 import { applyMigrations, readMigrationFiles, readMigrationState } from "@sluice/db";
-import { createTestDatabase, silentLog, type TestDatabase } from "@sluice/db/testing";
-import pg from "pg";
+import { createTestDatabase, openTestPool, silentLog, type TestDatabase } from "@sluice/db/testing";
+import type pg from "pg";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { slowFiles } from "./clients/slow-migrator.ts";
 import { waitFor } from "./harness.ts";
@@ -17,7 +17,7 @@ describe("migrations across a fleet of nodes", () => {
   const children: ChildProcess[] = [];
   beforeEach(async () => {
     db = await createTestDatabase();
-    pool = new pg.Pool({ connectionString: db.url });
+    pool = openTestPool(db.url);
   });
   afterEach(async () => {
     for (const child of children.splice(0)) if (child.exitCode === null) child.kill("SIGKILL");

@@ -4,8 +4,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 
-import { createTestDatabase, migrateTestDatabase, type TestDatabase } from "@sluice/db/testing";
-import pg from "pg";
+import {
+  createTestDatabase,
+  migrateTestDatabase,
+  openTestPool,
+  type TestDatabase,
+} from "@sluice/db/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type CompatTarget, compatTargets, prepareWorktree, repoRoot } from "./compat-targets.ts";
 import { deleteQueueKeys, REDIS_URL, waitFor } from "./harness.ts";
@@ -91,7 +95,7 @@ describe.each(targets)("$label next to the current code", (target) => {
       await sendThrough(oldIngest?.port as number, dsn);
       await sendThrough(newIngest?.port as number, dsn);
 
-      const sql = new pg.Pool({ connectionString: db.url });
+      const sql = openTestPool(db.url);
       try {
         await waitFor(
           async () => {

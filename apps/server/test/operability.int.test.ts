@@ -4,8 +4,7 @@ import { Agent, request as httpRequest } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { createTestDatabase, type TestDatabase } from "@sluice/db/testing";
-import pg from "pg";
+import { createTestDatabase, openTestPool, type TestDatabase } from "@sluice/db/testing";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import {
   deleteQueueKeys,
@@ -143,7 +142,7 @@ describe("a sluice process on SIGTERM and SIGHUP", () => {
     expect(during.headers.connection).toBe("close");
     expect(await slow).toBe(200);
     expect(await exited).toBe(0);
-    const pool = new pg.Pool({ connectionString: db.url });
+    const pool = openTestPool(db.url);
     const stored = await pool.query("SELECT 1 FROM events WHERE event_id = $1", [inFlight.id]);
     await pool.end();
     expect(stored.rowCount).toBe(1);
@@ -158,7 +157,7 @@ describe("dependencies failing", () => {
     t = null;
     await db?.drop();
   });
-  const direct = () => new pg.Pool({ connectionString: db.url });
+  const direct = () => openTestPool(db.url);
 
   it("answers 503 with Retry-After while Postgres is away, fails readiness, and recovers by itself", async () => {
     db = await createTestDatabase();

@@ -3,8 +3,12 @@ import { chmodSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { createTestDatabase, migrateTestDatabase, type TestDatabase } from "@sluice/db/testing";
-import pg from "pg";
+import {
+  createTestDatabase,
+  migrateTestDatabase,
+  openTestPool,
+  type TestDatabase,
+} from "@sluice/db/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { compatTargets, prepareWorktree, repoRoot } from "./compat-targets.ts";
 import { deleteQueueKeys, REDIS_URL, waitFor } from "./harness.ts";
@@ -57,7 +61,7 @@ describe("a rolling deploy of every ingest node under load, through HAProxy", ()
       SLUICE_SWEEP_MIN_AGE_MS: "5000",
     };
     await migrateTestDatabase(db.url);
-    const pool = new pg.Pool({ connectionString: db.url });
+    const pool = openTestPool(db.url);
     const dsn = await createDefaultProject(current, env);
 
     const slots = await Promise.all(Array.from({ length: INGEST_NODES * 2 }, freePort));

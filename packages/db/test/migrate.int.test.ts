@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import pg from "pg";
+import type pg from "pg";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { ensureEventPartitions } from "../src/event-partitions.ts";
 import {
@@ -15,7 +15,7 @@ import {
   readMigrationFiles,
 } from "../src/migration-files.ts";
 import { readMigrationLock } from "../src/migration-lock.ts";
-import { createTestDatabase, silentLog, type TestDatabase } from "./test-database.ts";
+import { createTestDatabase, openTestPool, silentLog, type TestDatabase } from "./test-database.ts";
 
 const options = (holder: string): MigrateOptions => ({
   holder,
@@ -30,7 +30,7 @@ describe("applyMigrations", () => {
   let db: TestDatabase;
   const pools: pg.Pool[] = [];
   const pool = () => {
-    const p = new pg.Pool({ connectionString: db.url, max: 2 });
+    const p = openTestPool(db.url, 2);
     pools.push(p);
     return p;
   };
@@ -95,10 +95,7 @@ describe("applyMigrations", () => {
 describe("ensureEventPartitions", () => {
   it("creates each day once when several nodes start together", async () => {
     const db = await createTestDatabase();
-    const pools = Array.from(
-      { length: 5 },
-      () => new pg.Pool({ connectionString: db.url, max: 1 }),
-    );
+    const pools = Array.from({ length: 5 }, () => openTestPool(db.url, 1));
     try {
       await applyMigrations(pools[0] as pg.Pool, options("setup"));
       const now = new Date("2026-03-10T12:00:00Z");
@@ -132,7 +129,7 @@ describe("safe execution", () => {
   });
   beforeEach(async () => {
     db = await createTestDatabase();
-    pool = new pg.Pool({ connectionString: db.url, max: 6 });
+    pool = openTestPool(db.url, 6);
     await applyMigrations(pool, options("setup"));
   });
   afterEach(async () => {

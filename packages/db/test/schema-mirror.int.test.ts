@@ -1,10 +1,10 @@
 import { is } from "drizzle-orm";
 import { getTableConfig, PgTable } from "drizzle-orm/pg-core";
-import pg from "pg";
+import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { applyMigrations } from "../src/migrate.ts";
 import * as schema from "../src/schema.ts";
-import { createTestDatabase, silentLog, type TestDatabase } from "./test-database.ts";
+import { createTestDatabase, openTestPool, silentLog, type TestDatabase } from "./test-database.ts";
 
 type Column = { type: string; nullable: boolean; hasDefault: boolean };
 
@@ -24,7 +24,7 @@ describe("the drizzle schema mirrors migrations/*.sql", () => {
   let pool: pg.Pool;
   beforeAll(async () => {
     db = await createTestDatabase();
-    pool = new pg.Pool({ connectionString: db.url });
+    pool = openTestPool(db.url);
     await applyMigrations(pool, {
       holder: "test",
       leaseMs: 10_000,

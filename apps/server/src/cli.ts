@@ -10,11 +10,12 @@ import {
 } from "@sluice/db";
 import { DEFAULT_SCOPES, hashApiToken, newApiToken } from "./api/api-token.ts";
 import { createProjectWithKey } from "./commands/default-project.ts";
+import { verifyBlobs } from "./commands/verify-blobs.ts";
 import { type Config, readConfig } from "./config.ts";
 import { environmentWithConfigFile, reloadConfig } from "./config-file.ts";
 import { createLogger } from "./logger.ts";
 import { checkRolesForQueue, parseRoles } from "./roles.ts";
-import { type Services, startServices } from "./services.ts";
+import { type SchemaAtStart, type Services, startServices } from "./services.ts";
 import { startSluice } from "./start-sluice.ts";
 
 const USAGE = `usage:
@@ -22,6 +23,7 @@ const USAGE = `usage:
   sluice migrate [status|plan|apply|lint]
   sluice projects create <slug> [--org <slug>] [--json]
   sluice tokens create [--scopes a,b] [--label text] [--json]
+  sluice verify     (every attachment and upload blob exists with its SHA-1; exit 1 if not)
 
 Settings come from the environment; see README.md.`;
 
@@ -101,6 +103,18 @@ async function main(argv: string[]): Promise<number> {
         console.log(values.json ? JSON.stringify({ token }) : token);
       });
     }
+    case "verify":
+      return withServices(
+        config,
+        async (services) => {
+          const { checked, problems } = await verifyBlobs(services, (p) =>
+            console.log(`${p.problem}\t${p.table}\t${p.id}\t${p.blobKey}`),
+          );
+          console.log(`checked ${checked} blob references: ${problems.length} missing or corrupt`);
+          return problems.length > 0 ? 1 : 0;
+        },
+        "none",
+      );
     default:
       throw new UsageError(`unknown command "${command}"`);
   }
@@ -108,13 +122,13 @@ async function main(argv: string[]): Promise<number> {
 
 async function withServices(
   config: Config,
-  work: (services: Services) => Promise<void>,
+  work: (services: Services) => Promise<number | undefined> | Promise<void>,
+  schema: SchemaAtStart = "migrate",
 ): Promise<number> {
   const log = createLogger(config.logLevel === "info" ? "warn" : config.logLevel, "cli");
-  const services = await startServices(config, log, { schema: "migrate" });
+  const services = await startServices(config, log, { schema });
   try {
-    await work(services);
-    return 0;
+    return (await work(services)) ?? 0;
   } finally {
     await services.close();
   }
@@ -238,6 +252,7 @@ main(process.argv.slice(2)).then(
       process.exitCode = 2;
     } else {
       console.error(`sluice: ${(error as Error).message}`);
+      if (process.env.LOG_LEVEL === "debug") console.error(error);
       process.exitCode = 1;
     }
   },

@@ -20,6 +20,7 @@ const envSchema = z.object({
     .default("sluice"),
   SLUICE_DB_POOL_SIZE: int(10, 1),
   SLUICE_WORKER_CONCURRENCY: int(8, 1),
+  SLUICE_SOURCEMAP_CACHE_BYTES: int(128 * 1024 * 1024, 0),
   SLUICE_GROUP_COMMIT_WINDOW_MS: int(2),
   SLUICE_GROUP_COMMIT_MAX_EVENTS: int(500, 1),
   SLUICE_SWEEP_INTERVAL_MS: int(10_000, 10),
@@ -52,6 +53,8 @@ export type Config = {
   queuePrefix: string;
   dbPoolSize: number;
   workerConcurrency: number;
+  /** Bytes of parsed source maps a worker keeps across events. */
+  sourceMapCacheBytes: number;
   groupCommit: { windowMs: number; maxEvents: number };
   sweeper: { intervalMs: number; minAgeMs: number };
   retentionDays: number;
@@ -106,6 +109,7 @@ export function readConfig(env: NodeJS.ProcessEnv): ConfigResult {
       queuePrefix: e.SLUICE_QUEUE_PREFIX,
       dbPoolSize: e.SLUICE_DB_POOL_SIZE,
       workerConcurrency: e.SLUICE_WORKER_CONCURRENCY,
+      sourceMapCacheBytes: e.SLUICE_SOURCEMAP_CACHE_BYTES,
       groupCommit: {
         windowMs: e.SLUICE_GROUP_COMMIT_WINDOW_MS,
         maxEvents: e.SLUICE_GROUP_COMMIT_MAX_EVENTS,

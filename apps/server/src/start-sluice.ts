@@ -11,6 +11,7 @@ import { createKeyCache } from "./ingest/key-cache.ts";
 import type { Role } from "./roles.ts";
 import type { Services } from "./services.ts";
 import { type Loop, startMaintenance, startSweeper } from "./worker/background-loops.ts";
+import { createEventSymbolicator } from "./worker/event-symbolicator.ts";
 import { processEvent } from "./worker/process-event.ts";
 
 /**
@@ -78,10 +79,15 @@ export async function startSluice(
   const loops: Loop[] = [];
   let worker = null;
   if (roles.has("worker")) {
+    const deps = {
+      db,
+      log,
+      symbolicate: createEventSymbolicator(db, services.blobs, config.sourceMapCacheBytes),
+    };
     worker = queue.startWorker(async (job) => {
       const started = performance.now();
       try {
-        const result = await processEvent(db, log, job);
+        const result = await processEvent(deps, job);
         metrics.jobs.inc({ job: "event.process", result });
         if (result === "missing") log.warn({ job }, "event.process: no such event");
       } catch (error) {

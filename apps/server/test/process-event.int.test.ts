@@ -1,5 +1,6 @@
 import { insertIngestBatch } from "@sluice/db";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createEventSymbolicator } from "../src/worker/event-symbolicator.ts";
 import { processEvent } from "../src/worker/process-event.ts";
 import { startTestSluice, type TestSluice } from "./harness.ts";
 
@@ -9,6 +10,11 @@ describe("the event.process job", () => {
     t = await startTestSluice({ roles: "ingest,api" });
   });
   afterAll(async () => t?.stop());
+  const deps = () => ({
+    db: t.services.db,
+    log: t.services.log,
+    symbolicate: createEventSymbolicator(t.services.db, t.services.blobs, 1024 * 1024),
+  });
 
   async function store(count: number, payload: object) {
     const receivedAt = new Date();
@@ -31,8 +37,8 @@ describe("the event.process job", () => {
   it("changes nothing when it runs again for the same event", async () => {
     const [job] = await store(1, { message: "rerun me", user: { id: "u1" } });
     if (!job) throw new Error("no job");
-    expect(await processEvent(t.services.db, t.services.log, job)).toBe("grouped");
-    expect(await processEvent(t.services.db, t.services.log, job)).toBe("already-processed");
+    expect(await processEvent(deps(), job)).toBe("grouped");
+    expect(await processEvent(deps(), job)).toBe("already-processed");
     const issue = await t.sql.query(
       "SELECT times_seen, user_count FROM issues WHERE title = 'rerun me'",
     );
@@ -43,9 +49,7 @@ describe("the event.process job", () => {
     const jobs = await store(20, {
       exception: { values: [{ type: "RaceError", value: "first seen twenty times" }] },
     });
-    const results = await Promise.all(
-      jobs.map((job) => processEvent(t.services.db, t.services.log, job)),
-    );
+    const results = await Promise.all(jobs.map((job) => processEvent(deps(), job)));
     expect(results).toEqual(Array(20).fill("grouped"));
     const issues = await t.sql.query(
       "SELECT times_seen FROM issues WHERE title = 'RaceError: first seen twenty times'",

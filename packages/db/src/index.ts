@@ -28,6 +28,7 @@ export {
 } from "./migration-files.ts";
 export { type MigrationLockHolder, readMigrationLock } from "./migration-lock.ts";
 export * from "./queries/api-tokens.ts";
+export * from "./queries/artifacts.ts";
 export * from "./queries/events.ts";
 export * from "./queries/ingest-batch.ts";
 export * from "./queries/issue-grouping.ts";
@@ -36,6 +37,7 @@ export * from "./queries/leases.ts";
 export * from "./queries/organizations.ts";
 export * from "./queries/project-keys.ts";
 export * from "./queries/projects.ts";
+export * from "./queries/releases.ts";
 export * from "./queries/unprocessed-events.ts";
 export * as schema from "./schema.ts";
 export { splitStatements } from "./split-statements.ts";

@@ -192,3 +192,119 @@ export const leases = pgTable("leases", {
   holder: text("holder").notNull(),
   expiresAt: ts("expires_at").notNull(),
 });
+
+export const releases = pgTable(
+  "releases",
+  {
+    id: id(),
+    organizationId: ref("organization_id")
+      .notNull()
+      .references(() => organizations.id),
+    version: text("version").notNull(),
+    ref: text("ref"),
+    url: text("url"),
+    dateStarted: ts("date_started"),
+    dateReleased: ts("date_released"),
+    commits: jsonb("commits").$type<Record<string, unknown>[]>().notNull().default([]),
+    createdAt: ts("created_at").notNull().defaultNow(),
+  },
+  (t) => [unique().on(t.organizationId, t.version)],
+);
+
+export const releaseProjects = pgTable(
+  "release_projects",
+  {
+    releaseId: ref("release_id")
+      .notNull()
+      .references(() => releases.id, { onDelete: "cascade" }),
+    projectId: ref("project_id")
+      .notNull()
+      .references(() => projects.id),
+    firstEvent: ts("first_event"),
+    lastEvent: ts("last_event"),
+  },
+  (t) => [primaryKey({ columns: [t.releaseId, t.projectId] })],
+);
+
+export const releaseEnvironments = pgTable(
+  "release_environments",
+  {
+    releaseId: ref("release_id")
+      .notNull()
+      .references(() => releases.id, { onDelete: "cascade" }),
+    projectId: ref("project_id")
+      .notNull()
+      .references(() => projects.id),
+    environment: text("environment").notNull(),
+    firstSeen: ts("first_seen").notNull(),
+    lastSeen: ts("last_seen").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.releaseId, t.projectId, t.environment] })],
+);
+
+export const deploys = pgTable("deploys", {
+  id: id(),
+  releaseId: ref("release_id")
+    .notNull()
+    .references(() => releases.id, { onDelete: "cascade" }),
+  environment: text("environment").notNull(),
+  name: text("name"),
+  url: text("url"),
+  dateStarted: ts("date_started"),
+  dateFinished: ts("date_finished").notNull().defaultNow(),
+  createdAt: ts("created_at").notNull().defaultNow(),
+});
+
+export const uploadChunks = pgTable(
+  "upload_chunks",
+  {
+    organizationId: ref("organization_id")
+      .notNull()
+      .references(() => organizations.id),
+    sha1: text("sha1").notNull(),
+    size: bigint("size", { mode: "number" }).notNull(),
+    blobKey: text("blob_key").notNull(),
+    createdAt: ts("created_at").notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.organizationId, t.sha1] })],
+);
+
+export const artifactBundles = pgTable(
+  "artifact_bundles",
+  {
+    id: id(),
+    organizationId: ref("organization_id")
+      .notNull()
+      .references(() => organizations.id),
+    checksum: text("checksum").notNull(),
+    chunks: text("chunks").array().notNull(),
+    projectIds: bigint("project_ids", { mode: "number" }).array().notNull().default([]),
+    release: text("release"),
+    dist: text("dist"),
+    bundleId: text("bundle_id"),
+    state: text("state").$type<"assembling" | "ok" | "error">().notNull(),
+    detail: text("detail"),
+    fileCount: bigint("file_count", { mode: "number" }).notNull().default(0),
+    claimedAt: ts("claimed_at").notNull().defaultNow(),
+    createdAt: ts("created_at").notNull().defaultNow(),
+  },
+  (t) => [unique().on(t.organizationId, t.checksum)],
+);
+
+export const artifacts = pgTable("artifacts", {
+  id: id(),
+  organizationId: ref("organization_id")
+    .notNull()
+    .references(() => organizations.id),
+  bundleId: ref("bundle_id").references(() => artifactBundles.id, { onDelete: "cascade" }),
+  release: text("release"),
+  dist: text("dist").notNull().default(""),
+  url: text("url").notNull(),
+  type: text("type").notNull(),
+  debugId: uuid("debug_id"),
+  headers: jsonb("headers").$type<Record<string, string>>().notNull().default({}),
+  size: bigint("size", { mode: "number" }).notNull(),
+  sha1: text("sha1").notNull(),
+  blobKey: text("blob_key").notNull(),
+  createdAt: ts("created_at").notNull().defaultNow(),
+});

@@ -49,7 +49,7 @@ describe("applyMigrations", () => {
     const files = readMigrationFiles();
     for (const state of states) expect(state.pending).toEqual([]);
     const applied = await pool().query(
-      "SELECT version, count(*)::int AS n FROM sluice_migrations GROUP BY version",
+      "SELECT version, count(*)::int AS n FROM sluice_migrations GROUP BY version ORDER BY version",
     );
     expect(applied.rows).toEqual(files.map((f) => ({ version: f.version, n: 1 })));
     expect(await readMigrationLock(pool())).toBeNull();

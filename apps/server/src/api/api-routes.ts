@@ -7,6 +7,9 @@ import { hashApiToken } from "./api-token.ts";
 import { registerEventRoutes } from "./event-routes.ts";
 import { registerIssueRoutes } from "./issue-routes.ts";
 import { registerOrganizationRoutes } from "./organization-routes.ts";
+import { registerReleaseFileRoutes } from "./release-file-routes.ts";
+import { registerReleaseRoutes } from "./release-routes.ts";
+import { registerUploadRoutes } from "./upload-routes.ts";
 
 /**
  * The Sentry REST API under `/api/0/` (SENTRY_PROTOCOL.md §9): bearer-token
@@ -41,5 +44,8 @@ export function createApiRoutes(services: Services): Hono<ApiEnv> {
   registerOrganizationRoutes(api);
   registerIssueRoutes(api);
   registerEventRoutes(api);
+  registerReleaseRoutes(api);
+  registerUploadRoutes(api);
+  registerReleaseFileRoutes(api);
   return api;
 }

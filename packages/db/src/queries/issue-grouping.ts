@@ -2,26 +2,44 @@ import type pg from "pg";
 
 /** Queries the worker runs inside its grouping transaction (one client). */
 
-export type LockedEvent = {
+export type EventToProcess = {
   payload: Record<string, unknown>;
   timestamp: Date;
   receivedAt: Date;
   processedAt: Date | null;
 };
 
-/** Loads an event and locks its row until the transaction ends; null when absent. */
+/** Loads an event without locking it (processing reads before it groups); null when absent. */
+export async function readEvent(
+  queryable: pg.Pool | pg.PoolClient,
+  projectId: number,
+  eventId: string,
+  receivedAt: Date,
+): Promise<EventToProcess | null> {
+  const result = await queryable.query(
+    `SELECT payload, "timestamp", received_at AS "receivedAt", processed_at AS "processedAt"
+       FROM events WHERE project_id = $1 AND event_id = $2 AND received_at = $3`,
+    [projectId, eventId, receivedAt],
+  );
+  return (result.rows[0] as EventToProcess | undefined) ?? null;
+}
+
+/**
+ * Locks an event's row until the transaction ends and tells whether it is
+ * processed already; null when absent.
+ */
 export async function lockEvent(
   client: pg.PoolClient,
   projectId: number,
   eventId: string,
   receivedAt: Date,
-): Promise<LockedEvent | null> {
+): Promise<{ processedAt: Date | null } | null> {
   const result = await client.query(
-    `SELECT payload, "timestamp", received_at AS "receivedAt", processed_at AS "processedAt"
+    `SELECT processed_at AS "processedAt"
        FROM events WHERE project_id = $1 AND event_id = $2 AND received_at = $3 FOR UPDATE`,
     [projectId, eventId, receivedAt],
   );
-  return (result.rows[0] as LockedEvent | undefined) ?? null;
+  return (result.rows[0] as { processedAt: Date | null } | undefined) ?? null;
 }
 
 /** The issue owning the first of `hashes` (in their order) that any issue owns. */
@@ -136,17 +154,22 @@ export async function countIssueEvent(
   );
 }
 
-/** Marks the event processed and links it to its issue (null: no issue, e.g. transactions). */
+/**
+ * Marks the event processed and links it to its issue (null: no issue, e.g.
+ * transactions); `payload`, when given, replaces the stored one (the
+ * symbolicated event with its raw stack traces and processing errors).
+ */
 export async function markEventProcessed(
   client: pg.PoolClient,
   projectId: number,
   eventId: string,
   receivedAt: Date,
   issueId: number | null,
+  payload: Record<string, unknown> | null = null,
 ): Promise<void> {
   await client.query(
-    `UPDATE events SET issue_id = $4, processed_at = now()
+    `UPDATE events SET issue_id = $4, processed_at = now(), payload = COALESCE($5::jsonb, payload)
       WHERE project_id = $1 AND event_id = $2 AND received_at = $3`,
-    [projectId, eventId, receivedAt, issueId],
+    [projectId, eventId, receivedAt, issueId, payload === null ? null : JSON.stringify(payload)],
   );
 }

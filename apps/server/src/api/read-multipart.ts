@@ -1,0 +1,46 @@
+import type { Context } from "hono";
+import { readBody } from "../ingest/read-body.ts";
+
+export type FilePart = { field: string; filename: string; bytes: Uint8Array };
+
+export type Multipart = {
+  files: FilePart[];
+  /** Text fields in order; a name may repeat (`header`). */
+  fields: [string, string][];
+};
+
+/**
+ * Reads a `multipart/form-data` body of at most `maxBytes` on the wire
+ * (read with the ingest's bounded reader, then parsed by undici's FormData).
+ * Returns the parts or why the body cannot be read: 413 when too large,
+ * 400 when not multipart.
+ */
+export async function readMultipart(
+  c: Context,
+  maxBytes: number,
+): Promise<{ ok: true; form: Multipart } | { ok: false; status: 400 | 413; detail: string }> {
+  const body = await readBody(c.req.raw.body, undefined, maxBytes);
+  if (!body.ok) return { ok: false, status: 413, detail: body.detail };
+  let form: FormData;
+  try {
+    form = await new Response(body.body, {
+      headers: { "content-type": c.req.header("content-type") ?? "" },
+    }).formData();
+  } catch {
+    return { ok: false, status: 400, detail: "the body must be multipart/form-data" };
+  }
+  const parsed: Multipart = { files: [], fields: [] };
+  for (const [field, value] of form.entries()) {
+    if (typeof value === "string") {
+      parsed.fields.push([field, value]);
+    } else {
+      const file = value as Blob & { name: string };
+      parsed.files.push({
+        field,
+        filename: file.name,
+        bytes: new Uint8Array(await file.arrayBuffer()),
+      });
+    }
+  }
+  return { ok: true, form: parsed };
+}

@@ -1,0 +1,227 @@
+import {
+  createDeploy,
+  deleteRelease,
+  ensureRelease,
+  findRelease,
+  listDeploys,
+  listProjects,
+  listReleases,
+  type Release,
+  type ReleaseFields,
+  summarizeReleases,
+  updateRelease,
+} from "@sluice/db";
+import type { Context, Hono } from "hono";
+import { z } from "zod";
+import type { ApiEnv } from "./api-env.ts";
+import { ApiError, notFound } from "./api-error.ts";
+import { organizationParam, projectParam } from "./lookups.ts";
+import { readPage, setLinkHeader } from "./pagination.ts";
+import { readJsonBody } from "./read-json-body.ts";
+import { serializeDeploy, serializeRelease } from "./release-serializers.ts";
+import { requireScope } from "./require-scope.ts";
+
+const MAX_VERSION_LENGTH = 200;
+
+/**
+ * Sentry's rule for release versions (src/sentry/models/release.py
+ * `Release.is_valid_version`): 1 to 200 characters, no `/`, no newline or
+ * tab, not `.`, `..` or a blank, and not the reserved `latest`.
+ */
+export function isValidVersion(version: string): boolean {
+  return (
+    version.length > 0 &&
+    version.length <= MAX_VERSION_LENGTH &&
+    !/[/\n\r\t\f\v]/.test(version) &&
+    version.trim() !== "" &&
+    version !== "." &&
+    version !== ".." &&
+    version !== "latest"
+  );
+}
+
+const isoDate = z.iso.datetime({ offset: true }).transform((s) => new Date(s));
+const commit = z.record(z.string(), z.unknown());
+
+const releaseFields = z.object({
+  ref: z.string().max(250).nullish(),
+  url: z.string().max(500).nullish(),
+  dateStarted: isoDate.nullish(),
+  dateReleased: isoDate.nullish(),
+  commits: z.array(commit).max(10_000).optional(),
+  refs: z.array(commit).max(1_000).optional(),
+});
+
+const newRelease = releaseFields.extend({
+  version: z.string().refine(isValidVersion, "invalid release version"),
+  projects: z.array(z.union([z.string(), z.number()])).optional(),
+});
+
+const newDeploy = z.object({
+  environment: z.string().min(1).max(64),
+  name: z.string().max(64).nullish(),
+  url: z.string().max(500).nullish(),
+  dateStarted: isoDate.nullish(),
+  dateFinished: isoDate.nullish(),
+  projects: z.array(z.string()).optional(),
+});
+
+function fieldsOf(body: z.infer<typeof releaseFields>): ReleaseFields {
+  const fields: ReleaseFields = {};
+  if (body.ref !== undefined) fields.ref = body.ref;
+  if (body.url !== undefined) fields.url = body.url;
+  if (body.dateStarted !== undefined) fields.dateStarted = body.dateStarted;
+  if (body.dateReleased !== undefined) fields.dateReleased = body.dateReleased;
+  if (body.commits !== undefined) fields.commits = body.commits;
+  else if (body.refs !== undefined) fields.commits = body.refs;
+  return fields;
+}
+
+/** Resolves `:version` of `:org` or throws 404. */
+async function releaseParam(c: Context<ApiEnv>) {
+  const org = await organizationParam(c);
+  const release = await findRelease(c.get("services").db.orm, org.id, c.req.param("version") ?? "");
+  if (!release) throw notFound("release");
+  return { org, release };
+}
+
+async function releaseJson(c: Context<ApiEnv>, organizationId: number, release: Release) {
+  const [summary] = await summarizeReleases(c.get("services").db.orm, organizationId, [release]);
+  return serializeRelease(summary as NonNullable<typeof summary>);
+}
+
+/**
+ * Releases and deploys as sentry-cli (`releases new|finalize|list|info|
+ * delete|set-commits`, `deploys new|list`) and the bundler plugins call
+ * them: organization-scoped and the older project-scoped paths
+ * (SENTRY_PROTOCOL.md §9.3). Creating an existing release answers 208 with
+ * it, as Sentry does.
+ */
+export function registerReleaseRoutes(api: Hono<ApiEnv>): void {
+  api.post("/api/0/organizations/:org/releases", requireScope("project:releases"), async (c) => {
+    const { db } = c.get("services");
+    const org = await organizationParam(c);
+    const body = await readJsonBody(c, newRelease);
+    const wanted = (body.projects ?? []).map(String);
+    const all = await listProjects(db.orm, org.id, 10_000, 0);
+    const chosen = all.filter((p) => wanted.includes(p.slug) || wanted.includes(String(p.id)));
+    if (chosen.length === 0 || chosen.length < new Set(wanted).size) {
+      throw new ApiError(400, "projects: at least one project, and only this organization's");
+    }
+    const { created, release } = await ensureRelease(
+      db.orm,
+      org.id,
+      body.version,
+      chosen.map((p) => p.id),
+      fieldsOf(body),
+    );
+    return c.json(await releaseJson(c, org.id, release), created ? 201 : 208);
+  });
+
+  api.post(
+    "/api/0/projects/:org/:project/releases",
+    requireScope("project:releases"),
+    async (c) => {
+      const { db } = c.get("services");
+      const org = await organizationParam(c);
+      const project = await projectParam(c);
+      const body = await readJsonBody(c, newRelease);
+      const { created, release } = await ensureRelease(
+        db.orm,
+        org.id,
+        body.version,
+        [project.id],
+        fieldsOf(body),
+      );
+      return c.json(await releaseJson(c, org.id, release), created ? 201 : 208);
+    },
+  );
+
+  const list = (scoped: boolean) => async (c: Context<ApiEnv>) => {
+    const { db, config } = c.get("services");
+    const org = await organizationParam(c);
+    const project = scoped ? await projectParam(c) : null;
+    const page = readPage(c);
+    const rows = await listReleases(
+      db.orm,
+      org.id,
+      project?.id ?? null,
+      page.limit + 1,
+      page.offset,
+    );
+    setLinkHeader(c, page, rows.length, config.publicUrl);
+    return c.json(rows.slice(0, page.limit).map(serializeRelease));
+  };
+  api.get("/api/0/organizations/:org/releases", requireScope("project:read"), list(false));
+  api.get("/api/0/projects/:org/:project/releases", requireScope("project:read"), list(true));
+
+  for (const path of [
+    "/api/0/organizations/:org/releases/:version",
+    "/api/0/projects/:org/:project/releases/:version",
+  ]) {
+    api.get(path, requireScope("project:read"), async (c) => {
+      const { org, release } = await releaseParam(c);
+      return c.json(await releaseJson(c, org.id, release));
+    });
+
+    api.put(path, requireScope("project:releases"), async (c) => {
+      const { org, release } = await releaseParam(c);
+      const body = await readJsonBody(c, releaseFields);
+      const updated = await updateRelease(c.get("services").db.orm, release.id, fieldsOf(body));
+      if (!updated) throw notFound("release");
+      return c.json(await releaseJson(c, org.id, updated));
+    });
+
+    api.delete(path, requireScope("project:releases"), async (c) => {
+      const { release } = await releaseParam(c);
+      await deleteRelease(c.get("services").db.orm, release.id);
+      return c.body(null, 204);
+    });
+
+    api.get(`${path}/commits`, requireScope("project:read"), async (c) => {
+      const { release } = await releaseParam(c);
+      return c.json(release.commits);
+    });
+  }
+
+  api.get(
+    "/api/0/organizations/:org/releases/:version/previous-with-commits",
+    requireScope("project:read"),
+    async (c) => {
+      await releaseParam(c);
+      return c.json({});
+    },
+  );
+
+  api.get("/api/0/organizations/:org/repos", requireScope("org:read"), async (c) => {
+    await organizationParam(c);
+    return c.json([]);
+  });
+
+  api.get(
+    "/api/0/organizations/:org/releases/:version/deploys",
+    requireScope("project:read"),
+    async (c) => {
+      const { release } = await releaseParam(c);
+      const rows = await listDeploys(c.get("services").db.orm, release.id);
+      return c.json(rows.map(serializeDeploy));
+    },
+  );
+
+  api.post(
+    "/api/0/organizations/:org/releases/:version/deploys",
+    requireScope("project:releases"),
+    async (c) => {
+      const { release } = await releaseParam(c);
+      const body = await readJsonBody(c, newDeploy);
+      const deploy = await createDeploy(c.get("services").db.orm, release.id, {
+        environment: body.environment,
+        name: body.name ?? null,
+        url: body.url ?? null,
+        dateStarted: body.dateStarted ?? null,
+        dateFinished: body.dateFinished ?? null,
+      });
+      return c.json(serializeDeploy(deploy), 201);
+    },
+  );
+}

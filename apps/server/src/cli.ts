@@ -210,7 +210,12 @@ async function serve(config: Config, roleArg: string, migrateOnStart: boolean): 
       `Sluice is running at ${config.publicUrl}\nDSN for organization "sluice", project "default":\n  ${dsn}`,
     );
   }
-  const running = await startSluice(services, roles, config.port, config.host);
+  const running = await startSluice(services, roles, config.port, config.host).catch(
+    async (error) => {
+      await services.close();
+      throw error;
+    },
+  );
   process.on("SIGHUP", () => reloadConfig(config, log, process.env));
   const clean = await new Promise<boolean>((resolve) => {
     let stopping = false;

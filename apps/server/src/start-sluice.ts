@@ -76,6 +76,20 @@ export async function startSluice(
   }
   if (roles.has("api")) app.route("/", createApiRoutes(services));
 
+  const server: ServerType = await new Promise((resolve, reject) => {
+    const failed = (error: NodeJS.ErrnoException) =>
+      reject(
+        error.code === "EADDRINUSE"
+          ? new Error(`port ${port} on ${host} is already in use (set PORT or --port)`)
+          : error,
+      );
+    const s = serve({ fetch: app.fetch, port, hostname: host }, () => {
+      s.off("error", failed);
+      resolve(s);
+    });
+    s.once("error", failed);
+  });
+
   const loops: Loop[] = [];
   let worker = null;
   if (roles.has("worker")) {
@@ -99,10 +113,6 @@ export async function startSluice(
     }, config.workerConcurrency);
     loops.push(startSweeper(services), startMaintenance(services));
   }
-
-  const server: ServerType = await new Promise((resolve) => {
-    const s = serve({ fetch: app.fetch, port, hostname: host }, () => resolve(s));
-  });
   if (server instanceof HttpServer) {
     server.keepAliveTimeout = config.keepAliveTimeoutMs;
     server.headersTimeout = config.keepAliveTimeoutMs + 1_000;

@@ -1,5 +1,6 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { chmodSync, mkdtempSync, rmSync } from "node:fs";
+import { type AddressInfo, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -160,5 +161,21 @@ describe("sluice commands", () => {
     expect(failure.stderr).toContain("DATABASE_URL: must be a postgres:// URL");
     expect(failure.stderr).toContain("REDIS_URL: must be a redis:// URL");
     expect(failure.stderr).toMatch(/PORT: /);
+  });
+
+  it("says the port is taken, and exits 1, when another process listens on it", async () => {
+    const holder = createServer();
+    await new Promise<void>((resolve) => holder.listen(0, "127.0.0.1", resolve));
+    const port = String((holder.address() as AddressInfo).port);
+    try {
+      const failure = await run(process.execPath, [sluiceBin, "serve", "--port", port], {
+        env: { ...env(), HOST: "127.0.0.1", REDIS_URL: "redis://127.0.0.1:6379" },
+        timeout: 30_000,
+      }).catch((error) => error);
+      expect(failure.code).toBe(1);
+      expect(failure.stderr).toContain(`sluice: port ${port} on 127.0.0.1 is already in use`);
+    } finally {
+      holder.close();
+    }
   });
 });

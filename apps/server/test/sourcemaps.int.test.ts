@@ -214,7 +214,7 @@ describe("source maps uploaded with the real sentry-cli", () => {
       data: { resolved_with: "debug-id" },
     });
     expect(frame?.context_line).toContain(
-      "throw new Error(`invalid config: $" + "{settings.name}`);",
+      'throw new Error(["invalid config:", settings.name].join(" "));',
     );
     expect(frame?.pre_context?.at(-1)).toContain("if (!settings.ok) {");
     expect(frame?.post_context?.[0]).toContain("}");

@@ -38,7 +38,29 @@ const envSchema = z.object({
   SLUICE_KEEP_ALIVE_TIMEOUT_MS: int(65_000, 1),
   SLUICE_DB_CONNECT_TIMEOUT_MS: int(2_000, 1),
   SLUICE_CONFIG_FILE: z.string().optional(),
+  SLUICE_S3_BUCKET: z.string().min(3).max(63).optional(),
+  SLUICE_S3_PREFIX: z.string().default(""),
+  SLUICE_S3_ENDPOINT: z
+    .url({ protocol: /^https?$/, error: "must be an http(s):// URL" })
+    .optional(),
+  SLUICE_S3_REGION: z.string().optional(),
+  SLUICE_S3_ACCESS_KEY_ID: z.string().optional(),
+  SLUICE_S3_SECRET_ACCESS_KEY: z.string().optional(),
+  AWS_REGION: z.string().optional(),
 });
+
+/** Where blobs live: `SLUICE_DATA_DIR/blobs`, or an S3(-compatible) bucket when `SLUICE_S3_BUCKET` is set. */
+export type BlobStoreConfig =
+  | { kind: "directory" }
+  | {
+      kind: "s3";
+      bucket: string;
+      prefix: string;
+      endpoint: string | null;
+      region: string;
+      /** Explicit keys; null leaves credentials to the AWS SDK's chain (env, profile, IAM role). */
+      credentials: { accessKeyId: string; secretAccessKey: string } | null;
+    };
 
 /** Sluice's configuration, read from the environment once at start. */
 export type Config = {
@@ -78,6 +100,7 @@ export type Config = {
   dbConnectTimeoutMs: number;
   /** Optional file of KEY=VALUE settings, read at start and again on SIGHUP. */
   configFile: string | null;
+  blobStore: BlobStoreConfig;
 };
 
 export type ConfigResult = { ok: true; config: Config } | { ok: false; problems: string[] };
@@ -132,6 +155,22 @@ export function readConfig(env: NodeJS.ProcessEnv): ConfigResult {
       keepAliveTimeoutMs: e.SLUICE_KEEP_ALIVE_TIMEOUT_MS,
       dbConnectTimeoutMs: e.SLUICE_DB_CONNECT_TIMEOUT_MS,
       configFile: e.SLUICE_CONFIG_FILE ?? null,
+      blobStore: e.SLUICE_S3_BUCKET
+        ? {
+            kind: "s3",
+            bucket: e.SLUICE_S3_BUCKET,
+            prefix: e.SLUICE_S3_PREFIX,
+            endpoint: e.SLUICE_S3_ENDPOINT ?? null,
+            region: e.SLUICE_S3_REGION ?? e.AWS_REGION ?? "us-east-1",
+            credentials:
+              e.SLUICE_S3_ACCESS_KEY_ID && e.SLUICE_S3_SECRET_ACCESS_KEY
+                ? {
+                    accessKeyId: e.SLUICE_S3_ACCESS_KEY_ID,
+                    secretAccessKey: e.SLUICE_S3_SECRET_ACCESS_KEY,
+                  }
+                : null,
+          }
+        : { kind: "directory" },
     },
   };
 }

@@ -8,7 +8,7 @@ import {
   waitForSchema,
 } from "@sluice/db";
 import { createBullmqQueue, createInProcessQueue, type JobQueue } from "@sluice/queue";
-import { type BlobStore, createDirectoryBlobStore } from "@sluice/storage";
+import { type BlobStore, createDirectoryBlobStore, createS3BlobStore } from "@sluice/storage";
 import type { Config } from "./config.ts";
 import { type EmbeddedDatabase, startEmbeddedPostgres } from "./embedded-postgres.ts";
 import type { Logger } from "./logger.ts";
@@ -98,6 +98,10 @@ export async function startServices(
   }
   const onQueueError = (error: Error, context: string) =>
     log.warn({ err: error, context }, "queue error");
+  const blobs =
+    config.blobStore.kind === "s3"
+      ? createS3BlobStore(config.blobStore)
+      : createDirectoryBlobStore(join(config.dataDir, "blobs"));
   const queue = config.redisUrl
     ? createBullmqQueue({
         redisUrl: config.redisUrl,
@@ -111,12 +115,13 @@ export async function startServices(
     metrics: createMetrics(),
     db,
     queue,
-    blobs: createDirectoryBlobStore(join(config.dataDir, "blobs")),
+    blobs,
     instanceId,
     embedded: embeddedDb !== null,
     async close() {
       await queue.close();
       await db.close();
+      blobs.close();
       await embeddedDb?.stop();
     },
   };

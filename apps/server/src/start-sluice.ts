@@ -13,6 +13,7 @@ import type { Services } from "./services.ts";
 import { type Loop, startMaintenance, startSweeper } from "./worker/background-loops.ts";
 import { createEventSymbolicator } from "./worker/event-symbolicator.ts";
 import { processEvent } from "./worker/process-event.ts";
+import { createReleaseSeenRecorder } from "./worker/release-seen.ts";
 
 /**
  * A running Sluice process. `stop` drains it: readiness fails at once, it
@@ -97,6 +98,7 @@ export async function startSluice(
       db,
       log,
       symbolicate: createEventSymbolicator(db, services.blobs, config.sourceMapCacheBytes),
+      recordRelease: createReleaseSeenRecorder(db),
     };
     worker = queue.startWorker(async (job) => {
       const started = performance.now();

@@ -2,6 +2,7 @@ import { insertIngestBatch } from "@sluice/db";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createEventSymbolicator } from "../src/worker/event-symbolicator.ts";
 import { processEvent } from "../src/worker/process-event.ts";
+import { createReleaseSeenRecorder } from "../src/worker/release-seen.ts";
 import { startTestSluice, type TestSluice } from "./harness.ts";
 
 describe("the event.process job", () => {
@@ -14,6 +15,7 @@ describe("the event.process job", () => {
     db: t.services.db,
     log: t.services.log,
     symbolicate: createEventSymbolicator(t.services.db, t.services.blobs, 1024 * 1024),
+    recordRelease: createReleaseSeenRecorder(t.services.db),
   });
 
   async function store(count: number, payload: object) {

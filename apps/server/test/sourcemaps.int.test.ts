@@ -3,6 +3,7 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import { S3RVER_CREDENTIALS, startTestS3 } from "@sluice/storage/testing";
 import { build } from "esbuild";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { api, countRows, startTestSluice, type TestSluice, waitFor } from "./harness.ts";
@@ -52,8 +53,48 @@ type ReleaseJson = {
 type IssueJson = { id: string; count: string; title: string };
 type EventJson = { entries: { type: string; data: { values: ExceptionValue[] } }[] };
 
-describe("source maps uploaded with the real sentry-cli", () => {
+/** Where the test Sluice keeps blobs, and how a test damages one there. */
+type BlobPlace = {
+  env: Record<string, string>;
+  remove(key: string): Promise<void>;
+  overwrite(key: string, body: string): Promise<void>;
+  stop(): Promise<void>;
+};
+
+const places: [string, (t: () => TestSluice) => Promise<BlobPlace>][] = [
+  [
+    "a shared directory",
+    async (t) => ({
+      env: {},
+      remove: async (key) => unlinkSync(join(t().config.dataDir, "blobs", key)),
+      overwrite: async (key, body) => writeFileSync(join(t().config.dataDir, "blobs", key), body),
+      stop: async () => {},
+    }),
+  ],
+  [
+    "an S3 bucket",
+    async () => {
+      const s3 = await startTestS3();
+      const prefix = "sluice/";
+      return {
+        env: {
+          SLUICE_S3_BUCKET: s3.bucket,
+          SLUICE_S3_PREFIX: prefix,
+          SLUICE_S3_ENDPOINT: s3.endpoint,
+          SLUICE_S3_ACCESS_KEY_ID: S3RVER_CREDENTIALS.accessKeyId,
+          SLUICE_S3_SECRET_ACCESS_KEY: S3RVER_CREDENTIALS.secretAccessKey,
+        },
+        remove: (key) => s3.deleteObject(prefix + key),
+        overwrite: (key, body) => s3.putObject(prefix + key, body),
+        stop: () => s3.stop(),
+      };
+    },
+  ],
+];
+
+describe.each(places)("source maps uploaded with the real sentry-cli, blobs in %s", (_, place) => {
   let t: TestSluice;
+  let blobs: BlobPlace;
   let work: string;
   let cliEnv: NodeJS.ProcessEnv;
 
@@ -130,7 +171,8 @@ describe("source maps uploaded with the real sentry-cli", () => {
   };
 
   beforeAll(async () => {
-    t = await startTestSluice();
+    blobs = await place(() => t);
+    t = await startTestSluice({ env: blobs.env });
     work = mkdtempSync(join(tmpdir(), "sluice-sourcemaps-"));
     cpSync(appSource, join(work, "src"), { recursive: true });
     cliEnv = {
@@ -149,6 +191,7 @@ describe("source maps uploaded with the real sentry-cli", () => {
   });
   afterAll(async () => {
     await t?.stop();
+    await blobs?.stop();
     if (work) rmSync(work, { recursive: true, force: true });
   });
 
@@ -337,17 +380,18 @@ describe("source maps uploaded with the real sentry-cli", () => {
       DATABASE_URL: t.config.databaseUrl as string,
       SLUICE_DATA_DIR: t.config.dataDir,
       LOG_LEVEL: "warn",
+      ...blobs.env,
     };
     const clean = await run(process.execPath, [sluiceBin, "verify"], { env });
     expect(clean.stdout).toMatch(/: 0 missing or corrupt/);
 
-    const blobs = await t.sql.query(
+    const maps = await t.sql.query(
       "SELECT id::text, blob_key FROM artifacts WHERE type = 'source_map' ORDER BY id LIMIT 2",
     );
-    const [gone, bad] = blobs.rows as { id: string; blob_key: string }[];
+    const [gone, bad] = maps.rows as { id: string; blob_key: string }[];
     if (!gone || !bad) throw new Error("expected two source maps");
-    unlinkSync(join(t.config.dataDir, "blobs", gone.blob_key));
-    writeFileSync(join(t.config.dataDir, "blobs", bad.blob_key), "flipped bits");
+    await blobs.remove(gone.blob_key);
+    await blobs.overwrite(bad.blob_key, "flipped bits");
     const failed = await run(process.execPath, [sluiceBin, "verify"], { env }).catch((e) => e);
     expect(failed.code).toBe(1);
     expect(failed.stdout).toContain(`missing\tartifacts\t${gone.id}\t${gone.blob_key}`);

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { sweepUnprocessed } from "../src/worker/background-loops.ts";
 import {
   countRows,
   createTestDatabase,
@@ -24,6 +25,26 @@ describe("the sweeper", () => {
     await ingest?.stop();
     await deleteQueueKeys(prefix);
     await database?.drop();
+  });
+
+  it("walks a backlog larger than one batch once, and stops between batches when asked", async () => {
+    const url = `${ingest.url}/api/${ingest.projectId}/envelope/?sentry_key=${ingest.publicKey}`;
+    for (let i = 0; i < 23; i++) {
+      const id = crypto.randomUUID().replaceAll("-", "");
+      const body = `{"event_id":"${id}"}\n{"type":"event"}\n{"message":"backlog ${i}"}\n`;
+      expect((await fetch(url, { method: "POST", body })).status).toBe(200);
+    }
+    await deleteQueueKeys(prefix);
+    const sweep = (stopping: () => boolean) =>
+      sweepUnprocessed(ingest.services, { minAgeMs: 0, batch: 5, stopping });
+    expect(await sweep(() => false)).toBe(23);
+    expect(await ingest.services.queue.depth()).toBe(23);
+    let batches = 0;
+    expect(await sweep(() => batches++ >= 2)).toBe(10);
+    // Leave the backlog to the next test's sweeper.
+    await deleteQueueKeys(prefix);
+    await ingest.sql.query("DELETE FROM event_ids");
+    await ingest.sql.query("DELETE FROM events");
   });
 
   it("groups every event after Redis lost all their jobs", async () => {

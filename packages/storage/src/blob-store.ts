@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { mkdir, open, readFile, rename } from "node:fs/promises";
 import { dirname, join } from "node:path";
 
-/** Where blobs (attachments, later source maps and bundles) are kept. */
+/** Where blobs (attachments, upload chunks, uploaded files) are kept: a directory or S3. */
 export type BlobStore = {
   /**
    * Stores bytes under a content address and returns its key and sha1;
@@ -11,6 +11,8 @@ export type BlobStore = {
    */
   put(namespace: string, bytes: Uint8Array): Promise<{ key: string; sha1: string }>;
   get(key: string): Promise<Buffer | null>;
+  /** Releases connections (the S3 client's sockets); the store is unusable after. */
+  close(): void;
 };
 
 /**
@@ -44,5 +46,6 @@ export function createDirectoryBlobStore(root: string): BlobStore {
         throw error;
       }
     },
+    close() {},
   };
 }

@@ -7,17 +7,52 @@ const MAINTENANCE_INTERVAL_MS = 3_600_000;
 /** A loop that runs `tick` every `intervalMs` until stopped. */
 export type Loop = { stop(): Promise<void> };
 
-function every(intervalMs: number, tick: () => Promise<void>): Loop {
+/** Runs `tick` every `intervalMs`; `stop` waits for a running tick, which sees `stopping()`. */
+function every(intervalMs: number, tick: (stopping: () => boolean) => Promise<void>): Loop {
   let running: Promise<void> | null = null;
+  let stopped = false;
   const timer = setInterval(() => {
-    if (!running) running = tick().finally(() => (running = null));
+    if (!running) running = tick(() => stopped).finally(() => (running = null));
   }, intervalMs);
   return {
     async stop() {
+      stopped = true;
       clearInterval(timer);
       await running;
     },
   };
+}
+
+/**
+ * One sweep: enqueues every event stored more than `minAgeMs` ago and still
+ * unprocessed, `batch` at a time in key order, each once, until the backlog
+ * is walked through or `stopping()` says to stop (checked between batches).
+ * Returns how many events it enqueued. Throws on database or queue failure.
+ */
+export async function sweepUnprocessed(
+  services: Pick<Services, "db" | "queue" | "log" | "metrics">,
+  options: { minAgeMs: number; batch: number; stopping: () => boolean },
+): Promise<number> {
+  const { db, queue, log, metrics } = services;
+  let enqueued = 0;
+  let after = null;
+  while (!options.stopping()) {
+    const events = await listUnprocessedEvents(db.pool, options.minAgeMs, options.batch, after);
+    if (events.length === 0) break;
+    await queue.enqueueEvents(
+      events.map((e) => ({
+        projectId: e.projectId,
+        eventId: e.eventId,
+        receivedAt: e.receivedAt.toISOString(),
+      })),
+    );
+    enqueued += events.length;
+    metrics.sweeperRequeued.inc(events.length);
+    log.info({ events: events.length }, "sweeper enqueued unprocessed events");
+    if (events.length < options.batch) break;
+    after = events.at(-1) ?? null;
+  }
+  return enqueued;
 }
 
 /**
@@ -27,25 +62,16 @@ function every(intervalMs: number, tick: () => Promise<void>): Loop {
  * enqueue failed). Jobs are idempotent, so a duplicate costs nothing.
  */
 export function startSweeper(services: Services): Loop {
-  const { config, db, queue, log, metrics, instanceId } = services;
-  return every(config.sweeper.intervalMs, async () => {
+  const { config, db, log, instanceId } = services;
+  return every(config.sweeper.intervalMs, async (stopping) => {
     try {
       if (!(await tryTakeLease(db.pool, "sweeper", instanceId, config.sweeper.intervalMs * 3)))
         return;
-      for (;;) {
-        const events = await listUnprocessedEvents(db.pool, config.sweeper.minAgeMs, SWEEP_BATCH);
-        if (events.length === 0) return;
-        await queue.enqueueEvents(
-          events.map((e) => ({
-            projectId: e.projectId,
-            eventId: e.eventId,
-            receivedAt: e.receivedAt.toISOString(),
-          })),
-        );
-        metrics.sweeperRequeued.inc(events.length);
-        log.info({ events: events.length }, "sweeper enqueued unprocessed events");
-        if (events.length < SWEEP_BATCH) return;
-      }
+      await sweepUnprocessed(services, {
+        minAgeMs: config.sweeper.minAgeMs,
+        batch: SWEEP_BATCH,
+        stopping,
+      });
     } catch (error) {
       log.warn({ err: error }, "sweep failed; retrying next interval");
     }

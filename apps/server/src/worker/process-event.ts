@@ -9,13 +9,13 @@ import {
   lockEvent,
   markEventProcessed,
   readEvent,
-  recordReleaseSeen,
 } from "@sluice/db";
 import { describeIssue, hashEvent } from "@sluice/grouping";
 import { type EventUser, type NormalizedEvent, normalizeEvent } from "@sluice/protocol";
 import type { EventProcessPayload } from "@sluice/queue";
 import type { Logger } from "../logger.ts";
 import type { EventSymbolicator } from "./event-symbolicator.ts";
+import type { ReleaseSeenRecorder } from "./release-seen.ts";
 
 export type ProcessResult = "grouped" | "no-issue" | "already-processed" | "missing";
 
@@ -24,6 +24,7 @@ export type ProcessDeps = {
   db: Database;
   log: Logger;
   symbolicate: EventSymbolicator;
+  recordRelease: ReleaseSeenRecorder;
 };
 
 /** Another transaction created the issue for these hashes first; run again to join it. */
@@ -65,13 +66,7 @@ export async function processEvent(
     }
   }
   if (event.release) {
-    await recordReleaseSeen(
-      deps.db.pool,
-      job.projectId,
-      event.release,
-      event.environment,
-      event.timestamp,
-    );
+    await deps.recordRelease(job.projectId, event.release, event.environment, event.timestamp);
   }
   for (let attempt = 1; ; attempt++) {
     try {

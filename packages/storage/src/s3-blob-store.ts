@@ -1,0 +1,63 @@
+import { createHash } from "node:crypto";
+import { GetObjectCommand, NoSuchKey, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import type { BlobStore } from "./blob-store.ts";
+
+export type S3BlobStoreOptions = {
+  bucket: string;
+  /** Key prefix inside the bucket, e.g. `sluice/` (may be empty). */
+  prefix: string;
+  /** An S3-compatible endpoint (MinIO, Ceph, R2…); null for AWS itself. */
+  endpoint: string | null;
+  region: string;
+  /** Null: the AWS SDK's usual chain (AWS_ACCESS_KEY_ID, profile, IAM role). */
+  credentials: { accessKeyId: string; secretAccessKey: string } | null;
+};
+
+/**
+ * A blob store in an S3 bucket (or any S3-compatible service), with the same
+ * content addresses as the directory store: `{prefix}{namespace}/{sha1[0..2]}/{sha1}`.
+ * A PUT is atomic and the same bytes always land on the same key, so a
+ * retry overwrites a blob with itself. With a custom endpoint, path-style
+ * addressing is used, as MinIO and most S3-compatible services need.
+ * Network and permission errors throw (the caller answers 5xx or retries).
+ */
+export function createS3BlobStore(options: S3BlobStoreOptions): BlobStore {
+  const s3 = new S3Client({
+    region: options.region,
+    ...(options.credentials ? { credentials: options.credentials } : {}),
+    ...(options.endpoint ? { endpoint: options.endpoint, forcePathStyle: true } : {}),
+  });
+  return {
+    async put(namespace, bytes) {
+      const sha1 = createHash("sha1").update(bytes).digest("hex");
+      const key = `${namespace}/${sha1.slice(0, 2)}/${sha1}`;
+      await s3.send(
+        new PutObjectCommand({
+          Bucket: options.bucket,
+          Key: options.prefix + key,
+          Body: bytes,
+          ContentMD5: createHash("md5").update(bytes).digest("base64"),
+        }),
+      );
+      return { key, sha1 };
+    },
+    async get(key) {
+      try {
+        const object = await s3.send(
+          new GetObjectCommand({ Bucket: options.bucket, Key: options.prefix + key }),
+        );
+        return object.Body
+          ? Buffer.from(await object.Body.transformToByteArray())
+          : Buffer.alloc(0);
+      } catch (error) {
+        if (error instanceof NoSuchKey || (error as { name?: string }).name === "NoSuchKey") {
+          return null;
+        }
+        throw error;
+      }
+    },
+    close() {
+      s3.destroy();
+    },
+  };
+}

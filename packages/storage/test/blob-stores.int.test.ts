@@ -1,0 +1,66 @@
+import { createHash } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { BlobStore } from "../src/blob-store.ts";
+import { createDirectoryBlobStore, createS3BlobStore } from "../src/index.ts";
+import { S3RVER_CREDENTIALS, startTestS3, type TestS3 } from "./s3-server.ts";
+
+const stores: [string, () => Promise<{ store: BlobStore; stop(): Promise<void> }>][] = [
+  [
+    "a directory",
+    async () => {
+      const root = mkdtempSync(join(tmpdir(), "sluice-blobs-"));
+      const store = createDirectoryBlobStore(root);
+      return { store, stop: async () => rmSync(root, { recursive: true, force: true }) };
+    },
+  ],
+  [
+    "an S3 bucket",
+    async () => {
+      const s3: TestS3 = await startTestS3();
+      const store = createS3BlobStore({
+        bucket: s3.bucket,
+        prefix: "tenant-a/",
+        endpoint: s3.endpoint,
+        region: "us-east-1",
+        credentials: S3RVER_CREDENTIALS,
+      });
+      return {
+        store,
+        stop: async () => {
+          store.close();
+          await s3.stop();
+        },
+      };
+    },
+  ],
+];
+
+describe.each(stores)("the blob store in %s", (_, open) => {
+  let store: BlobStore;
+  let stop: () => Promise<void>;
+  beforeAll(async () => {
+    ({ store, stop } = await open());
+  });
+  afterAll(async () => stop?.());
+
+  it("keeps bytes under their content address and gives them back", async () => {
+    const bytes = new TextEncoder().encode("source map bytes");
+    const sha1 = createHash("sha1").update(bytes).digest("hex");
+    const put = await store.put("artifacts", bytes);
+    expect(put).toEqual({ key: `artifacts/${sha1.slice(0, 2)}/${sha1}`, sha1 });
+    expect(await store.put("artifacts", bytes)).toEqual(put);
+    expect(new Uint8Array((await store.get(put.key)) ?? [])).toEqual(bytes);
+  });
+
+  it("answers null for a key it does not hold", async () => {
+    expect(await store.get("artifacts/00/0000000000000000000000000000000000000000")).toBeNull();
+  });
+
+  it("keeps an empty blob", async () => {
+    const put = await store.put("chunks", new Uint8Array());
+    expect((await store.get(put.key))?.length).toBe(0);
+  });
+});

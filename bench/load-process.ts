@@ -1,8 +1,9 @@
 /**
  * The load generator, run as its own process so it never shares a CPU
  * budget with what it measures. Reads a JSON job from argv, prints one JSON
- * result line. Closed loop (`rate` absent) finds the peak; open loop sends
- * at `rate` requests per second overall (autocannon `overallRate`).
+ * result line. Closed loop: `connections` each send the next request when
+ * the previous one is answered, which finds the peak. (Fixed rates use
+ * open-loop-process.ts.)
  */
 import autocannon from "autocannon";
 import { buildEvent, encodeBody, newEventId, type PayloadKind } from "./payloads.ts";
@@ -14,7 +15,6 @@ type Job = {
   gzip: boolean;
   seconds: number;
   connections: number;
-  rate?: number;
   bodies: number;
 };
 
@@ -33,7 +33,6 @@ const result = await autocannon({
   method: "POST",
   connections: job.connections,
   duration: job.seconds,
-  ...(job.rate ? { overallRate: job.rate } : {}),
   headers,
   requests: [
     {

@@ -53,9 +53,11 @@ async function load(job: {
     connections: CONNECTIONS,
     bodies: Math.min(50_000, Math.ceil((job.rate ?? 20_000) * job.seconds * 1.2)),
   };
+  // Closed loop (the peak) with autocannon; fixed rates open loop, Poisson arrivals.
+  const generator = job.rate ? "bench/open-loop-process.ts" : "bench/load-process.ts";
   const { stdout } = await run(
     process.execPath,
-    ["--import", "tsx", join(root, "bench/load-process.ts"), JSON.stringify(spec)],
+    ["--import", "tsx", join(root, generator), JSON.stringify(spec)],
     { maxBuffer: 1 << 24 },
   );
   return JSON.parse(stdout.trim().split("\n").at(-1) as string);

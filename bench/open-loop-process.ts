@@ -1,0 +1,103 @@
+/**
+ * The open-loop load generator for latency at a fixed rate, run as its own
+ * process. Requests start at Poisson arrival times (exponential gaps with
+ * mean 1/`rate`), each on a free keep-alive socket or a new one, whatever
+ * the answers before it did: many independent SDKs, not a few connections
+ * waiting their turn. Latency is measured from the request's scheduled
+ * start, so a client that falls behind counts against the server
+ * (no coordinated omission). Reads a JSON job from argv, prints one JSON
+ * result line like load-process.ts.
+ *
+ * autocannon's `overallRate` is not used for this: it gives each connection
+ * a budget of requests per second, refilled by a one-second timer
+ * (autocannon lib/httpClient.js `reqsMadeThisSecond`), so every connection
+ * sends its second's share back to back and the load arrives in bursts.
+ */
+import { Agent, request } from "node:http";
+import { buildEvent, encodeBody, newEventId, type PayloadKind } from "./payloads.ts";
+
+type Job = {
+  url: string;
+  kind: PayloadKind;
+  form: "envelope" | "store";
+  gzip: boolean;
+  seconds: number;
+  rate: number;
+  bodies: number;
+};
+
+const job = JSON.parse(process.argv[2] as string) as Job;
+const bodies = Array.from({ length: job.bodies }, (_, i) =>
+  encodeBody(buildEvent(job.kind, newEventId(), i), job.form, job.gzip),
+);
+const target = new URL(job.url);
+const agent = new Agent({ keepAlive: true, maxSockets: 1024 });
+const headers: Record<string, string> = {
+  "content-type": job.form === "store" ? "application/json" : "application/x-sentry-envelope",
+};
+if (job.gzip) headers["content-encoding"] = "gzip";
+
+const latencies: number[] = [];
+let ok = 0;
+let non2xx = 0;
+let errors = 0;
+let sent = 0;
+let inFlight = 0;
+
+function send(scheduledAt: number) {
+  const body = bodies[sent++ % bodies.length] as Buffer;
+  inFlight++;
+  const done = (status: number | null) => {
+    inFlight--;
+    latencies.push(performance.now() - scheduledAt);
+    if (status === null) errors++;
+    else if (status >= 200 && status < 300) ok++;
+    else non2xx++;
+  };
+  const req = request(
+    target,
+    { method: "POST", agent, headers: { ...headers, "content-length": body.length } },
+    (res) => {
+      res.resume();
+      res.on("end", () => done(res.statusCode ?? null));
+      res.on("error", () => done(null));
+    },
+  );
+  req.on("error", () => done(null));
+  req.end(body);
+}
+
+const start = performance.now();
+const end = start + job.seconds * 1000;
+let next = start;
+await new Promise<void>((resolve) => {
+  const tick = () => {
+    const now = performance.now();
+    while (next <= now && next < end) {
+      send(next);
+      next += -Math.log(1 - Math.random()) * (1000 / job.rate);
+    }
+    if (next < end) setTimeout(tick, Math.max(0, Math.min(1, next - performance.now())));
+    else resolve();
+  };
+  tick();
+});
+while (inFlight > 0) await new Promise((r) => setTimeout(r, 5));
+agent.destroy();
+
+latencies.sort((a, b) => a - b);
+const at = (q: number) =>
+  Math.round(latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0);
+console.log(
+  JSON.stringify({
+    requests: sent,
+    ok,
+    non2xx,
+    errors,
+    timeouts: 0,
+    seconds: job.seconds,
+    perSecond: ok / job.seconds,
+    latency: { p50: at(0.5), p99: at(0.99), max: Math.round(latencies.at(-1) ?? 0) },
+    bytesPerRequest: Math.round(bodies.reduce((s, b) => s + b.length, 0) / bodies.length),
+  }),
+);

@@ -1,4 +1,22 @@
 # One image for every role: `sluice serve --role=ingest|api|worker|all`.
+
+# Build stage: bundle the sluice command (npm run build), which needs the dev dependencies.
+FROM node:20-bookworm-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+COPY apps/server/package.json apps/server/
+COPY packages/protocol/package.json packages/protocol/
+COPY packages/grouping/package.json packages/grouping/
+COPY packages/db/package.json packages/db/
+COPY packages/queue/package.json packages/queue/
+COPY packages/storage/package.json packages/storage/
+COPY packages/sourcemaps/package.json packages/sourcemaps/
+COPY packages/migration-lint/package.json packages/migration-lint/
+RUN npm ci --no-audit --no-fund
+COPY . .
+RUN npm run build
+
+# Runtime: production dependencies, the migrations and the bundle; no sources, no tsx loader.
 FROM node:20-bookworm-slim
 WORKDIR /app
 ENV NODE_ENV=production
@@ -9,11 +27,13 @@ COPY packages/grouping/package.json packages/grouping/
 COPY packages/db/package.json packages/db/
 COPY packages/queue/package.json packages/queue/
 COPY packages/storage/package.json packages/storage/
+COPY packages/sourcemaps/package.json packages/sourcemaps/
 COPY packages/migration-lint/package.json packages/migration-lint/
 RUN npm ci --omit=dev --no-audit --no-fund
-COPY . .
+COPY migrations migrations
+COPY --from=build /app/apps/server/dist apps/server/dist
 USER node
 EXPOSE 8000
 # Exec form, so the node process itself receives SIGTERM and drains.
-ENTRYPOINT ["node", "apps/server/bin/sluice.js"]
+ENTRYPOINT ["node", "apps/server/dist/sluice.mjs"]
 CMD ["serve", "--role=all"]

@@ -45,15 +45,21 @@ function waitForOutput(
   });
 }
 
-describe("sluice serve with no configuration (embedded Postgres, in-process jobs)", () => {
+const bundle = join(root, "apps/server/dist/sluice.mjs");
+
+describe.each([
+  ["from the sources through tsx", sluiceBin],
+  ["as the bundle that deployments run (npm run build)", bundle],
+])("sluice serve with no configuration (embedded Postgres, in-process jobs), %s", (_, bin) => {
   let dataDir: string;
   let child: ChildProcess;
   let dsn: string;
   const port = 18000 + Math.floor(Math.random() * 2000);
   beforeAll(async () => {
+    if (bin === bundle) await run("npm", ["run", "build"], { cwd: root });
     dataDir = mkdtempSync(join(tmpdir(), "sluice-embedded-"));
     chmodSync(dataDir, 0o755);
-    child = spawn(process.execPath, [sluiceBin, "serve"], {
+    child = spawn(process.execPath, [bin, "serve"], {
       cwd: root,
       env: bareEnv({
         SLUICE_DATA_DIR: dataDir,
@@ -75,7 +81,7 @@ describe("sluice serve with no configuration (embedded Postgres, in-process jobs
   it("prints a DSN that a real SDK sends to, and the API lists the grouped issues", async () => {
     expect(dsn).toContain(`@localhost:${port}/1`);
     await run(process.execPath, [`${clients}node-client.mjs`, dsn], { timeout: 30_000 });
-    const { stdout } = await run(process.execPath, [sluiceBin, "tokens", "create", "--json"], {
+    const { stdout } = await run(process.execPath, [bin, "tokens", "create", "--json"], {
       env: bareEnv({ SLUICE_DATA_DIR: dataDir, LOG_LEVEL: "warn" }),
     });
     const { token } = JSON.parse(stdout) as { token: string };

@@ -130,8 +130,24 @@ describe("deployment files", () => {
     ]);
   });
 
-  it("the Dockerfile runs the node process itself (exec form), so it gets SIGTERM", () => {
+  it("the Dockerfile runs the bundle's node process itself (exec form), so it gets SIGTERM", () => {
     const dockerfile = readFileSync(join(root, "Dockerfile"), "utf8");
-    expect(dockerfile).toMatch(/^ENTRYPOINT \["node", "apps\/server\/bin\/sluice\.js"\]$/m);
+    expect(dockerfile).toMatch(/^ENTRYPOINT \["node", "apps\/server\/dist\/sluice\.mjs"\]$/m);
+    expect(dockerfile).toMatch(/^RUN npm run build$/m);
+  });
+
+  it("the Dockerfile copies every workspace's package.json before npm ci, in both stages", () => {
+    const dockerfile = readFileSync(join(root, "Dockerfile"), "utf8");
+    const stages = dockerfile.split(/^FROM /m).slice(1);
+    expect(stages).toHaveLength(2);
+    const workspaces = ["apps", "packages"].flatMap((dir) =>
+      readdirSync(join(root, dir)).map((name) => `${dir}/${name}`),
+    );
+    for (const stage of stages) {
+      const beforeInstall = stage.slice(0, stage.indexOf("RUN npm ci"));
+      for (const workspace of workspaces) {
+        expect(beforeInstall).toContain(`COPY ${workspace}/package.json ${workspace}/`);
+      }
+    }
   });
 });

@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
-import { readdirSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 /** One numbered SQL file of `migrations/`. */
@@ -21,8 +21,21 @@ export type MigrationFile = {
 /** The first-line marker of a file that must run outside a transaction. */
 export const NO_TRANSACTION_MARKER = "-- sluice:no-transaction";
 
-/** The repository's `migrations/` directory. */
-export const migrationsDir = fileURLToPath(new URL("../../../migrations/", import.meta.url));
+/**
+ * The repository's `migrations/` directory: the nearest `migrations/` with
+ * `0001_init.sql` above this module, so that the source (packages/db/src)
+ * and the bundle (apps/server/dist) both find it. Throws at start when the
+ * checkout or image has none.
+ */
+export const migrationsDir = findMigrationsDir(fileURLToPath(new URL(".", import.meta.url)));
+
+function findMigrationsDir(from: string): string {
+  for (let dir = from; ; dir = dirname(dir)) {
+    const candidate = join(dir, "migrations");
+    if (existsSync(join(candidate, "0001_init.sql"))) return `${candidate}/`;
+    if (dirname(dir) === dir) throw new Error(`no migrations/ directory above ${from}`);
+  }
+}
 
 const FILE_NAME = /^(\d{4})_[a-z0-9_]+\.sql$/;
 

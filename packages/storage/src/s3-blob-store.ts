@@ -1,5 +1,4 @@
 import { createHash } from "node:crypto";
-import { GetObjectCommand, NoSuchKey, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import type { BlobStore } from "./blob-store.ts";
 
 export type S3BlobStoreOptions = {
@@ -22,15 +21,24 @@ export type S3BlobStoreOptions = {
  * Network and permission errors throw (the caller answers 5xx or retries).
  */
 export function createS3BlobStore(options: S3BlobStoreOptions): BlobStore {
-  const s3 = new S3Client({
-    region: options.region,
-    ...(options.credentials ? { credentials: options.credentials } : {}),
-    ...(options.endpoint ? { endpoint: options.endpoint, forcePathStyle: true } : {}),
-  });
+  // The AWS SDK is large: load it only when a bucket is configured and used.
+  let loading: Promise<typeof import("@aws-sdk/client-s3")> | null = null;
+  let s3: import("@aws-sdk/client-s3").S3Client | null = null;
+  const sdk = async () => {
+    loading ??= import("@aws-sdk/client-s3");
+    const module = await loading;
+    s3 ??= new module.S3Client({
+      region: options.region,
+      ...(options.credentials ? { credentials: options.credentials } : {}),
+      ...(options.endpoint ? { endpoint: options.endpoint, forcePathStyle: true } : {}),
+    });
+    return { ...module, s3 };
+  };
   return {
     async put(namespace, bytes) {
       const sha1 = createHash("sha1").update(bytes).digest("hex");
       const key = `${namespace}/${sha1.slice(0, 2)}/${sha1}`;
+      const { s3, PutObjectCommand } = await sdk();
       await s3.send(
         new PutObjectCommand({
           Bucket: options.bucket,
@@ -42,6 +50,7 @@ export function createS3BlobStore(options: S3BlobStoreOptions): BlobStore {
       return { key, sha1 };
     },
     async get(key) {
+      const { s3, GetObjectCommand } = await sdk();
       try {
         const object = await s3.send(
           new GetObjectCommand({ Bucket: options.bucket, Key: options.prefix + key }),
@@ -50,14 +59,14 @@ export function createS3BlobStore(options: S3BlobStoreOptions): BlobStore {
           ? Buffer.from(await object.Body.transformToByteArray())
           : Buffer.alloc(0);
       } catch (error) {
-        if (error instanceof NoSuchKey || (error as { name?: string }).name === "NoSuchKey") {
+        if ((error as { name?: string }).name === "NoSuchKey") {
           return null;
         }
         throw error;
       }
     },
     close() {
-      s3.destroy();
+      s3?.destroy();
     },
   };
 }

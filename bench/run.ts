@@ -177,6 +177,9 @@ async function main() {
     // What deployments run: the bundle (npm run build), not the sources through tsx.
     await run("npm", ["run", "build"], { cwd: root });
     const bin = join(root, "apps/server/dist/sluice.mjs");
+    // Run as the Docker image runs it (Dockerfile ENV and ENTRYPOINT).
+    const imageFlags = ["--max-semi-space-size=4"];
+    const imageEnv = { MALLOC_ARENA_MAX: "2" };
     const { stdout } = await run(process.execPath, [bin, "projects", "create", "bench", "--json"], {
       env: { ...process.env, ...env },
     });
@@ -218,8 +221,8 @@ async function main() {
     if (profile) rmSync(profileDir, { recursive: true, force: true });
     const profileArgs = profile ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : [];
     const ingest = await startProcess(
-      [...profileArgs, bin, "serve", "--role=ingest"],
-      { ...env, LOG_LEVEL: "info", SLUICE_DRAIN_DELAY_MS: "0" },
+      [...imageFlags, ...profileArgs, bin, "serve", "--role=ingest"],
+      { ...env, ...imageEnv, LOG_LEVEL: "info", SLUICE_DRAIN_DELAY_MS: "0" },
       /"port":(\d+).*"msg":"sluice is serving"/,
     );
     const pid = ingest.child.pid as number;
@@ -312,8 +315,8 @@ async function main() {
     await pool.query("UPDATE events SET processed_at = now() WHERE processed_at IS NULL");
     await deleteQueueKeys(prefix);
     const worker = await startProcess(
-      [bin, "serve", "--role=worker"],
-      { ...env, LOG_LEVEL: "info" },
+      [...imageFlags, bin, "serve", "--role=worker"],
+      { ...env, ...imageEnv, LOG_LEVEL: "info" },
       /"port":(\d+).*"msg":"sluice is serving"/,
     );
     await pool.query("UPDATE events SET processed_at = now() WHERE processed_at IS NULL");

@@ -145,7 +145,21 @@ describe("faults under load: Redis restarted and flushed, a worker killed, Postg
         },
         90_000,
         "every event processed after recovery",
-      );
+      ).catch(async (error) => {
+        // Say which events are left and since when, to tell a lost job from a slow one.
+        const left = await pool.query(
+          `SELECT count(*)::int AS n, min(received_at) AS oldest, max(received_at) AS newest
+             FROM events WHERE processed_at IS NULL`,
+        );
+        throw new Error(
+          `${(error as Error).message}: ${JSON.stringify(left.rows[0])}\nworker log:\n${worker
+            .log()
+            .split("\n")
+            .filter((line) => !line.includes('"level":30'))
+            .slice(-15)
+            .join("\n")}`,
+        );
+      });
       const stored = await pool.query(
         "SELECT count(*)::int AS n, count(DISTINCT event_id)::int AS d FROM events WHERE event_id = ANY($1::uuid[])",
         [acked],

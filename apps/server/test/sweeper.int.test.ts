@@ -1,9 +1,12 @@
+import { createBullmqQueue } from "@sluice/queue";
+import { UnrecoverableError } from "bullmq";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sweepUnprocessed } from "../src/worker/background-loops.ts";
 import {
   countRows,
   createTestDatabase,
   deleteQueueKeys,
+  REDIS_URL,
   startTestSluice,
   type TestSluice,
   waitFor,
@@ -25,6 +28,32 @@ describe("the sweeper", () => {
     await ingest?.stop();
     await deleteQueueKeys(prefix);
     await database?.drop();
+  });
+
+  it("retries an event's job that failed for good, which would block a new one", async () => {
+    const url = `${ingest.url}/api/${ingest.projectId}/envelope/?sentry_key=${ingest.publicKey}`;
+    const id = crypto.randomUUID().replaceAll("-", "");
+    const body = `{"event_id":"${id}"}\n{"type":"event"}\n{"message":"failed for good"}\n`;
+    expect((await fetch(url, { method: "POST", body })).status).toBe(200);
+    const queue = createBullmqQueue({ redisUrl: REDIS_URL, prefix, onError: () => {} });
+    try {
+      await waitFor(async () => (await queue.depth()) === 1, 5_000, "the job queued");
+      const failing = queue.startWorker(async () => {
+        throw new UnrecoverableError("gone for good");
+      }, 1);
+      await waitFor(async () => (await queue.depth()) === 0, 5_000, "the job failed");
+      await failing.close();
+      expect(await countRows(ingest.sql, "events", "processed_at IS NULL")).toBe(1);
+      expect(
+        await sweepUnprocessed(ingest.services, { minAgeMs: 0, batch: 10, stopping: () => false }),
+      ).toBe(1);
+      expect(await queue.depth()).toBe(1);
+    } finally {
+      await queue.close();
+    }
+    await deleteQueueKeys(prefix);
+    await ingest.sql.query("DELETE FROM event_ids");
+    await ingest.sql.query("DELETE FROM events");
   });
 
   it("walks a backlog larger than one batch once, and stops between batches when asked", async () => {

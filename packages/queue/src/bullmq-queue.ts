@@ -58,6 +58,12 @@ export function createBullmqQueue(options: BullmqQueueOptions): JobQueue {
         })),
       );
     },
+    async requeueEvents(payloads: EventProcessPayload[]) {
+      await this.enqueueEvents(payloads);
+      const jobs = await Promise.all(payloads.map((p) => queue.getJob(eventProcessJobId(p))));
+      // Completed jobs are removed, so a job that has finished is a failed one.
+      await Promise.all(jobs.map((job) => (job?.finishedOn ? job.retry("failed") : null)));
+    },
     startWorker(handler: EventProcessHandler, concurrency: number): JobWorker {
       const connection = new Redis(options.redisUrl, { maxRetriesPerRequest: null });
       connection.on("error", (error) => options.onError(error, "redis worker"));
@@ -69,7 +75,16 @@ export function createBullmqQueue(options: BullmqQueueOptions): JobQueue {
             throw new UnrecoverableError(`bad ${job.name} payload: ${parsed.error.message}`);
           await handler(parsed.data);
         },
-        { connection, prefix: options.prefix, concurrency },
+        // A killed worker's jobs go back to wait within about 20-40 s (BullMQ's
+        // defaults: 30 s lock, 30 s checks, so up to 90 s); a job stalled twice
+        // is failed, and the sweeper retries it (requeueEvents).
+        {
+          connection,
+          prefix: options.prefix,
+          concurrency,
+          lockDuration: 20_000,
+          stalledInterval: 10_000,
+        },
       );
       worker.on("error", (error) => options.onError(error, "bullmq worker"));
       workers.push(worker);

@@ -68,6 +68,10 @@ export function createInProcessQueue(onError: (error: Error, context: string) =>
       }
       pump();
     },
+    requeueEvents(payloads) {
+      // A job that used up its attempts is forgotten here, so enqueueing is retrying.
+      return this.enqueueEvents(payloads);
+    },
     startWorker(process, max): JobWorker {
       handler = process;
       concurrency = max;

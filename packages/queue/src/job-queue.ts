@@ -16,6 +16,12 @@ export type JobQueue = {
   readonly kind: "bullmq" | "in-process";
   /** Adds jobs in bulk; a job already queued for the same event is not added twice. */
   enqueueEvents(payloads: EventProcessPayload[]): Promise<void>;
+  /**
+   * For the sweeper: enqueues like `enqueueEvents`, and retries a job kept
+   * as failed for the same event (it used up its attempts, e.g. through a
+   * long outage), which would otherwise block the new one.
+   */
+  requeueEvents(payloads: EventProcessPayload[]): Promise<void>;
   /** Starts processing with at most `concurrency` jobs at once. */
   startWorker(handler: EventProcessHandler, concurrency: number): JobWorker;
   /** Jobs waiting, delayed or active. */

@@ -39,7 +39,7 @@ export async function sweepUnprocessed(
   while (!options.stopping()) {
     const events = await listUnprocessedEvents(db.pool, options.minAgeMs, options.batch, after);
     if (events.length === 0) break;
-    await queue.enqueueEvents(
+    await queue.requeueEvents(
       events.map((e) => ({
         projectId: e.projectId,
         eventId: e.eventId,

@@ -136,15 +136,25 @@ describe.each(targets)("$label next to the current code", (target) => {
       const dsn = await createDefaultProject(old, env);
       const { token } = await sluiceJson(old, env, "tokens", "create");
       await sendThrough(oldNode.port, dsn);
-      let before: Record<string, number[]> = {};
-      await waitFor(
-        async () => {
-          before = await issueCounts(oldNode.port, token);
-          return before["Error: same error every time"]?.[0] === 5;
-        },
-        30_000,
-        "the old release to group its events",
-      );
+      // Every event grouped before the snapshot: one issue's count reaching 5
+      // said nothing of the others (CI once caught the second site mid-way).
+      const sql = openTestPool(db.url);
+      try {
+        await waitFor(
+          async () => {
+            const r = await sql.query(
+              "SELECT count(*)::int AS n, count(*) FILTER (WHERE processed_at IS NULL)::int AS open FROM events",
+            );
+            return r.rows[0].n === EVENTS_PER_CLIENT && r.rows[0].open === 0;
+          },
+          30_000,
+          "the old release to group its events",
+        );
+      } finally {
+        await sql.end();
+      }
+      const before = await issueCounts(oldNode.port, token);
+      expect(before["Error: same error every time"]).toEqual([5]);
       await stopNode(oldNode);
 
       const newNode = await startNode(current, "api", env, children);

@@ -6,27 +6,11 @@
  * open-loop-process.ts.)
  */
 import autocannon from "autocannon";
-import { buildEvent, encodeBody, newEventId, type PayloadKind } from "./payloads.ts";
+import { type LoadJob, requestsOf } from "./payloads.ts";
 
-type Job = {
-  url: string;
-  kind: PayloadKind;
-  form: "envelope" | "store";
-  gzip: boolean;
-  seconds: number;
-  connections: number;
-  bodies: number;
-};
-
-const job = JSON.parse(process.argv[2] as string) as Job;
-const bodies = Array.from({ length: job.bodies }, (_, i) =>
-  encodeBody(buildEvent(job.kind, newEventId(), i), job.form, job.gzip),
-);
+const job = JSON.parse(process.argv[2] as string) as LoadJob & { connections: number };
+const { bodies, headers } = requestsOf(job);
 let next = 0;
-const headers: Record<string, string> = {
-  "content-type": job.form === "store" ? "application/json" : "application/x-sentry-envelope",
-};
-if (job.gzip) headers["content-encoding"] = "gzip";
 
 const result = await autocannon({
   url: job.url,

@@ -14,28 +14,12 @@
  * sends its second's share back to back and the load arrives in bursts.
  */
 import { Agent, request } from "node:http";
-import { buildEvent, encodeBody, newEventId, type PayloadKind } from "./payloads.ts";
+import { type LoadJob, requestsOf } from "./payloads.ts";
 
-type Job = {
-  url: string;
-  kind: PayloadKind;
-  form: "envelope" | "store";
-  gzip: boolean;
-  seconds: number;
-  rate: number;
-  bodies: number;
-};
-
-const job = JSON.parse(process.argv[2] as string) as Job;
-const bodies = Array.from({ length: job.bodies }, (_, i) =>
-  encodeBody(buildEvent(job.kind, newEventId(), i), job.form, job.gzip),
-);
+const job = JSON.parse(process.argv[2] as string) as LoadJob & { rate: number };
+const { bodies, headers } = requestsOf(job);
 const target = new URL(job.url);
 const agent = new Agent({ keepAlive: true, maxSockets: 1024 });
-const headers: Record<string, string> = {
-  "content-type": job.form === "store" ? "application/json" : "application/x-sentry-envelope",
-};
-if (job.gzip) headers["content-encoding"] = "gzip";
 
 const latencies: number[] = [];
 let ok = 0;

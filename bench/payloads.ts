@@ -97,3 +97,26 @@ export function encodeBody(
 export function newEventId(): string {
   return crypto.randomUUID().replaceAll("-", "");
 }
+
+/** What a load-generator process is asked to send (its argv JSON). */
+export type LoadJob = {
+  url: string;
+  kind: PayloadKind;
+  form: "envelope" | "store";
+  gzip: boolean;
+  seconds: number;
+  /** Distinct bodies to build (each with its own event id), sent round-robin. */
+  bodies: number;
+};
+
+/** The bodies a load job sends and the headers they go with. */
+export function requestsOf(job: LoadJob): { bodies: Buffer[]; headers: Record<string, string> } {
+  const bodies = Array.from({ length: job.bodies }, (_, i) =>
+    encodeBody(buildEvent(job.kind, newEventId(), i), job.form, job.gzip),
+  );
+  const headers: Record<string, string> = {
+    "content-type": job.form === "store" ? "application/json" : "application/x-sentry-envelope",
+  };
+  if (job.gzip) headers["content-encoding"] = "gzip";
+  return { bodies, headers };
+}

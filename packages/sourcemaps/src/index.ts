@@ -1,7 +1,6 @@
 export { candidateUrls } from "./artifact-urls.ts";
 export { normalizeDebugId } from "./debug-id.ts";
 export {
-  ARTIFACT_TYPES,
   type BundleFile,
   readSourceBundle,
   type SourceBundle,

@@ -2,9 +2,6 @@ import { unzipSync } from "fflate";
 import { z } from "zod";
 import { normalizeDebugId } from "./debug-id.ts";
 
-/** The artifact types a bundle manifest may name (symbolic `SourceFileType`). */
-export const ARTIFACT_TYPES = ["source", "minified_source", "source_map", "indexed_ram_bundle"];
-
 /** One file of a source bundle, with its manifest entry. */
 export type BundleFile = {
   /** The URL the file was served at, `~/` meaning any scheme and host. */

@@ -38,11 +38,6 @@ export class SourceMapCache {
     }
     return map;
   }
-
-  /** Bytes of the maps held now. */
-  get size(): number {
-    return this.held;
-  }
 }
 
 /** Parses and fully decodes a source map, so that a corrupt one throws here and not later. */

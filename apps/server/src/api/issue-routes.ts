@@ -4,7 +4,7 @@ import { z } from "zod";
 import type { ApiEnv } from "./api-env.ts";
 import { ApiError, notFound } from "./api-error.ts";
 import { issueParam, projectParam } from "./lookups.ts";
-import { readPage, setLinkHeader } from "./pagination.ts";
+import { pageOf } from "./pagination.ts";
 import { requireScope } from "./require-scope.ts";
 import { serializeEvent, serializeIssue } from "./serializers.ts";
 
@@ -46,19 +46,12 @@ export function registerIssueRoutes(api: Hono<ApiEnv>): void {
   api.get("/api/0/projects/:org/:project/issues", requireScope("event:read"), async (c) => {
     const { db, config } = c.get("services");
     const project = await projectParam(c);
-    const page = readPage(c);
     const { status, text } = parseIssueQuery(c.req.query("query"));
-    const rows = await listIssues(
-      db.orm,
-      { projectIds: [project.id], status, text },
-      page.limit + 1,
-      page.offset,
+    const rows = await pageOf(c, (limit, offset) =>
+      listIssues(db.orm, { projectIds: [project.id], status, text }, limit, offset),
     );
-    setLinkHeader(c, page, rows.length, config.publicUrl);
     return c.json(
-      rows
-        .slice(0, page.limit)
-        .map((i) => serializeIssue(i, project, project.organizationSlug, config.publicUrl)),
+      rows.map((i) => serializeIssue(i, project, project.organizationSlug, config.publicUrl)),
     );
   });
 
@@ -95,15 +88,10 @@ export function registerIssueRoutes(api: Hono<ApiEnv>): void {
 
     api.get(`${prefix}/events`, requireScope("event:read"), async (c) => {
       const { issue } = await issueParam(c);
-      const page = readPage(c);
-      const rows = await listIssueEvents(
-        c.get("services").db.orm,
-        issue.id,
-        page.limit + 1,
-        page.offset,
+      const rows = await pageOf(c, (limit, offset) =>
+        listIssueEvents(c.get("services").db.orm, issue.id, limit, offset),
       );
-      setLinkHeader(c, page, rows.length, c.get("services").config.publicUrl);
-      return c.json(rows.slice(0, page.limit).map(serializeEvent));
+      return c.json(rows.map(serializeEvent));
     });
 
     api.get(`${prefix}/events/:which{latest|oldest}`, requireScope("event:read"), (c) =>

@@ -1,4 +1,11 @@
-import { findIssue, findOrganization, findProject, findProjectById } from "@sluice/db";
+import {
+  findIssue,
+  findOrganization,
+  findProject,
+  findProjectById,
+  findProjectsBySlugOrId,
+  type Project,
+} from "@sluice/db";
 import type { Context } from "hono";
 import type { ApiEnv } from "./api-env.ts";
 import { notFound } from "./api-error.ts";
@@ -32,4 +39,19 @@ export async function issueParam(c: Context<ApiEnv>) {
   if (!project || (orgSlug !== undefined && project.organizationSlug !== orgSlug))
     throw notFound("issue");
   return { issue, project };
+}
+
+/**
+ * The projects of organization `organizationId` that a request body names
+ * by slug or id (sentry-cli sends slugs); null when any name matches none.
+ */
+export async function namedProjects(
+  c: Context<ApiEnv>,
+  organizationId: number,
+  names: (string | number)[],
+): Promise<Project[] | null> {
+  const wanted = [...new Set(names.map(String))];
+  const found = await findProjectsBySlugOrId(c.get("services").db.orm, organizationId, wanted);
+  const matched = wanted.every((n) => found.some((p) => p.slug === n || String(p.id) === n));
+  return matched ? found : null;
 }

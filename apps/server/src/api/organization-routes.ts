@@ -3,18 +3,16 @@ import { formatDsn } from "@sluice/protocol";
 import type { Hono } from "hono";
 import type { ApiEnv } from "./api-env.ts";
 import { organizationParam, projectParam } from "./lookups.ts";
-import { readPage, setLinkHeader } from "./pagination.ts";
+import { pageOf } from "./pagination.ts";
 import { requireScope } from "./require-scope.ts";
 import { serializeOrganization, serializeProject } from "./serializers.ts";
 
 /** Organizations, their projects and the projects' DSN keys. */
 export function registerOrganizationRoutes(api: Hono<ApiEnv>): void {
   api.get("/api/0/organizations", requireScope("org:read"), async (c) => {
-    const { db, config } = c.get("services");
-    const page = readPage(c);
-    const rows = await listOrganizations(db.orm, page.limit + 1, page.offset);
-    setLinkHeader(c, page, rows.length, config.publicUrl);
-    return c.json(rows.slice(0, page.limit).map(serializeOrganization));
+    const { db } = c.get("services");
+    const rows = await pageOf(c, (limit, offset) => listOrganizations(db.orm, limit, offset));
+    return c.json(rows.map(serializeOrganization));
   });
 
   api.get("/api/0/organizations/:org", requireScope("org:read"), async (c) => {
@@ -22,12 +20,10 @@ export function registerOrganizationRoutes(api: Hono<ApiEnv>): void {
   });
 
   api.get("/api/0/organizations/:org/projects", requireScope("project:read"), async (c) => {
-    const { db, config } = c.get("services");
+    const { db } = c.get("services");
     const org = await organizationParam(c);
-    const page = readPage(c);
-    const rows = await listProjects(db.orm, org.id, page.limit + 1, page.offset);
-    setLinkHeader(c, page, rows.length, config.publicUrl);
-    return c.json(rows.slice(0, page.limit).map((p) => serializeProject(p, org)));
+    const rows = await pageOf(c, (limit, offset) => listProjects(db.orm, org.id, limit, offset));
+    return c.json(rows.map((p) => serializeProject(p, org)));
   });
 
   api.get("/api/0/projects/:org/:project", requireScope("project:read"), async (c) => {

@@ -1,4 +1,5 @@
 import type { Context } from "hono";
+import type { ApiEnv } from "./api-env.ts";
 import { ApiError } from "./api-error.ts";
 
 export type Page = { limit: number; offset: number };
@@ -11,7 +12,7 @@ const MAX_PER_PAGE = 100;
  * `value:offset:is_prev` strings (src/sentry/api/paginator.py); clients treat
  * them as opaque, and here the offset is all that matters.
  */
-export function readPage(c: Context): Page {
+function readPage(c: Context): Page {
   const perPage = c.req.query("per_page") ?? c.req.query("limit");
   const limit = perPage === undefined ? DEFAULT_PER_PAGE : Number.parseInt(perPage, 10);
   if (!Number.isInteger(limit) || limit < 1)
@@ -32,12 +33,7 @@ export function readPage(c: Context): Page {
  * sentry-cli src/api/pagination.rs follows `next` while `results="true"`).
  * Pass one row more than the page holds to tell whether a next page exists.
  */
-export function setLinkHeader(
-  c: Context,
-  page: Page,
-  fetchedRows: number,
-  publicUrl: string,
-): void {
+function setLinkHeader(c: Context, page: Page, fetchedRows: number, publicUrl: string): void {
   const hasNext = fetchedRows > page.limit;
   const hasPrevious = page.offset > 0;
   const url = new URL(c.req.url);
@@ -54,4 +50,19 @@ export function setLinkHeader(
       link("next", page.offset + page.limit, 0, hasNext),
     ].join(", "),
   );
+}
+
+/**
+ * One page of a list endpoint: reads the page from the query, asks `fetch`
+ * for one row more than it holds (to know whether a next page exists), sets
+ * the `Link` header and returns the page's rows.
+ */
+export async function pageOf<T>(
+  c: Context<ApiEnv>,
+  fetch: (limit: number, offset: number) => Promise<T[]>,
+): Promise<T[]> {
+  const page = readPage(c);
+  const rows = await fetch(page.limit + 1, page.offset);
+  setLinkHeader(c, page, rows.length, c.get("services").config.publicUrl);
+  return rows.slice(0, page.limit);
 }

@@ -13,7 +13,7 @@ import { UPLOAD_LIMITS } from "../uploads/upload-limits.ts";
 import type { ApiEnv } from "./api-env.ts";
 import { ApiError, notFound } from "./api-error.ts";
 import { organizationParam, projectParam } from "./lookups.ts";
-import { readPage, setLinkHeader } from "./pagination.ts";
+import { pageOf } from "./pagination.ts";
 import { readJsonBody } from "./read-json-body.ts";
 import { readMultipart } from "./read-multipart.ts";
 import { serializeReleaseFile } from "./release-serializers.ts";
@@ -54,21 +54,14 @@ export function registerReleaseFileRoutes(api: Hono<ApiEnv>): void {
     "/api/0/projects/:org/:project/releases/:version/files",
   ]) {
     api.get(base, requireScope("project:read"), async (c) => {
-      const { db, config } = c.get("services");
+      const { db } = c.get("services");
       const { org, release } = await releaseOf(c);
-      const page = readPage(c);
       const checksums = c.req.queries("checksum") ?? [];
-      const rows = await listReleaseFiles(
-        db.orm,
-        org.id,
-        release.version,
-        page.limit + 1,
-        page.offset,
+      const rows = await pageOf(c, (limit, offset) =>
+        listReleaseFiles(db.orm, org.id, release.version, limit, offset),
       );
-      setLinkHeader(c, page, rows.length, config.publicUrl);
       return c.json(
         rows
-          .slice(0, page.limit)
           .filter((f) => checksums.length === 0 || checksums.includes(f.sha1))
           .map(serializeReleaseFile),
       );

@@ -4,7 +4,6 @@ import {
   ensureRelease,
   findRelease,
   listDeploys,
-  listProjects,
   listReleases,
   type Release,
   type ReleaseFields,
@@ -15,8 +14,8 @@ import type { Context, Hono } from "hono";
 import { z } from "zod";
 import type { ApiEnv } from "./api-env.ts";
 import { ApiError, notFound } from "./api-error.ts";
-import { organizationParam, projectParam } from "./lookups.ts";
-import { readPage, setLinkHeader } from "./pagination.ts";
+import { namedProjects, organizationParam, projectParam } from "./lookups.ts";
+import { pageOf } from "./pagination.ts";
 import { readJsonBody } from "./read-json-body.ts";
 import { serializeDeploy, serializeRelease } from "./release-serializers.ts";
 import { requireScope } from "./require-scope.ts";
@@ -102,10 +101,8 @@ export function registerReleaseRoutes(api: Hono<ApiEnv>): void {
     const { db } = c.get("services");
     const org = await organizationParam(c);
     const body = await readJsonBody(c, newRelease);
-    const wanted = (body.projects ?? []).map(String);
-    const all = await listProjects(db.orm, org.id, 10_000, 0);
-    const chosen = all.filter((p) => wanted.includes(p.slug) || wanted.includes(String(p.id)));
-    if (chosen.length === 0 || chosen.length < new Set(wanted).size) {
+    const chosen = await namedProjects(c, org.id, body.projects ?? []);
+    if (!chosen || chosen.length === 0) {
       throw new ApiError(400, "projects: at least one project, and only this organization's");
     }
     const { created, release } = await ensureRelease(
@@ -138,19 +135,13 @@ export function registerReleaseRoutes(api: Hono<ApiEnv>): void {
   );
 
   const list = (scoped: boolean) => async (c: Context<ApiEnv>) => {
-    const { db, config } = c.get("services");
+    const { db } = c.get("services");
     const org = await organizationParam(c);
     const project = scoped ? await projectParam(c) : null;
-    const page = readPage(c);
-    const rows = await listReleases(
-      db.orm,
-      org.id,
-      project?.id ?? null,
-      page.limit + 1,
-      page.offset,
+    const rows = await pageOf(c, (limit, offset) =>
+      listReleases(db.orm, org.id, project?.id ?? null, limit, offset),
     );
-    setLinkHeader(c, page, rows.length, config.publicUrl);
-    return c.json(rows.slice(0, page.limit).map(serializeRelease));
+    return c.json(rows.map(serializeRelease));
   };
   api.get("/api/0/organizations/:org/releases", requireScope("project:read"), list(false));
   api.get("/api/0/projects/:org/:project/releases", requireScope("project:read"), list(true));

@@ -4,7 +4,6 @@ import { gunzip } from "node:zlib";
 import {
   findRelease,
   listArtifactBundles,
-  listProjects,
   recordUploadChunks,
   summarizeReleases,
 } from "@sluice/db";
@@ -14,8 +13,8 @@ import { assembleBundle } from "../uploads/assemble-bundle.ts";
 import { ACCEPTED_UPLOADS, UPLOAD_LIMITS } from "../uploads/upload-limits.ts";
 import type { ApiEnv } from "./api-env.ts";
 import { notFound } from "./api-error.ts";
-import { organizationParam, projectParam } from "./lookups.ts";
-import { readPage, setLinkHeader } from "./pagination.ts";
+import { namedProjects, organizationParam, projectParam } from "./lookups.ts";
+import { pageOf } from "./pagination.ts";
 import { readJsonBody } from "./read-json-body.ts";
 import { readMultipart } from "./read-multipart.ts";
 import { isValidVersion } from "./release-routes.ts";
@@ -116,10 +115,8 @@ export function registerUploadRoutes(api: Hono<ApiEnv>): void {
       const services = c.get("services");
       const org = await organizationParam(c);
       const body = await readJsonBody(c, bundleAssemble);
-      const wanted = body.projects.map(String);
-      const all = await listProjects(services.db.orm, org.id, 10_000, 0);
-      const projects = all.filter((p) => wanted.includes(p.slug) || wanted.includes(String(p.id)));
-      if (projects.length < new Set(wanted).size) {
+      const projects = await namedProjects(c, org.id, body.projects);
+      if (!projects) {
         return c.json({ error: "One or more projects are invalid" }, 400);
       }
       return c.json(
@@ -139,20 +136,14 @@ export function registerUploadRoutes(api: Hono<ApiEnv>): void {
     "/api/0/projects/:org/:project/files/artifact-bundles",
     requireScope("project:read"),
     async (c) => {
-      const { db, config } = c.get("services");
+      const { db } = c.get("services");
       const project = await projectParam(c);
-      const page = readPage(c);
-      const rows = await listArtifactBundles(
-        db.orm,
-        project.organizationId,
-        project.id,
-        page.limit + 1,
-        page.offset,
+      const rows = await pageOf(c, (limit, offset) =>
+        listArtifactBundles(db.orm, project.organizationId, project.id, limit, offset),
       );
-      setLinkHeader(c, page, rows.length, config.publicUrl);
       // Sentry's ArtifactBundlesEndpoint shape.
       return c.json(
-        rows.slice(0, page.limit).map((b) => ({
+        rows.map((b) => ({
           bundleId: b.bundleId ?? b.checksum,
           associations: b.release ? [{ release: b.release, dist: b.dist || null }] : [],
           fileCount: b.fileCount,

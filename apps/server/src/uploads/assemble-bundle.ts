@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import {
+  type BundleClaim,
   claimArtifactBundle,
   findArtifactBundle,
   findUploadChunks,
@@ -17,15 +18,8 @@ export type AssembleResponse = {
   detail: string | null;
 };
 
-export type AssembleRequest = {
-  organizationId: number;
-  /** SHA-1 of the whole bundle, lowercase hex. */
-  checksum: string;
-  chunks: string[];
-  projectIds: number[];
-  release: string | null;
-  dist: string | null;
-};
+/** What an assemble call asks for: the bundle's claim without its staleness bound. */
+export type AssembleRequest = Omit<BundleClaim, "staleAfterMs">;
 
 /**
  * Runs `artifactbundle/assemble` (and the legacy release `assemble`) as

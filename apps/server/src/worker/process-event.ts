@@ -116,7 +116,7 @@ export async function processEvents(
   );
 }
 
-/** One event alone (tests, and a batch's fallback): `processEvents` of one job. */
+/** One event alone: `processEvents` of one job, its error thrown. */
 export async function processEvent(
   deps: ProcessDeps,
   job: EventProcessPayload,

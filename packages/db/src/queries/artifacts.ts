@@ -52,6 +52,7 @@ export async function findArtifactBundle(
 
 export type BundleClaim = {
   organizationId: number;
+  /** SHA-1 of the whole bundle, lowercase hex. */
   checksum: string;
   chunks: string[];
   projectIds: number[];

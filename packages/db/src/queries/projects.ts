@@ -1,4 +1,4 @@
-import { and, asc, eq } from "drizzle-orm";
+import { and, asc, eq, inArray, or } from "drizzle-orm";
 import type { Orm } from "../database.ts";
 import { organizations, projects } from "../schema.ts";
 
@@ -77,4 +77,23 @@ export async function listProjects(
     .orderBy(asc(projects.slug))
     .limit(limit)
     .offset(offset);
+}
+
+/** The organization's projects named by slug or numeric id in `names`. */
+export async function findProjectsBySlugOrId(
+  orm: Orm,
+  organizationId: number,
+  names: string[],
+): Promise<Project[]> {
+  if (names.length === 0) return [];
+  const ids = names.filter((n) => /^\d{1,15}$/.test(n)).map(Number);
+  return orm
+    .select()
+    .from(projects)
+    .where(
+      and(
+        eq(projects.organizationId, organizationId),
+        or(inArray(projects.slug, names), ids.length > 0 ? inArray(projects.id, ids) : undefined),
+      ),
+    );
 }

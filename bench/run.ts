@@ -316,8 +316,7 @@ async function main() {
     await deleteQueueKeys(prefix);
     const worker = await startProcess(
       [...imageFlags, bin, "serve", "--role=worker"],
-      // bench/RESULTS.md's figures: batches of up to 64 (the default is 8 for now).
-      { ...env, ...imageEnv, LOG_LEVEL: "info", SLUICE_WORKER_CONCURRENCY: "64" },
+      { ...env, ...imageEnv, LOG_LEVEL: "info" },
       /"port":(\d+).*"msg":"sluice is serving"/,
     );
     await pool.query("UPDATE events SET processed_at = now() WHERE processed_at IS NULL");

@@ -1,94 +1,63 @@
 import type pg from "pg";
 
-/**
- * Queries the worker runs to group a batch of events: a read without locks,
- * then, on one client inside one transaction, locks, issue lookups and
- * creation, and the counts. Each takes the whole batch, so a batch costs
- * the same few round trips whatever its size.
- */
+/** Queries the worker runs inside its grouping transaction (one client). */
 
-/** Which stored event: its primary key. `eventId` is 32 hex digits. */
-export type EventKey = { projectId: number; eventId: string; receivedAt: Date };
-
-export type EventToProcess = EventKey & {
+export type EventToProcess = {
   payload: Record<string, unknown>;
   timestamp: Date;
+  receivedAt: Date;
   processedAt: Date | null;
 };
 
-/** A stable string for an event key (a map key). */
-export function eventKeyString(key: EventKey): string {
-  return `${key.projectId}/${key.eventId}/${key.receivedAt.getTime()}`;
-}
-
-const keysJson = (keys: EventKey[]) =>
-  JSON.stringify(
-    keys.map((k) => ({ p: k.projectId, e: k.eventId, r: k.receivedAt.toISOString() })),
-  );
-
-/** Loads events without locking them (processing reads before it groups); absent ones are left out. */
-export async function readEvents(
+/** Loads an event without locking it (processing reads before it groups); null when absent. */
+export async function readEvent(
   queryable: pg.Pool | pg.PoolClient,
-  keys: EventKey[],
-): Promise<EventToProcess[]> {
+  projectId: number,
+  eventId: string,
+  receivedAt: Date,
+): Promise<EventToProcess | null> {
   const result = await queryable.query(
-    `SELECT e.project_id, e.event_id::text, e.received_at, e.payload, e."timestamp", e.processed_at
-       FROM json_to_recordset($1::json) AS k(p bigint, e uuid, r timestamptz)
-       JOIN events e ON e.project_id = k.p AND e.event_id = k.e AND e.received_at = k.r`,
-    [keysJson(keys)],
+    `SELECT payload, "timestamp", received_at AS "receivedAt", processed_at AS "processedAt"
+       FROM events WHERE project_id = $1 AND event_id = $2 AND received_at = $3`,
+    [projectId, eventId, receivedAt],
   );
-  return result.rows.map((r) => ({
-    projectId: Number(r.project_id),
-    eventId: (r.event_id as string).replaceAll("-", ""),
-    receivedAt: r.received_at as Date,
-    payload: r.payload as Record<string, unknown>,
-    timestamp: r.timestamp as Date,
-    processedAt: r.processed_at as Date | null,
-  }));
+  return (result.rows[0] as EventToProcess | undefined) ?? null;
 }
 
 /**
- * Locks the events of `keys` that are still unprocessed, in key order (so
- * that two batches never wait on each other in a cycle), until the
- * transaction ends; returns their key strings.
+ * Locks an event's row until the transaction ends and tells whether it is
+ * processed already; null when absent.
  */
-export async function lockUnprocessedEvents(
+export async function lockEvent(
   client: pg.PoolClient,
-  keys: EventKey[],
-): Promise<Set<string>> {
+  projectId: number,
+  eventId: string,
+  receivedAt: Date,
+): Promise<{ processedAt: Date | null } | null> {
   const result = await client.query(
-    `SELECT e.project_id, e.event_id::text, e.received_at
-       FROM json_to_recordset($1::json) AS k(p bigint, e uuid, r timestamptz)
-       JOIN events e ON e.project_id = k.p AND e.event_id = k.e AND e.received_at = k.r
-      WHERE e.processed_at IS NULL
-      ORDER BY e.project_id, e.event_id, e.received_at
-        FOR UPDATE OF e`,
-    [keysJson(keys)],
+    `SELECT processed_at AS "processedAt"
+       FROM events WHERE project_id = $1 AND event_id = $2 AND received_at = $3 FOR UPDATE`,
+    [projectId, eventId, receivedAt],
   );
-  return new Set(
-    result.rows.map((r) =>
-      eventKeyString({
-        projectId: Number(r.project_id),
-        eventId: (r.event_id as string).replaceAll("-", ""),
-        receivedAt: r.received_at as Date,
-      }),
-    ),
-  );
+  return (result.rows[0] as { processedAt: Date | null } | undefined) ?? null;
 }
 
-/** The issues owning any of the (project, hash) pairs, as `"{projectId}/{hash}" → issue id`. */
-export async function findIssuesByHashes(
+/** The issue owning the first of `hashes` (in their order) that any issue owns. */
+export async function findIssueByHashes(
   client: pg.PoolClient,
-  pairs: { projectId: number; hash: string }[],
-): Promise<Map<string, number>> {
-  if (pairs.length === 0) return new Map();
+  projectId: number,
+  hashes: string[],
+): Promise<number | null> {
   const result = await client.query(
-    `SELECT h.project_id, h.hash, h.issue_id
-       FROM json_to_recordset($1::json) AS k(p bigint, h text)
-       JOIN issue_hashes h ON h.project_id = k.p AND h.hash = k.h`,
-    [JSON.stringify(pairs.map((p) => ({ p: p.projectId, h: p.hash })))],
+    "SELECT hash, issue_id FROM issue_hashes WHERE project_id = $1 AND hash = ANY($2)",
+    [projectId, hashes],
   );
-  return new Map(result.rows.map((r) => [`${r.project_id}/${r.hash}`, Number(r.issue_id)]));
+  const owner = new Map(result.rows.map((r) => [r.hash as string, Number(r.issue_id)]));
+  for (const hash of hashes) {
+    const issueId = owner.get(hash);
+    if (issueId !== undefined) return issueId;
+  }
+  return null;
 }
 
 export type NewIssue = {
@@ -130,127 +99,77 @@ export async function createIssue(client: pg.PoolClient, issue: NewIssue): Promi
   return Number(result.rows[0].id);
 }
 
-export type HashClaim = { projectId: number; hash: string; issueId: number; variant: string };
-
-/**
- * Gives each hash to its issue unless an issue owns it already; returns the
- * claims that took, as `"{projectId}/{hash}"`.
- */
+/** Gives the issue every hash no issue owns yet; returns how many it took. */
 export async function claimIssueHashes(
   client: pg.PoolClient,
-  claims: HashClaim[],
-): Promise<Set<string>> {
-  if (claims.length === 0) return new Set();
+  projectId: number,
+  issueId: number,
+  hashes: { hash: string; variant: string }[],
+): Promise<number> {
   const result = await client.query(
     `INSERT INTO issue_hashes (project_id, hash, issue_id, variant)
-     SELECT c.p, c.h, c.i, c.v FROM json_to_recordset($1::json) AS c(p bigint, h text, i bigint, v text)
-     ON CONFLICT DO NOTHING
-     RETURNING project_id, hash`,
-    [
-      JSON.stringify(
-        claims.map((c) => ({ p: c.projectId, h: c.hash, i: c.issueId, v: c.variant })),
-      ),
-    ],
+     SELECT $1, h.hash, $2, h.variant FROM json_to_recordset($3::json) AS h(hash text, variant text)
+     ON CONFLICT DO NOTHING`,
+    [projectId, issueId, JSON.stringify(hashes)],
   );
-  return new Set(result.rows.map((r) => `${r.project_id}/${r.hash}`));
+  return result.rowCount ?? 0;
 }
 
-/** Records users of issues; returns how many were new to each issue. */
-export async function addIssueUsers(
+/** Records a user of the issue; true when the user is new to it. */
+export async function addIssueUser(
   client: pg.PoolClient,
-  users: { issueId: number; userKey: string }[],
-): Promise<Map<number, number>> {
-  const added = new Map<number, number>();
-  if (users.length === 0) return added;
+  issueId: number,
+  userKey: string,
+): Promise<boolean> {
   const result = await client.query(
-    `INSERT INTO issue_users (issue_id, user_key)
-     SELECT u.i, u.k FROM json_to_recordset($1::json) AS u(i bigint, k text)
-     ON CONFLICT DO NOTHING
-     RETURNING issue_id`,
-    [JSON.stringify(users.map((u) => ({ i: u.issueId, k: u.userKey })))],
+    "INSERT INTO issue_users (issue_id, user_key) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+    [issueId, userKey],
   );
-  for (const row of result.rows) {
-    const id = Number(row.issue_id);
-    added.set(id, (added.get(id) ?? 0) + 1);
-  }
-  return added;
+  return result.rowCount === 1;
 }
-
-/** What a batch adds to one issue. */
-export type IssueCount = {
-  issueId: number;
-  events: number;
-  firstSeen: Date;
-  lastSeen: Date;
-  newUsers: number;
-  /** The release of the batch's latest event that had one. */
-  lastRelease: string | null;
-};
 
 /**
- * Counts a batch into its issues: times seen, first and last seen, new
- * users, last release; a resolved issue that sees a new event is unresolved
- * again (Sentry's regression). The issue rows are locked in id order first,
- * so concurrent batches queue rather than deadlock, and each issue is
- * written once per batch however many of its events the batch holds.
+ * Counts one event into its issue: times seen, first and last seen, new
+ * users, last release. A resolved issue that sees a new event is unresolved
+ * again (Sentry's regression).
  */
-export async function countIssueEvents(client: pg.PoolClient, counts: IssueCount[]): Promise<void> {
-  if (counts.length === 0) return;
-  const sorted = [...counts].sort((a, b) => a.issueId - b.issueId);
-  await client.query("SELECT id FROM issues WHERE id = ANY($1) ORDER BY id FOR UPDATE", [
-    sorted.map((c) => c.issueId),
-  ]);
+export async function countIssueEvent(
+  client: pg.PoolClient,
+  issueId: number,
+  seenAt: Date,
+  newUsers: number,
+  release: string | null,
+): Promise<void> {
   await client.query(
     `UPDATE issues
-        SET times_seen = times_seen + c.n,
-            first_seen = LEAST(first_seen, c.f),
-            last_seen = GREATEST(last_seen, c.l),
-            user_count = user_count + c.u,
-            last_release = COALESCE(c.r, last_release),
+        SET times_seen = times_seen + 1,
+            first_seen = LEAST(first_seen, $2),
+            last_seen = GREATEST(last_seen, $2),
+            user_count = user_count + $3,
+            last_release = COALESCE($4, last_release),
             status = CASE WHEN status = 'resolved' THEN 'unresolved' ELSE status END,
             resolved_at = CASE WHEN status = 'resolved' THEN NULL ELSE resolved_at END
-       FROM json_to_recordset($1::json) AS c(i bigint, n bigint, f timestamptz, l timestamptz, u bigint, r text)
-      WHERE issues.id = c.i`,
-    [
-      JSON.stringify(
-        sorted.map((c) => ({
-          i: c.issueId,
-          n: c.events,
-          f: c.firstSeen.toISOString(),
-          l: c.lastSeen.toISOString(),
-          u: c.newUsers,
-          r: c.lastRelease,
-        })),
-      ),
-    ],
+      WHERE id = $1`,
+    [issueId, seenAt, newUsers, release],
   );
 }
 
 /**
- * Marks events processed and links each to its issue (null: no issue, e.g.
- * transactions); a `payload`, when given, replaces the stored one (the
+ * Marks the event processed and links it to its issue (null: no issue, e.g.
+ * transactions); `payload`, when given, replaces the stored one (the
  * symbolicated event with its raw stack traces and processing errors).
  */
-export async function markEventsProcessed(
+export async function markEventProcessed(
   client: pg.PoolClient,
-  events: (EventKey & { issueId: number | null; payload: Record<string, unknown> | null })[],
+  projectId: number,
+  eventId: string,
+  receivedAt: Date,
+  issueId: number | null,
+  payload: Record<string, unknown> | null = null,
 ): Promise<void> {
-  if (events.length === 0) return;
   await client.query(
-    `UPDATE events e
-        SET issue_id = d.i, processed_at = now(), payload = COALESCE(d.payload, e.payload)
-       FROM json_to_recordset($1::json) AS d(p bigint, e uuid, r timestamptz, i bigint, payload jsonb)
-      WHERE e.project_id = d.p AND e.event_id = d.e AND e.received_at = d.r`,
-    [
-      JSON.stringify(
-        events.map((e) => ({
-          p: e.projectId,
-          e: e.eventId,
-          r: e.receivedAt.toISOString(),
-          i: e.issueId,
-          payload: e.payload,
-        })),
-      ),
-    ],
+    `UPDATE events SET issue_id = $4, processed_at = now(), payload = COALESCE($5::jsonb, payload)
+      WHERE project_id = $1 AND event_id = $2 AND received_at = $3`,
+    [projectId, eventId, receivedAt, issueId, payload === null ? null : JSON.stringify(payload)],
   );
 }

@@ -19,7 +19,7 @@ const envSchema = z.object({
     .regex(/^[\w.-]+$/)
     .default("sluice"),
   SLUICE_DB_POOL_SIZE: int(10, 1),
-  SLUICE_WORKER_CONCURRENCY: int(8, 1),
+  SLUICE_WORKER_CONCURRENCY: int(64, 1),
   SLUICE_SOURCEMAP_CACHE_BYTES: int(128 * 1024 * 1024, 0),
   SLUICE_GROUP_COMMIT_WINDOW_MS: int(2),
   SLUICE_GROUP_COMMIT_MAX_EVENTS: int(500, 1),

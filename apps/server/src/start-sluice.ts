@@ -3,6 +3,7 @@ import type { AddressInfo } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import { type ServerType, serve } from "@hono/node-server";
 import { insertIngestBatch } from "@sluice/db";
+import type { EventProcessPayload } from "@sluice/queue";
 import { createApiRoutes } from "./api/api-routes.ts";
 import { createApp, type HealthState } from "./http/create-app.ts";
 import { GroupCommitter } from "./ingest/group-committer.ts";
@@ -12,7 +13,8 @@ import type { Role } from "./roles.ts";
 import type { Services } from "./services.ts";
 import { type Loop, startMaintenance, startSweeper } from "./worker/background-loops.ts";
 import { createEventSymbolicator } from "./worker/event-symbolicator.ts";
-import { processEvent } from "./worker/process-event.ts";
+import { JobBatcher } from "./worker/job-batcher.ts";
+import { processEvents } from "./worker/process-event.ts";
 import { createReleaseSeenRecorder } from "./worker/release-seen.ts";
 
 /**
@@ -27,6 +29,9 @@ export type RunningSluice = {
   port: number;
   stop(options?: { delayMs: number; timeoutMs: number }): Promise<boolean>;
 };
+
+/** How long the worker's first job of a batch waits for company (ms). */
+const WORKER_BATCH_WINDOW_MS = 5;
 
 /**
  * Serves the given roles on `port` (0: any free port) with the services
@@ -100,10 +105,14 @@ export async function startSluice(
       symbolicate: createEventSymbolicator(db, services.blobs, config.sourceMapCacheBytes),
       recordRelease: createReleaseSeenRecorder(db),
     };
+    const batcher = new JobBatcher((jobs: EventProcessPayload[]) => processEvents(deps, jobs), {
+      windowMs: WORKER_BATCH_WINDOW_MS,
+      maxBatch: config.workerConcurrency,
+    });
     worker = queue.startWorker(async (job) => {
       const started = performance.now();
       try {
-        const result = await processEvent(deps, job);
+        const result = await batcher.add(job);
         metrics.jobs.inc({ job: "event.process", result });
         if (result === "missing") log.warn({ job }, "event.process: no such event");
       } catch (error) {

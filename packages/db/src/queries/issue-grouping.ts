@@ -1,63 +1,94 @@
 import type pg from "pg";
 
-/** Queries the worker runs inside its grouping transaction (one client). */
+/**
+ * Queries the worker runs to group a batch of events: a read without locks,
+ * then, on one client inside one transaction, locks, issue lookups and
+ * creation, and the counts. Each takes the whole batch, so a batch costs
+ * the same few round trips whatever its size.
+ */
 
-export type EventToProcess = {
+/** Which stored event: its primary key. `eventId` is 32 hex digits. */
+export type EventKey = { projectId: number; eventId: string; receivedAt: Date };
+
+export type EventToProcess = EventKey & {
   payload: Record<string, unknown>;
   timestamp: Date;
-  receivedAt: Date;
   processedAt: Date | null;
 };
 
-/** Loads an event without locking it (processing reads before it groups); null when absent. */
-export async function readEvent(
-  queryable: pg.Pool | pg.PoolClient,
-  projectId: number,
-  eventId: string,
-  receivedAt: Date,
-): Promise<EventToProcess | null> {
-  const result = await queryable.query(
-    `SELECT payload, "timestamp", received_at AS "receivedAt", processed_at AS "processedAt"
-       FROM events WHERE project_id = $1 AND event_id = $2 AND received_at = $3`,
-    [projectId, eventId, receivedAt],
+/** A stable string for an event key (a map key). */
+export function eventKeyString(key: EventKey): string {
+  return `${key.projectId}/${key.eventId}/${key.receivedAt.getTime()}`;
+}
+
+const keysJson = (keys: EventKey[]) =>
+  JSON.stringify(
+    keys.map((k) => ({ p: k.projectId, e: k.eventId, r: k.receivedAt.toISOString() })),
   );
-  return (result.rows[0] as EventToProcess | undefined) ?? null;
+
+/** Loads events without locking them (processing reads before it groups); absent ones are left out. */
+export async function readEvents(
+  queryable: pg.Pool | pg.PoolClient,
+  keys: EventKey[],
+): Promise<EventToProcess[]> {
+  const result = await queryable.query(
+    `SELECT e.project_id, e.event_id::text, e.received_at, e.payload, e."timestamp", e.processed_at
+       FROM json_to_recordset($1::json) AS k(p bigint, e uuid, r timestamptz)
+       JOIN events e ON e.project_id = k.p AND e.event_id = k.e AND e.received_at = k.r`,
+    [keysJson(keys)],
+  );
+  return result.rows.map((r) => ({
+    projectId: Number(r.project_id),
+    eventId: (r.event_id as string).replaceAll("-", ""),
+    receivedAt: r.received_at as Date,
+    payload: r.payload as Record<string, unknown>,
+    timestamp: r.timestamp as Date,
+    processedAt: r.processed_at as Date | null,
+  }));
 }
 
 /**
- * Locks an event's row until the transaction ends and tells whether it is
- * processed already; null when absent.
+ * Locks the events of `keys` that are still unprocessed, in key order (so
+ * that two batches never wait on each other in a cycle), until the
+ * transaction ends; returns their key strings.
  */
-export async function lockEvent(
+export async function lockUnprocessedEvents(
   client: pg.PoolClient,
-  projectId: number,
-  eventId: string,
-  receivedAt: Date,
-): Promise<{ processedAt: Date | null } | null> {
+  keys: EventKey[],
+): Promise<Set<string>> {
   const result = await client.query(
-    `SELECT processed_at AS "processedAt"
-       FROM events WHERE project_id = $1 AND event_id = $2 AND received_at = $3 FOR UPDATE`,
-    [projectId, eventId, receivedAt],
+    `SELECT e.project_id, e.event_id::text, e.received_at
+       FROM json_to_recordset($1::json) AS k(p bigint, e uuid, r timestamptz)
+       JOIN events e ON e.project_id = k.p AND e.event_id = k.e AND e.received_at = k.r
+      WHERE e.processed_at IS NULL
+      ORDER BY e.project_id, e.event_id, e.received_at
+        FOR UPDATE OF e`,
+    [keysJson(keys)],
   );
-  return (result.rows[0] as { processedAt: Date | null } | undefined) ?? null;
+  return new Set(
+    result.rows.map((r) =>
+      eventKeyString({
+        projectId: Number(r.project_id),
+        eventId: (r.event_id as string).replaceAll("-", ""),
+        receivedAt: r.received_at as Date,
+      }),
+    ),
+  );
 }
 
-/** The issue owning the first of `hashes` (in their order) that any issue owns. */
-export async function findIssueByHashes(
+/** The issues owning any of the (project, hash) pairs, as `"{projectId}/{hash}" → issue id`. */
+export async function findIssuesByHashes(
   client: pg.PoolClient,
-  projectId: number,
-  hashes: string[],
-): Promise<number | null> {
+  pairs: { projectId: number; hash: string }[],
+): Promise<Map<string, number>> {
+  if (pairs.length === 0) return new Map();
   const result = await client.query(
-    "SELECT hash, issue_id FROM issue_hashes WHERE project_id = $1 AND hash = ANY($2)",
-    [projectId, hashes],
+    `SELECT h.project_id, h.hash, h.issue_id
+       FROM json_to_recordset($1::json) AS k(p bigint, h text)
+       JOIN issue_hashes h ON h.project_id = k.p AND h.hash = k.h`,
+    [JSON.stringify(pairs.map((p) => ({ p: p.projectId, h: p.hash })))],
   );
-  const owner = new Map(result.rows.map((r) => [r.hash as string, Number(r.issue_id)]));
-  for (const hash of hashes) {
-    const issueId = owner.get(hash);
-    if (issueId !== undefined) return issueId;
-  }
-  return null;
+  return new Map(result.rows.map((r) => [`${r.project_id}/${r.hash}`, Number(r.issue_id)]));
 }
 
 export type NewIssue = {
@@ -99,77 +130,152 @@ export async function createIssue(client: pg.PoolClient, issue: NewIssue): Promi
   return Number(result.rows[0].id);
 }
 
-/** Gives the issue every hash no issue owns yet; returns how many it took. */
+export type HashClaim = { projectId: number; hash: string; issueId: number; variant: string };
+
+/**
+ * Gives each hash to its issue unless an issue owns it already; returns the
+ * claims that took, as `"{projectId}/{hash}"`. Rows go in in key order, so
+ * two batches claiming the same hashes wait for each other instead of
+ * deadlocking.
+ */
 export async function claimIssueHashes(
   client: pg.PoolClient,
-  projectId: number,
-  issueId: number,
-  hashes: { hash: string; variant: string }[],
-): Promise<number> {
+  claims: HashClaim[],
+): Promise<Set<string>> {
+  if (claims.length === 0) return new Set();
   const result = await client.query(
     `INSERT INTO issue_hashes (project_id, hash, issue_id, variant)
-     SELECT $1, h.hash, $2, h.variant FROM json_to_recordset($3::json) AS h(hash text, variant text)
-     ON CONFLICT DO NOTHING`,
-    [projectId, issueId, JSON.stringify(hashes)],
+     SELECT c.p, c.h, c.i, c.v FROM json_to_recordset($1::json) AS c(p bigint, h text, i bigint, v text)
+     ON CONFLICT DO NOTHING
+     RETURNING project_id, hash`,
+    [
+      JSON.stringify(
+        [...claims]
+          .sort(
+            (a, b) => a.projectId - b.projectId || (a.hash < b.hash ? -1 : a.hash > b.hash ? 1 : 0),
+          )
+          .map((c) => ({ p: c.projectId, h: c.hash, i: c.issueId, v: c.variant })),
+      ),
+    ],
   );
-  return result.rowCount ?? 0;
-}
-
-/** Records a user of the issue; true when the user is new to it. */
-export async function addIssueUser(
-  client: pg.PoolClient,
-  issueId: number,
-  userKey: string,
-): Promise<boolean> {
-  const result = await client.query(
-    "INSERT INTO issue_users (issue_id, user_key) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-    [issueId, userKey],
-  );
-  return result.rowCount === 1;
+  return new Set(result.rows.map((r) => `${r.project_id}/${r.hash}`));
 }
 
 /**
- * Counts one event into its issue: times seen, first and last seen, new
- * users, last release. A resolved issue that sees a new event is unresolved
- * again (Sentry's regression).
+ * Records users of issues; returns how many were new to each issue. Rows go
+ * in in key order (issue, user), so concurrent batches cannot deadlock on them.
  */
-export async function countIssueEvent(
+export async function addIssueUsers(
   client: pg.PoolClient,
-  issueId: number,
-  seenAt: Date,
-  newUsers: number,
-  release: string | null,
-): Promise<void> {
+  users: { issueId: number; userKey: string }[],
+): Promise<Map<number, number>> {
+  const added = new Map<number, number>();
+  if (users.length === 0) return added;
+  const result = await client.query(
+    `INSERT INTO issue_users (issue_id, user_key)
+     SELECT u.i, u.k FROM json_to_recordset($1::json) AS u(i bigint, k text)
+     ON CONFLICT DO NOTHING
+     RETURNING issue_id`,
+    [
+      JSON.stringify(
+        [...users]
+          .sort(
+            (a, b) =>
+              a.issueId - b.issueId || (a.userKey < b.userKey ? -1 : a.userKey > b.userKey ? 1 : 0),
+          )
+          .map((u) => ({ i: u.issueId, k: u.userKey })),
+      ),
+    ],
+  );
+  for (const row of result.rows) {
+    const id = Number(row.issue_id);
+    added.set(id, (added.get(id) ?? 0) + 1);
+  }
+  return added;
+}
+
+/** What a batch adds to one issue. */
+export type IssueCount = {
+  issueId: number;
+  events: number;
+  firstSeen: Date;
+  lastSeen: Date;
+  newUsers: number;
+  /** The release of the batch's latest event that had one. */
+  lastRelease: string | null;
+};
+
+/**
+ * Counts a batch into its issues: times seen, first and last seen, new
+ * users, last release; a resolved issue that sees a new event is unresolved
+ * again (Sentry's regression). The issue rows are locked in id order first,
+ * so concurrent batches queue rather than deadlock, and each issue is
+ * written once per batch however many of its events the batch holds.
+ *
+ * The lock is `FOR NO KEY UPDATE` (what the UPDATE takes anyway), not
+ * `FOR UPDATE`: inserting an `issue_users` or `issue_hashes` row takes
+ * `FOR KEY SHARE` on its issue (the foreign key check), and `FOR UPDATE`
+ * conflicts with that. Two batches that both added a user to one issue
+ * would each wait for the other's key share: a deadlock on every hot issue
+ * (PostgreSQL docs, "Explicit Locking", row-level lock conflict table).
+ */
+export async function countIssueEvents(client: pg.PoolClient, counts: IssueCount[]): Promise<void> {
+  if (counts.length === 0) return;
+  const sorted = [...counts].sort((a, b) => a.issueId - b.issueId);
+  await client.query("SELECT id FROM issues WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE", [
+    sorted.map((c) => c.issueId),
+  ]);
   await client.query(
     `UPDATE issues
-        SET times_seen = times_seen + 1,
-            first_seen = LEAST(first_seen, $2),
-            last_seen = GREATEST(last_seen, $2),
-            user_count = user_count + $3,
-            last_release = COALESCE($4, last_release),
+        SET times_seen = times_seen + c.n,
+            first_seen = LEAST(first_seen, c.f),
+            last_seen = GREATEST(last_seen, c.l),
+            user_count = user_count + c.u,
+            last_release = COALESCE(c.r, last_release),
             status = CASE WHEN status = 'resolved' THEN 'unresolved' ELSE status END,
             resolved_at = CASE WHEN status = 'resolved' THEN NULL ELSE resolved_at END
-      WHERE id = $1`,
-    [issueId, seenAt, newUsers, release],
+       FROM json_to_recordset($1::json) AS c(i bigint, n bigint, f timestamptz, l timestamptz, u bigint, r text)
+      WHERE issues.id = c.i`,
+    [
+      JSON.stringify(
+        sorted.map((c) => ({
+          i: c.issueId,
+          n: c.events,
+          f: c.firstSeen.toISOString(),
+          l: c.lastSeen.toISOString(),
+          u: c.newUsers,
+          r: c.lastRelease,
+        })),
+      ),
+    ],
   );
 }
 
 /**
- * Marks the event processed and links it to its issue (null: no issue, e.g.
- * transactions); `payload`, when given, replaces the stored one (the
+ * Marks events processed and links each to its issue (null: no issue, e.g.
+ * transactions); a `payload`, when given, replaces the stored one (the
  * symbolicated event with its raw stack traces and processing errors).
  */
-export async function markEventProcessed(
+export async function markEventsProcessed(
   client: pg.PoolClient,
-  projectId: number,
-  eventId: string,
-  receivedAt: Date,
-  issueId: number | null,
-  payload: Record<string, unknown> | null = null,
+  events: (EventKey & { issueId: number | null; payload: Record<string, unknown> | null })[],
 ): Promise<void> {
+  if (events.length === 0) return;
   await client.query(
-    `UPDATE events SET issue_id = $4, processed_at = now(), payload = COALESCE($5::jsonb, payload)
-      WHERE project_id = $1 AND event_id = $2 AND received_at = $3`,
-    [projectId, eventId, receivedAt, issueId, payload === null ? null : JSON.stringify(payload)],
+    `UPDATE events e
+        SET issue_id = d.i, processed_at = now(), payload = COALESCE(d.payload, e.payload)
+       FROM json_to_recordset($1::json) AS d(p bigint, e uuid, r timestamptz, i bigint, payload jsonb)
+      WHERE e.project_id = d.p AND e.event_id = d.e AND e.received_at = d.r`,
+    [
+      JSON.stringify(
+        events.map((e) => ({
+          p: e.projectId,
+          e: e.eventId,
+          r: e.receivedAt.toISOString(),
+          i: e.issueId,
+          payload: e.payload,
+        })),
+      ),
+    ],
   );
 }

@@ -1,4 +1,5 @@
 import { resolve } from "node:path";
+import type { PayloadStorage } from "@sluice/db";
 import { defaultLimits, type Limits } from "@sluice/protocol";
 import { z } from "zod";
 
@@ -21,6 +22,7 @@ const envSchema = z.object({
   SLUICE_DB_POOL_SIZE: int(10, 1),
   SLUICE_WORKER_CONCURRENCY: int(64, 1),
   SLUICE_SOURCEMAP_CACHE_BYTES: int(128 * 1024 * 1024, 0),
+  SLUICE_PAYLOAD_STORAGE: z.enum(["jsonb", "compressed"]).default("jsonb"),
   SLUICE_GROUP_COMMIT_WINDOW_MS: int(2),
   SLUICE_GROUP_COMMIT_MAX_EVENTS: int(500, 1),
   SLUICE_SWEEP_INTERVAL_MS: int(10_000, 10),
@@ -77,6 +79,12 @@ export type Config = {
   workerConcurrency: number;
   /** Bytes of parsed source maps a worker keeps across events. */
   sourceMapCacheBytes: number;
+  /**
+   * How ingest stores event payloads: `jsonb` (every release reads it) or
+   * `compressed` (a third of the bytes; only releases from migration 0003
+   * read it, so set it once no older node runs).
+   */
+  payloadStorage: PayloadStorage;
   groupCommit: { windowMs: number; maxEvents: number };
   sweeper: { intervalMs: number; minAgeMs: number };
   retentionDays: number;
@@ -133,6 +141,7 @@ export function readConfig(env: NodeJS.ProcessEnv): ConfigResult {
       dbPoolSize: e.SLUICE_DB_POOL_SIZE,
       workerConcurrency: e.SLUICE_WORKER_CONCURRENCY,
       sourceMapCacheBytes: e.SLUICE_SOURCEMAP_CACHE_BYTES,
+      payloadStorage: e.SLUICE_PAYLOAD_STORAGE,
       groupCommit: {
         windowMs: e.SLUICE_GROUP_COMMIT_WINDOW_MS,
         maxEvents: e.SLUICE_GROUP_COMMIT_MAX_EVENTS,

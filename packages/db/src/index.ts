@@ -6,6 +6,7 @@ export {
   type Orm,
 } from "./database.ts";
 export { ensureEventPartitions } from "./event-partitions.ts";
+export { compressPayload, decompressPayload, type PayloadStorage } from "./event-payload.ts";
 export {
   type AppliedMigration,
   applyMigrations,

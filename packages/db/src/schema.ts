@@ -1,6 +1,7 @@
 import {
   bigint,
   boolean,
+  customType,
   integer,
   jsonb,
   pgTable,
@@ -19,6 +20,7 @@ import {
 const id = () => bigint("id", { mode: "number" }).primaryKey().generatedByDefaultAsIdentity();
 const ts = (name: string) => timestamp(name, { withTimezone: true, mode: "date" });
 const ref = (name: string) => bigint(name, { mode: "number" });
+const bytea = customType<{ data: Buffer; driverData: Buffer }>({ dataType: () => "bytea" });
 
 export const migrations = pgTable("sluice_migrations", {
   version: integer("version").primaryKey(),
@@ -150,9 +152,11 @@ export const events = pgTable(
     receivedAt: ts("received_at").notNull(),
     timestamp: ts("timestamp").notNull(),
     keyId: ref("key_id"),
-    payload: jsonb("payload").$type<Record<string, unknown>>().notNull(),
+    // JSON null when the payload is in payload_compressed (event-payload.ts).
+    payload: jsonb("payload").$type<Record<string, unknown> | null>().notNull(),
     issueId: ref("issue_id"),
     processedAt: ts("processed_at"),
+    payloadCompressed: bytea("payload_compressed"),
   },
   (t) => [primaryKey({ columns: [t.projectId, t.eventId, t.receivedAt] })],
 );

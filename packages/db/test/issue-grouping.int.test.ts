@@ -1,6 +1,14 @@
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { addIssueUsers, countIssueEvents, createIssue } from "../src/queries/issue-grouping.ts";
+import { compressPayload, decompressPayload } from "../src/event-payload.ts";
+import { insertIngestBatch } from "../src/queries/ingest-batch.ts";
+import {
+  addIssueUsers,
+  countIssueEvents,
+  createIssue,
+  markEventsProcessed,
+  readEvents,
+} from "../src/queries/issue-grouping.ts";
 import {
   createTestDatabase,
   migrateTestDatabase,
@@ -78,5 +86,65 @@ describe("issue grouping writes from concurrent batches", () => {
       [issueId],
     );
     expect(issue.rows[0]).toEqual({ times_seen: 5, user_count: 2 });
+  });
+
+  // A symbolicated payload replaces the stored one in the row's own format.
+  it("reads jsonb and compressed rows alike and rewrites each in its own format", async () => {
+    const receivedAt = new Date();
+    const row = (eventId: string, compressed: boolean) => {
+      const text = JSON.stringify({ message: `event ${eventId}` });
+      return {
+        projectId: 1,
+        eventId,
+        receivedAt,
+        timestamp: receivedAt,
+        keyId: 1,
+        payloadText: text,
+        payloadCompressed: compressed ? compressPayload(text) : undefined,
+      };
+    };
+    const plain = "a".repeat(32);
+    const packed = "b".repeat(32);
+    await insertIngestBatch(pool, {
+      events: [row(plain, false), row(packed, true)],
+      attachments: [],
+      outcomes: [],
+    });
+    const read = await readEvents(pool, [
+      { projectId: 1, eventId: plain, receivedAt },
+      { projectId: 1, eventId: packed, receivedAt },
+    ]);
+    const byId = new Map(read.map((e) => [e.eventId, e]));
+    expect(byId.get(plain)).toMatchObject({
+      compressed: false,
+      payload: { message: `event ${plain}` },
+    });
+    expect(byId.get(packed)).toMatchObject({
+      compressed: true,
+      payload: { message: `event ${packed}` },
+    });
+
+    const client = await pool.connect();
+    try {
+      await markEventsProcessed(
+        client,
+        read.map((e) => ({ ...e, issueId, payload: { message: "symbolicated", was: e.eventId } })),
+      );
+    } finally {
+      client.release();
+    }
+    const stored = await pool.query(
+      `SELECT event_id::text AS id, payload, payload_compressed FROM events
+        WHERE event_id = ANY($1::uuid[]) ORDER BY event_id`,
+      [[plain, packed]],
+    );
+    const [a, b] = stored.rows;
+    expect(a.payload).toEqual({ message: "symbolicated", was: plain });
+    expect(a.payload_compressed).toBeNull();
+    expect(b.payload).toBeNull();
+    expect(decompressPayload(b.payload_compressed)).toEqual({
+      message: "symbolicated",
+      was: packed,
+    });
   });
 });

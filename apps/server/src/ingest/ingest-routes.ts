@@ -99,6 +99,7 @@ function contextFor(deps: IngestDeps, key: KnownKey, receivedAt: Date): IngestCo
     limits: config.limits,
     maxEventAgeMs: config.retentionDays * DAY_MS,
     blobs,
+    payloadStorage: config.payloadStorage,
   };
 }
 

@@ -1,4 +1,11 @@
-import type { AttachmentRow, EventRow, IngestBatch, OutcomeRow } from "@sluice/db";
+import {
+  type AttachmentRow,
+  compressPayload,
+  type EventRow,
+  type IngestBatch,
+  type OutcomeRow,
+  type PayloadStorage,
+} from "@sluice/db";
 import {
   dataCategoryOf,
   type Envelope,
@@ -19,6 +26,8 @@ export type IngestContext = {
   /** Events older than this are dated `receivedAt` (ms). */
   maxEventAgeMs: number;
   blobs: BlobStore;
+  /** How event payloads are stored (SLUICE_PAYLOAD_STORAGE). */
+  payloadStorage: PayloadStorage;
 };
 
 export type PreparedWrites =
@@ -144,6 +153,8 @@ export function parseEventItem(
       timestamp,
       keyId: ctx.keyId,
       payloadText: json.text,
+      payloadCompressed:
+        ctx.payloadStorage === "compressed" ? compressPayload(json.text) : undefined,
     },
   };
 }

@@ -47,6 +47,8 @@ type Prepared = {
   userKey: string | null;
   /** The symbolicated payload to store, when symbolication changed the event. */
   payload: Record<string, unknown> | null;
+  /** Whether the row keeps its payload compressed (the new one is written the same way). */
+  compressed: boolean;
 };
 
 /** One job's outcome: its result, or the error that failed it alone. */
@@ -150,6 +152,7 @@ async function prepare(deps: ProcessDeps, row: EventToProcess): Promise<Prepared
     hashes: event.type === "transaction" ? [] : hashEvent(event),
     userKey: userKeyOf(event.user),
     payload,
+    compressed: row.compressed,
   };
 }
 
@@ -236,7 +239,12 @@ async function group(
   await countIssueEvents(client, [...counts.values()]);
   await markEventsProcessed(
     client,
-    todo.map((p) => ({ ...p.key, issueId: issueOf.get(p) ?? null, payload: p.payload })),
+    todo.map((p) => ({
+      ...p.key,
+      issueId: issueOf.get(p) ?? null,
+      payload: p.payload,
+      compressed: p.compressed,
+    })),
   );
   for (const p of todo) {
     results.set(eventKeyString(p.key), issueOf.has(p) ? "grouped" : "no-issue");

@@ -1,8 +1,20 @@
 import { and, desc, eq } from "drizzle-orm";
 import type { Orm } from "../database.ts";
+import { payloadOfRow } from "../event-payload.ts";
 import { eventIds, events } from "../schema.ts";
 
-export type StoredEventRow = typeof events.$inferSelect;
+/** An event row with its payload read from whichever column holds it (event-payload.ts). */
+export type StoredEventRow = Omit<typeof events.$inferSelect, "payload" | "payloadCompressed"> & {
+  payload: Record<string, unknown>;
+};
+
+function decoded({
+  payload,
+  payloadCompressed,
+  ...rest
+}: typeof events.$inferSelect): StoredEventRow {
+  return { ...rest, payload: payloadOfRow({ payload, payloadCompressed }) };
+}
 
 /** Events of an issue, newest first. */
 export async function listIssueEvents(
@@ -11,13 +23,14 @@ export async function listIssueEvents(
   limit: number,
   offset: number,
 ): Promise<StoredEventRow[]> {
-  return orm
+  const rows = await orm
     .select()
     .from(events)
     .where(eq(events.issueId, issueId))
     .orderBy(desc(events.receivedAt), desc(events.eventId))
     .limit(limit)
     .offset(offset);
+  return rows.map(decoded);
 }
 
 /**
@@ -47,5 +60,5 @@ export async function findEvent(
       ),
     )
     .limit(1);
-  return rows[0] ?? null;
+  return rows[0] ? decoded(rows[0]) : null;
 }

@@ -1,6 +1,11 @@
 import type pg from "pg";
 
-/** One event to store; `payloadText` is JSON text that Postgres `jsonb` accepts. */
+/**
+ * One event to store: `payloadText` is JSON text that Postgres `jsonb`
+ * accepts, stored in `payload`; when `payloadCompressed` is given
+ * (`compressPayload` of that text), it is stored instead, in
+ * `payload_compressed`, with `payload` JSON null (event-payload.ts).
+ */
 export type EventRow = {
   projectId: number;
   /** 32 lowercase hex characters. */
@@ -9,6 +14,7 @@ export type EventRow = {
   timestamp: Date;
   keyId: number;
   payloadText: string;
+  payloadCompressed?: Buffer;
 };
 
 export type AttachmentRow = {
@@ -55,7 +61,7 @@ export type StoredEvent = { projectId: number; eventId: string; receivedAt: Date
  */
 export async function insertIngestBatch(pool: pg.Pool, batch: IngestBatch): Promise<StoredEvent[]> {
   const result = await pool.query({
-    name: "sluice_insert_ingest_batch",
+    name: "sluice_insert_ingest_batch_2",
     text: INSERT_BATCH,
     values: [
       eventsJson(batch.events),
@@ -71,10 +77,12 @@ export async function insertIngestBatch(pool: pg.Pool, batch: IngestBatch): Prom
 }
 
 function eventsJson(events: EventRow[]): string {
-  const parts = events.map(
-    (e) =>
-      `{"project_id":${e.projectId},"event_id":"${e.eventId}","received_at":"${e.receivedAt.toISOString()}","timestamp":"${e.timestamp.toISOString()}","key_id":${e.keyId},"payload":${e.payloadText}}`,
-  );
+  const parts = events.map((e) => {
+    const payload = e.payloadCompressed
+      ? `"payload_compressed":"${e.payloadCompressed.toString("base64")}"`
+      : `"payload":${e.payloadText}`;
+    return `{"project_id":${e.projectId},"event_id":"${e.eventId}","received_at":"${e.receivedAt.toISOString()}","timestamp":"${e.timestamp.toISOString()}","key_id":${e.keyId},${payload}}`;
+  });
   return `[${parts.join(",")}]`;
 }
 
@@ -106,15 +114,16 @@ const INSERT_BATCH = `
 WITH ev AS (
   SELECT * FROM json_to_recordset($1::json) AS x(
     project_id bigint, event_id uuid, received_at timestamptz, "timestamp" timestamptz,
-    key_id bigint, payload jsonb)
+    key_id bigint, payload jsonb, payload_compressed text)
 ), fresh AS (
   INSERT INTO event_ids (project_id, event_id, received_at)
   SELECT project_id, event_id, received_at FROM ev
   ON CONFLICT DO NOTHING
   RETURNING project_id, event_id
 ), stored AS (
-  INSERT INTO events (project_id, event_id, received_at, "timestamp", key_id, payload)
-  SELECT ev.project_id, ev.event_id, ev.received_at, ev."timestamp", ev.key_id, ev.payload
+  INSERT INTO events (project_id, event_id, received_at, "timestamp", key_id, payload, payload_compressed)
+  SELECT ev.project_id, ev.event_id, ev.received_at, ev."timestamp", ev.key_id,
+         COALESCE(ev.payload, 'null'::jsonb), decode(ev.payload_compressed, 'base64')
     FROM ev JOIN fresh USING (project_id, event_id)
   RETURNING project_id, event_id, received_at
 ), attached AS (

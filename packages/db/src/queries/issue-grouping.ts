@@ -1,4 +1,5 @@
 import type pg from "pg";
+import { compressPayload, payloadOfRow } from "../event-payload.ts";
 
 /**
  * Queries the worker runs to group a batch of events: a read without locks,
@@ -12,6 +13,8 @@ export type EventKey = { projectId: number; eventId: string; receivedAt: Date };
 
 export type EventToProcess = EventKey & {
   payload: Record<string, unknown>;
+  /** Whether the row keeps its payload in `payload_compressed` (event-payload.ts). */
+  compressed: boolean;
   timestamp: Date;
   processedAt: Date | null;
 };
@@ -32,7 +35,8 @@ export async function readEvents(
   keys: EventKey[],
 ): Promise<EventToProcess[]> {
   const result = await queryable.query(
-    `SELECT e.project_id, e.event_id::text, e.received_at, e.payload, e."timestamp", e.processed_at
+    `SELECT e.project_id, e.event_id::text, e.received_at, e.payload, e.payload_compressed,
+            e."timestamp", e.processed_at
        FROM json_to_recordset($1::json) AS k(p bigint, e uuid, r timestamptz)
        JOIN events e ON e.project_id = k.p AND e.event_id = k.e AND e.received_at = k.r`,
     [keysJson(keys)],
@@ -41,7 +45,8 @@ export async function readEvents(
     projectId: Number(r.project_id),
     eventId: (r.event_id as string).replaceAll("-", ""),
     receivedAt: r.received_at as Date,
-    payload: r.payload as Record<string, unknown>,
+    payload: payloadOfRow({ payload: r.payload, payloadCompressed: r.payload_compressed }),
+    compressed: r.payload === null,
     timestamp: r.timestamp as Date,
     processedAt: r.processed_at as Date | null,
   }));
@@ -254,17 +259,23 @@ export async function countIssueEvents(client: pg.PoolClient, counts: IssueCount
 /**
  * Marks events processed and links each to its issue (null: no issue, e.g.
  * transactions); a `payload`, when given, replaces the stored one (the
- * symbolicated event with its raw stack traces and processing errors).
+ * symbolicated event with its raw stack traces and processing errors), in
+ * the row's own format: compressed when `compressed` (as `readEvents` said).
  */
 export async function markEventsProcessed(
   client: pg.PoolClient,
-  events: (EventKey & { issueId: number | null; payload: Record<string, unknown> | null })[],
+  events: (EventKey & {
+    issueId: number | null;
+    payload: Record<string, unknown> | null;
+    compressed: boolean;
+  })[],
 ): Promise<void> {
   if (events.length === 0) return;
   await client.query(
     `UPDATE events e
-        SET issue_id = d.i, processed_at = now(), payload = COALESCE(d.payload, e.payload)
-       FROM json_to_recordset($1::json) AS d(p bigint, e uuid, r timestamptz, i bigint, payload jsonb)
+        SET issue_id = d.i, processed_at = now(), payload = COALESCE(d.payload, e.payload),
+            payload_compressed = COALESCE(decode(d.c, 'base64'), e.payload_compressed)
+       FROM json_to_recordset($1::json) AS d(p bigint, e uuid, r timestamptz, i bigint, payload jsonb, c text)
       WHERE e.project_id = d.p AND e.event_id = d.e AND e.received_at = d.r`,
     [
       JSON.stringify(
@@ -273,7 +284,11 @@ export async function markEventsProcessed(
           e: e.eventId,
           r: e.receivedAt.toISOString(),
           i: e.issueId,
-          payload: e.payload,
+          payload: e.payload && !e.compressed ? e.payload : null,
+          c:
+            e.payload && e.compressed
+              ? compressPayload(JSON.stringify(e.payload)).toString("base64")
+              : null,
         })),
       ),
     ],

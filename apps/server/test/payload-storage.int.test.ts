@@ -1,0 +1,113 @@
+import { decompressPayload, insertIngestBatch } from "@sluice/db";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createEventSymbolicator } from "../src/worker/event-symbolicator.ts";
+import { processEvent } from "../src/worker/process-event.ts";
+import { createReleaseSeenRecorder } from "../src/worker/release-seen.ts";
+import { api, startTestSluice, type TestSluice, waitFor } from "./harness.ts";
+
+const frames = Array.from({ length: 15 }, (_, i) => ({
+  filename: `/srv/app/lib/module-${i}.js`,
+  function: `step${i}`,
+  lineno: 10 + i,
+  colno: 5,
+  in_app: true,
+  context_line: `  return step${i + 1}(input);`,
+}));
+
+const errorEvent = (eventId: string, value: string) => ({
+  event_id: eventId,
+  platform: "node",
+  level: "error",
+  environment: "production",
+  user: { id: "user-1" },
+  tags: { region: "eu" },
+  exception: { values: [{ type: "StorageError", value, stacktrace: { frames } }] },
+});
+
+describe("SLUICE_PAYLOAD_STORAGE=compressed", () => {
+  let t: TestSluice;
+  beforeAll(async () => {
+    t = await startTestSluice({ env: { SLUICE_PAYLOAD_STORAGE: "compressed" } });
+  });
+  afterAll(async () => t?.stop());
+
+  it("stores the payload compressed, groups it, serves it, and reads jsonb rows beside it", async () => {
+    const eventId = crypto.randomUUID().replaceAll("-", "");
+    const sent = errorEvent(eventId, "disk full");
+    const body = `${JSON.stringify({ event_id: eventId })}\n${JSON.stringify({ type: "event" })}\n${JSON.stringify(sent)}\n`;
+    const response = await fetch(
+      `${t.url}/api/${t.projectId}/envelope/?sentry_key=${t.publicKey}`,
+      { method: "POST", body },
+    );
+    expect(response.status).toBe(200);
+    await waitFor(
+      async () =>
+        (await t.sql.query("SELECT 1 FROM events WHERE processed_at IS NOT NULL")).rowCount === 1,
+      10_000,
+      "the event processed",
+    );
+
+    const row = await t.sql.query(
+      `SELECT jsonb_typeof(payload) AS kind, payload_compressed, issue_id::int AS "issueId"
+         FROM events WHERE event_id = $1`,
+      [eventId],
+    );
+    const stored = row.rows[0];
+    expect(stored.kind).toBe("null");
+    expect(stored.payload_compressed.length).toBeLessThan(JSON.stringify(sent).length / 3);
+    expect(decompressPayload(stored.payload_compressed)).toEqual(sent);
+
+    const json = await (
+      await api(t, `/api/0/projects/sluice/default/events/${eventId}/json/`)
+    ).json();
+    expect(json).toMatchObject({
+      event_id: eventId,
+      user: { id: "user-1" },
+      tags: { region: "eu" },
+    });
+    const detail = await (await api(t, `/api/0/projects/sluice/default/events/${eventId}/`)).json();
+    expect(detail).toMatchObject({ eventID: eventId, groupID: String(stored.issueId) });
+
+    // A row as a jsonb-writing node (an earlier release) stores it, in the same issue.
+    const older = crypto.randomUUID().replaceAll("-", "");
+    const receivedAt = new Date();
+    const olderEvent = errorEvent(older, "disk full again");
+    await insertIngestBatch(t.services.db.pool, {
+      events: [
+        {
+          projectId: t.projectId,
+          eventId: older,
+          receivedAt,
+          timestamp: receivedAt,
+          keyId: 1,
+          payloadText: JSON.stringify(olderEvent),
+        },
+      ],
+      attachments: [],
+      outcomes: [],
+    });
+    const deps = {
+      db: t.services.db,
+      log: t.services.log,
+      symbolicate: createEventSymbolicator(t.services.db, t.services.blobs, 1024 * 1024),
+      recordRelease: createReleaseSeenRecorder(t.services.db),
+    };
+    const job = { projectId: t.projectId, eventId: older, receivedAt: receivedAt.toISOString() };
+    expect(["grouped", "already-processed"]).toContain(await processEvent(deps, job));
+    const olderRow = await t.sql.query(
+      `SELECT jsonb_typeof(payload) AS kind, payload_compressed IS NULL AS plain, issue_id::int AS "issueId"
+         FROM events WHERE event_id = $1`,
+      [older],
+    );
+    expect(olderRow.rows[0]).toEqual({ kind: "object", plain: true, issueId: stored.issueId });
+
+    const listed = (await (
+      await api(t, `/api/0/issues/${stored.issueId}/events/?full=true`)
+    ).json()) as { eventID: string }[];
+    expect(listed.map((e) => e.eventID).sort()).toEqual([eventId, older].sort());
+    const issue = await t.sql.query("SELECT times_seen::int FROM issues WHERE id = $1", [
+      stored.issueId,
+    ]);
+    expect(issue.rows[0].times_seen).toBe(2);
+  });
+});

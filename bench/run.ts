@@ -24,6 +24,15 @@ const quick = process.argv.includes("--quick");
 /** `--profile`: run ingest with --cpu-prof and print where its CPU went. */
 const profile = process.argv.includes("--profile");
 const profileDir = join(root, "bench/results/profiles");
+/**
+ * `--payload-storage=jsonb|compressed` (default compressed, what a fleet runs
+ * once no 0.1.0 node is left; README "Upgrading"): SLUICE_PAYLOAD_STORAGE.
+ */
+const payloadStorage =
+  process.argv.find((a) => a.startsWith("--payload-storage="))?.split("=")[1] ?? "compressed";
+if (payloadStorage !== "jsonb" && payloadStorage !== "compressed") {
+  throw new Error(`--payload-storage must be jsonb or compressed, not ${payloadStorage}`);
+}
 const SECONDS = quick ? 3 : 10;
 const CONNECTIONS = 64;
 const REDIS_URL = process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
@@ -103,6 +112,7 @@ type OpenLoopFigure = Latency & { rate: number; achieved: number; non2xx: number
 type Figures = {
   machine: { cpus: number; cpu: string | undefined; memoryGiB: number; node: string };
   mode: "quick" | "full";
+  payloadStorage: string;
   postgres?: { version: string; synchronous_commit: string };
   limits?: { copyPerSecond: number; copyBytesPerRow: number; httpPerSecond: number };
   ingest?: {
@@ -117,13 +127,17 @@ type Figures = {
     typicalEventGzipBytes: number;
   };
   peakByPayload?: Record<string, number>;
-  sustained?: {
-    offeredPerSecond: number;
-    acknowledgedPerSecond: number;
-    processedPerSecond: number;
-    lagSeconds: Latency;
-    drainedAfterSeconds: number;
-  };
+  sustained?: SustainedFigure;
+  sustainedSteps?: SustainedFigure[];
+};
+
+/** Ingest and processing together at one offered rate. */
+type SustainedFigure = {
+  offeredPerSecond: number;
+  acknowledgedPerSecond: number;
+  processedPerSecond: number;
+  lagSeconds: Latency;
+  drainedAfterSeconds: number;
 };
 
 /** Empties the benchmark's queue, so one phase's jobs never delay the next. */
@@ -153,6 +167,7 @@ async function main() {
       node: process.version,
     },
     mode: quick ? "quick" : "full",
+    payloadStorage,
   };
   try {
     await applyMigrations(pool, {
@@ -173,6 +188,7 @@ async function main() {
       LOG_LEVEL: "warn",
       HOST: "127.0.0.1",
       PORT: "0",
+      SLUICE_PAYLOAD_STORAGE: payloadStorage,
     };
     // What deployments run: the bundle (npm run build), not the sources through tsx.
     await run("npm", ["run", "build"], { cwd: root });
@@ -320,51 +336,63 @@ async function main() {
       /"port":(\d+).*"msg":"sluice is serving"/,
     );
     await pool.query("UPDATE events SET processed_at = now() WHERE processed_at IS NULL");
-    const e2eRate = Math.max(1, Math.round(Math.min(copy.perSecond * 0.3, peak.perSecond * 0.75)));
-    const e2eSeconds = quick ? 5 : 20;
-    const windowStart = new Date();
-    const sustained = await load({
-      url: ingestPath(ingest.port, "envelope"),
-      kind: "typical",
-      form: "envelope",
-      gzip: false,
-      seconds: e2eSeconds,
-      rate: e2eRate,
-    });
-    const windowEnd = new Date();
-    const drainStart = Date.now();
-    for (;;) {
-      const open = await pool.query(
-        "SELECT count(*)::int AS n FROM events WHERE processed_at IS NULL",
+    /** Offers `rate` events/s for `seconds`, waits for processing to drain, and measures it. */
+    async function sustainedStep(rate: number, seconds: number): Promise<SustainedFigure> {
+      const windowStart = new Date();
+      const sustained = await load({
+        url: ingestPath(ingest.port, "envelope"),
+        kind: "typical",
+        form: "envelope",
+        gzip: false,
+        seconds,
+        rate,
+      });
+      const windowEnd = new Date();
+      const drainStart = Date.now();
+      for (;;) {
+        const open = await pool.query(
+          "SELECT count(*)::int AS n FROM events WHERE processed_at IS NULL",
+        );
+        if (open.rows[0].n === 0 || Date.now() - drainStart > 120_000) break;
+        await sleep(200);
+      }
+      const lag = await pool.query(
+        `SELECT count(*)::int AS n,
+                percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM processed_at - received_at)) AS p50,
+                percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM processed_at - received_at)) AS p99,
+                max(extract(epoch FROM processed_at - received_at)) AS max,
+                extract(epoch FROM max(received_at) - min(received_at)) AS load_seconds,
+                count(*) FILTER (WHERE processed_at <= (SELECT max(received_at) FROM events
+                                   WHERE received_at >= $1 AND received_at <= $2))::int AS processed_during_load
+           FROM events WHERE received_at >= $1 AND received_at <= $2`,
+        [windowStart, windowEnd],
       );
-      if (open.rows[0].n === 0 || Date.now() - drainStart > 120_000) break;
-      await sleep(200);
+      const l = lag.rows[0];
+      // Processing throughput while the load ran: events processed before the
+      // last one arrived, over the time between the first and the last arrival.
+      return {
+        offeredPerSecond: rate,
+        acknowledgedPerSecond: Math.round(sustained.perSecond),
+        processedPerSecond: Math.round(l.processed_during_load / Number(l.load_seconds)),
+        lagSeconds: {
+          p50: Number(Number(l.p50).toFixed(3)),
+          p99: Number(Number(l.p99).toFixed(3)),
+          max: Number(Number(l.max).toFixed(3)),
+        },
+        drainedAfterSeconds: Number(((Date.now() - drainStart) / 1000).toFixed(1)),
+      };
     }
-    const lag = await pool.query(
-      `SELECT count(*)::int AS n,
-              percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM processed_at - received_at)) AS p50,
-              percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM processed_at - received_at)) AS p99,
-              max(extract(epoch FROM processed_at - received_at)) AS max,
-              extract(epoch FROM max(received_at) - min(received_at)) AS load_seconds,
-              count(*) FILTER (WHERE processed_at <= (SELECT max(received_at) FROM events
-                                 WHERE received_at >= $1 AND received_at <= $2))::int AS processed_during_load
-         FROM events WHERE received_at >= $1 AND received_at <= $2`,
-      [windowStart, windowEnd],
-    );
-    const l = lag.rows[0];
-    // Processing throughput while the load ran: events processed before the
-    // last one arrived, over the time between the first and the last arrival.
-    figures.sustained = {
-      offeredPerSecond: e2eRate,
-      acknowledgedPerSecond: Math.round(sustained.perSecond),
-      processedPerSecond: Math.round(l.processed_during_load / Number(l.load_seconds)),
-      lagSeconds: {
-        p50: Number(Number(l.p50).toFixed(3)),
-        p99: Number(Number(l.p99).toFixed(3)),
-        max: Number(Number(l.max).toFixed(3)),
-      },
-      drainedAfterSeconds: Number(((Date.now() - drainStart) / 1000).toFixed(1)),
-    };
+    // Offered at 30% of COPY (the target), then, in a full run, at 40% to
+    // show the headroom; the figure is the highest step kept up with (lag
+    // p99 under 5 s), every step is in the JSON.
+    const steps: SustainedFigure[] = [];
+    for (const share of quick ? [0.3] : [0.3, 0.4]) {
+      const rate = Math.max(1, Math.round(Math.min(copy.perSecond * share, peak.perSecond * 0.75)));
+      console.log(`sustained: offered ${rate}/s (${share * 100}% of COPY) ...`);
+      steps.push(await sustainedStep(rate, quick ? 5 : 20));
+    }
+    figures.sustainedSteps = steps;
+    figures.sustained = steps.filter((step) => step.lagSeconds.p99 < 5).at(-1) ?? steps[0];
     worker.child.kill("SIGTERM");
     const ingestExited = new Promise((resolve) => ingest.child.once("exit", resolve));
     ingest.child.kill("SIGTERM");
@@ -402,8 +430,11 @@ function report(f: Figures, copyRate: number, httpRate: number) {
     ),
     `ingest CPU per 1,000 events          ${i.cpuSecondsPer1000Events} s`,
     `ingest peak RSS                      ${i.peakRssMiB} MiB (target <= 200)`,
-    `stored bytes per typical event       ${i.storedBytesPerEvent} (JSON ${i.typicalEventJsonBytes}, gzipped ${i.typicalEventGzipBytes}; target <= gzipped)`,
-    `sustained end to end (offered ${s.offeredPerSecond}/s)  ${s.processedPerSecond} processed/s = ${ratio(s.processedPerSecond, copyRate)} of COPY; lag p50 ${s.lagSeconds.p50} s, p99 ${s.lagSeconds.p99} s, max ${s.lagSeconds.max} s (target >= 30% of COPY, lag < 5 s)`,
+    `stored bytes per typical event       ${i.storedBytesPerEvent} (payloads ${f.payloadStorage}; JSON ${i.typicalEventJsonBytes}, gzipped ${i.typicalEventGzipBytes}; target <= gzipped)`,
+    ...(f.sustainedSteps ?? [s]).map(
+      (step) =>
+        `sustained end to end (offered ${step.offeredPerSecond}/s)  ${step.processedPerSecond} processed/s = ${ratio(step.processedPerSecond, copyRate)} of COPY; lag p50 ${step.lagSeconds.p50} s, p99 ${step.lagSeconds.p99} s, max ${step.lagSeconds.max} s${step === s ? " (the figure; target >= 30% of COPY, lag < 5 s)" : ""}`,
+    ),
   ];
   if (f.peakByPayload) {
     lines.push("", "peak by payload (events/s):");

@@ -19,6 +19,9 @@ export type EventToProcess = EventKey & {
   processedAt: Date | null;
 };
 
+/** Orders strings by code unit, as the rows' keys are inserted (a lock order, not a collation). */
+const compareText = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+
 /** A stable string for an event key (a map key). */
 export function eventKeyString(key: EventKey): string {
   return `${key.projectId}/${key.eventId}/${key.receivedAt.getTime()}`;
@@ -156,9 +159,7 @@ export async function claimIssueHashes(
     [
       JSON.stringify(
         [...claims]
-          .sort(
-            (a, b) => a.projectId - b.projectId || (a.hash < b.hash ? -1 : a.hash > b.hash ? 1 : 0),
-          )
+          .sort((a, b) => a.projectId - b.projectId || compareText(a.hash, b.hash))
           .map((c) => ({ p: c.projectId, h: c.hash, i: c.issueId, v: c.variant })),
       ),
     ],
@@ -184,10 +185,7 @@ export async function addIssueUsers(
     [
       JSON.stringify(
         [...users]
-          .sort(
-            (a, b) =>
-              a.issueId - b.issueId || (a.userKey < b.userKey ? -1 : a.userKey > b.userKey ? 1 : 0),
-          )
+          .sort((a, b) => a.issueId - b.issueId || compareText(a.userKey, b.userKey))
           .map((u) => ({ i: u.issueId, k: u.userKey })),
       ),
     ],

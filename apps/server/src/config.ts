@@ -11,6 +11,7 @@ const envSchema = z.object({
     .optional(),
   REDIS_URL: z.url({ protocol: /^rediss?$/, error: "must be a redis:// URL" }).optional(),
   PORT: z.coerce.number().int().min(0).max(65535).default(8000),
+  SLUICE_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9464),
   HOST: z.string().default("0.0.0.0"),
   SLUICE_URL: z.url({ protocol: /^https?$/, error: "must be an http(s):// URL" }).optional(),
   SLUICE_DATA_DIR: z.string().min(1).default("./.sluice"),
@@ -31,6 +32,10 @@ const envSchema = z.object({
   SLUICE_MAX_ENVELOPE_BYTES: int(defaultLimits.maxEnvelopeBytes, 1024),
   SLUICE_MAX_EVENT_BYTES: int(defaultLimits.maxEventBytes, 1024),
   SLUICE_MAX_ATTACHMENT_BYTES: int(defaultLimits.maxAttachmentBytes, 1024),
+  SLUICE_MAX_BYTES_IN_FLIGHT: int(256 * 1024 * 1024, 1024 * 1024),
+  SLUICE_MAX_API_BODY_BYTES: int(1024 * 1024, 1024),
+  SLUICE_KEY_CACHE_ENTRIES: int(10_000, 1),
+  SLUICE_MAX_EVENT_FAILURES: int(5, 1),
   SLUICE_MIGRATION_LEASE_MS: int(30_000, 100),
   SLUICE_MIGRATION_LOCK_TIMEOUT_MS: int(5_000, 1),
   SLUICE_MIGRATION_STATEMENT_TIMEOUT_MS: int(600_000, 1),
@@ -69,6 +74,8 @@ export type Config = {
   databaseUrl: string | null;
   redisUrl: string | null;
   port: number;
+  /** Port of `/metrics`, apart from the traffic port (0: any free port). */
+  metricsPort: number;
   host: string;
   /** Public base URL used in DSNs and links; defaults to http://localhost:{port}. */
   publicUrl: string;
@@ -89,6 +96,14 @@ export type Config = {
   sweeper: { intervalMs: number; minAgeMs: number };
   retentionDays: number;
   limits: Limits;
+  /** Request body bytes (on the wire and decoded) one process holds at once before it answers 503 (bytes). */
+  maxBytesInFlight: number;
+  /** Largest JSON body an API route reads; upload routes keep their own limits (bytes). */
+  maxApiBodyBytes: number;
+  /** DSN key lookups (known and unknown) an ingest process keeps in memory. */
+  keyCacheEntries: number;
+  /** Processing failures after which an event is marked failed and no longer retried. */
+  maxEventFailures: number;
   migration: {
     leaseMs: number;
     lockTimeoutMs: number;
@@ -133,6 +148,7 @@ export function readConfig(env: NodeJS.ProcessEnv): ConfigResult {
       databaseUrl: e.DATABASE_URL ?? null,
       redisUrl: e.REDIS_URL ?? null,
       port: e.PORT,
+      metricsPort: e.SLUICE_METRICS_PORT,
       host: e.HOST,
       publicUrl: (e.SLUICE_URL ?? `http://localhost:${e.PORT}`).replace(/\/+$/, ""),
       dataDir: resolve(e.SLUICE_DATA_DIR),
@@ -154,6 +170,10 @@ export function readConfig(env: NodeJS.ProcessEnv): ConfigResult {
         maxEventBytes: e.SLUICE_MAX_EVENT_BYTES,
         maxAttachmentBytes: e.SLUICE_MAX_ATTACHMENT_BYTES,
       },
+      maxBytesInFlight: e.SLUICE_MAX_BYTES_IN_FLIGHT,
+      maxApiBodyBytes: e.SLUICE_MAX_API_BODY_BYTES,
+      keyCacheEntries: e.SLUICE_KEY_CACHE_ENTRIES,
+      maxEventFailures: e.SLUICE_MAX_EVENT_FAILURES,
       migration: {
         leaseMs: e.SLUICE_MIGRATION_LEASE_MS,
         lockTimeoutMs: e.SLUICE_MIGRATION_LOCK_TIMEOUT_MS,

@@ -74,5 +74,26 @@ export function createMetrics() {
       help: "Unprocessed events the sweeper enqueued again.",
       registers,
     }),
+    ingestBytesInFlight: new Gauge({
+      name: "sluice_ingest_bytes_in_flight",
+      help: "Request body bytes (wire and decoded) ingest holds right now.",
+      registers,
+    }),
+    ingestShed: new Counter({
+      name: "sluice_ingest_shed_total",
+      help: "Ingest requests answered 503 without reading the body, because too many bytes were in flight.",
+      registers,
+    }),
+    keyCacheLookups: new Counter({
+      name: "sluice_ingest_key_lookups_total",
+      help: "DSN key lookups by ingest, by result (hit, miss, invalid).",
+      labelNames: ["result"],
+      registers,
+    }),
+    eventsFailed: new Counter({
+      name: "sluice_events_failed_total",
+      help: "Events marked failed after too many processing failures, or at once for a decode error.",
+      registers,
+    }),
   };
 }

@@ -188,6 +188,8 @@ async function main() {
       LOG_LEVEL: "warn",
       HOST: "127.0.0.1",
       PORT: "0",
+      // Ingest and worker run side by side: each takes a free metrics port.
+      SLUICE_METRICS_PORT: "0",
       SLUICE_PAYLOAD_STORAGE: payloadStorage,
     };
     // What deployments run: the bundle (npm run build), not the sources through tsx.

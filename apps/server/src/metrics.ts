@@ -1,3 +1,5 @@
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 
 /** Every Prometheus metric Sluice exports, on one registry per process. */
@@ -95,5 +97,69 @@ export function createMetrics() {
       help: "Events marked failed after too many processing failures, or at once for a decode error.",
       registers,
     }),
+  };
+}
+
+/**
+ * The `method` label of HTTP metrics: the methods Sluice serves, anything
+ * else (WebDAV verbs, `PURGE`, `M-SEARCH`… which Node's parser accepts)
+ * as `other`, so clients cannot mint series.
+ */
+export function methodLabel(method: string): string {
+  return HTTP_METHODS.has(method) ? method : "other";
+}
+
+const HTTP_METHODS = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]);
+
+/** A running metrics server: its port, and `close` (waits up to `timeoutMs` for open scrapes). */
+export type MetricsServer = { port: number; close(timeoutMs?: number): Promise<void> };
+
+/**
+ * Serves `GET /metrics` (Prometheus text format) on its own port, apart
+ * from the traffic port, so scrapes never go through the public load
+ * balancer; every other path is 404. `beforeScrape` refreshes gauges that
+ * are read on demand (it must not throw). Rejects when the port is taken.
+ */
+export async function startMetricsServer(
+  metrics: Metrics,
+  port: number,
+  host: string,
+  beforeScrape: () => Promise<void>,
+): Promise<MetricsServer> {
+  const server = createServer((req, res) => {
+    const path = (req.url ?? "").split("?")[0];
+    if (path !== "/metrics" || (req.method !== "GET" && req.method !== "HEAD")) {
+      res.writeHead(404, { "Content-Type": "application/json" }).end('{"detail":"Not Found"}');
+      return;
+    }
+    beforeScrape()
+      .then(() => metrics.registry.metrics())
+      .then(
+        (text) => res.writeHead(200, { "Content-Type": metrics.registry.contentType }).end(text),
+        () => res.writeHead(500).end(),
+      );
+  });
+  await new Promise<void>((resolve, reject) => {
+    const failed = (error: NodeJS.ErrnoException) =>
+      reject(
+        error.code === "EADDRINUSE"
+          ? new Error(`metrics port ${port} on ${host} is already in use (set SLUICE_METRICS_PORT)`)
+          : error,
+      );
+    server.once("error", failed);
+    server.listen(port, host, () => {
+      server.off("error", failed);
+      resolve();
+    });
+  });
+  return {
+    port: (server.address() as AddressInfo).port,
+    async close(timeoutMs = 1_000) {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      const timer = setTimeout(() => server.closeAllConnections(), timeoutMs);
+      await closed;
+      clearTimeout(timer);
+    },
   };
 }

@@ -9,6 +9,7 @@ import { createApp, type HealthState } from "./http/create-app.ts";
 import { GroupCommitter } from "./ingest/group-committer.ts";
 import { registerIngestRoutes } from "./ingest/ingest-routes.ts";
 import { createKeyCache } from "./ingest/key-cache.ts";
+import { startMetricsServer } from "./metrics.ts";
 import type { Role } from "./roles.ts";
 import type { Services } from "./services.ts";
 import { type Loop, startMaintenance, startSweeper } from "./worker/background-loops.ts";
@@ -27,6 +28,8 @@ import { createReleaseSeenRecorder } from "./worker/release-seen.ts";
 export type RunningSluice = {
   url: string;
   port: number;
+  /** Base URL of the metrics server (`{metricsUrl}/metrics`), on its own port. */
+  metricsUrl: string;
   stop(options?: { delayMs: number; timeoutMs: number }): Promise<boolean>;
 };
 
@@ -35,7 +38,8 @@ const WORKER_BATCH_WINDOW_MS = 5;
 
 /**
  * Serves the given roles on `port` (0: any free port) with the services
- * built at start. Ingest answers only after its group commit; stored events
+ * built at start, and `/metrics` on `config.metricsPort` of the same host;
+ * the metrics server closes last on `stop`, so scrapes see the drain. Ingest answers only after its group commit; stored events
  * are handed to the queue in bulk after the commit, and a failed hand-off is
  * left to the sweeper.
  */
@@ -82,7 +86,10 @@ export async function startSluice(
   }
   if (roles.has("api")) app.route("/", createApiRoutes(services));
 
-  const server: ServerType = await new Promise((resolve, reject) => {
+  const metricsServer = await startMetricsServer(metrics, config.metricsPort, host, async () => {
+    metrics.queueDepth.set(await queue.depth().catch(() => -1));
+  });
+  const server: ServerType = await new Promise<ServerType>((resolve, reject) => {
     const failed = (error: NodeJS.ErrnoException) =>
       reject(
         error.code === "EADDRINUSE"
@@ -94,6 +101,9 @@ export async function startSluice(
       resolve(s);
     });
     s.once("error", failed);
+  }).catch(async (error) => {
+    await metricsServer.close();
+    throw error;
   });
 
   const loops: Loop[] = [];
@@ -129,7 +139,10 @@ export async function startSluice(
     server.headersTimeout = config.keepAliveTimeoutMs + 1_000;
   }
   const actualPort = (server.address() as AddressInfo).port;
-  log.info({ port: actualPort, roles: [...roles] }, "sluice is serving");
+  log.info(
+    { port: actualPort, metricsPort: metricsServer.port, roles: [...roles] },
+    "sluice is serving",
+  );
 
   const drain = async () => {
     await new Promise<void>((resolve) => {
@@ -145,6 +158,7 @@ export async function startSluice(
   return {
     url: `http://127.0.0.1:${actualPort}`,
     port: actualPort,
+    metricsUrl: `http://127.0.0.1:${metricsServer.port}`,
     async stop(options = { delayMs: 0, timeoutMs: config.shutdown.timeoutMs }) {
       health.draining = true;
       log.info(
@@ -163,6 +177,7 @@ export async function startSluice(
         log.warn({ timeoutMs: options.timeoutMs }, "shutdown timeout: closing what is left");
         if (server instanceof HttpServer) server.closeAllConnections();
       }
+      await metricsServer.close();
       return finished;
     },
   };

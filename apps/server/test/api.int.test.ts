@@ -124,10 +124,15 @@ describe("the Sentry REST API", () => {
     }
   });
 
-  it("exposes health, readiness and Prometheus metrics", async () => {
+  it("exposes health and readiness, and Prometheus metrics on the metrics port only", async () => {
     expect((await fetch(`${t.url}/healthz`)).status).toBe(200);
     expect((await fetch(`${t.url}/readyz`)).status).toBe(200);
-    const metrics = await (await fetch(`${t.url}/metrics`)).text();
+    expect((await fetch(`${t.url}/metrics`)).status).toBe(404);
+    expect(new URL(t.metricsUrl).port).not.toBe(new URL(t.url).port);
+    const scraped = await fetch(`${t.metricsUrl}/metrics`);
+    expect(scraped.status).toBe(200);
+    expect(scraped.headers.get("content-type")).toContain("text/plain");
+    const metrics = await scraped.text();
     expect(metrics).toMatch(/sluice_ingest_items_total\{item_type="event",outcome="accepted"\} 5/);
     expect(metrics).toContain("sluice_group_commit_duration_seconds_bucket");
     expect(metrics).toContain("sluice_queue_depth");

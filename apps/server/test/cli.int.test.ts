@@ -64,6 +64,7 @@ describe.each([
       env: bareEnv({
         SLUICE_DATA_DIR: dataDir,
         PORT: String(port),
+        SLUICE_METRICS_PORT: "0",
         LOG_LEVEL: "warn",
         SLUICE_DRAIN_DELAY_MS: "200",
       }),
@@ -175,11 +176,39 @@ describe("sluice commands", () => {
     const port = String((holder.address() as AddressInfo).port);
     try {
       const failure = await run(process.execPath, [sluiceBin, "serve", "--port", port], {
-        env: { ...env(), HOST: "127.0.0.1", REDIS_URL: "redis://127.0.0.1:6379" },
+        env: {
+          ...env(),
+          HOST: "127.0.0.1",
+          SLUICE_METRICS_PORT: "0",
+          REDIS_URL: "redis://127.0.0.1:6379",
+        },
         timeout: 30_000,
       }).catch((error) => error);
       expect(failure.code).toBe(1);
       expect(failure.stderr).toContain(`sluice: port ${port} on 127.0.0.1 is already in use`);
+    } finally {
+      holder.close();
+    }
+  });
+
+  it("says the metrics port is taken, and exits 1", async () => {
+    const holder = createServer();
+    await new Promise<void>((resolve) => holder.listen(0, "127.0.0.1", resolve));
+    const port = String((holder.address() as AddressInfo).port);
+    try {
+      const failure = await run(process.execPath, [sluiceBin, "serve", "--port", "0"], {
+        env: {
+          ...env(),
+          HOST: "127.0.0.1",
+          SLUICE_METRICS_PORT: port,
+          REDIS_URL: "redis://127.0.0.1:6379",
+        },
+        timeout: 30_000,
+      }).catch((error) => error);
+      expect(failure.code).toBe(1);
+      expect(failure.stderr).toContain(
+        `sluice: metrics port ${port} on 127.0.0.1 is already in use (set SLUICE_METRICS_PORT)`,
+      );
     } finally {
       holder.close();
     }

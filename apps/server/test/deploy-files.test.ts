@@ -111,6 +111,36 @@ describe("deployment files", () => {
     );
   });
 
+  it("Prometheus scrapes every role on its metrics port, which no Service exposes", () => {
+    const config = manifests().find((m) => m.object.kind === "ConfigMap")?.object.data as Record<
+      string,
+      string
+    >;
+    const metricsPort = Number(config.SLUICE_METRICS_PORT);
+    expect(metricsPort).toBeGreaterThan(0);
+    const deployments = manifests().filter((m) => m.object.kind === "Deployment");
+    expect(deployments).toHaveLength(3);
+    for (const { object } of deployments) {
+      const deployment = new apps.Deployment(object as never);
+      const template = deployment.spec?.template;
+      const name = deployment.metadata?.name;
+      const ports = template?.spec?.containers[0]?.ports ?? [];
+      expect(ports.find((p) => p.name === "metrics")?.containerPort, name).toBe(metricsPort);
+      expect(ports.find((p) => p.name === "http")?.containerPort, name).toBe(8000);
+      expect(template?.metadata?.annotations, name).toMatchObject({
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": String(metricsPort),
+        "prometheus.io/path": "/metrics",
+      });
+    }
+    for (const { object } of manifests().filter((m) => m.object.kind === "Service")) {
+      const service = new core.Service(object as never);
+      for (const port of service.spec?.ports ?? []) {
+        expect([port.name, port.targetPort], service.metadata?.name).toEqual(["http", "http"]);
+      }
+    }
+  });
+
   it("docker-compose.yml is valid against the compose specification", () => {
     const [doc] = parseAllDocuments(readFileSync(join(root, "docker-compose.yml"), "utf8"), {
       merge: true,
@@ -119,6 +149,10 @@ describe("deployment files", () => {
     const ajv = new Ajv2019({ strict: false, allErrors: true });
     const validate = ajv.compile(forAjv2019(composeSchema));
     expect(validate(compose), JSON.stringify(validate.errors, null, 2)).toBe(true);
+    const sluiceEnv = (compose.services["ingest-1"] as { environment: Record<string, string> })
+      .environment;
+    expect(sluiceEnv.SLUICE_METRICS_PORT).toBe("9464");
+    expect(readFileSync(join(root, "deploy/haproxy.cfg"), "utf8")).not.toContain("9464");
     expect(Object.keys(compose.services).sort()).toEqual([
       "api",
       "haproxy",
@@ -136,6 +170,7 @@ describe("deployment files", () => {
       /^ENTRYPOINT \["node", "--max-semi-space-size=4", "apps\/server\/dist\/sluice\.mjs"\]$/m,
     );
     expect(dockerfile).toMatch(/^ENV MALLOC_ARENA_MAX=2$/m);
+    expect(dockerfile).toMatch(/^EXPOSE 8000 9464$/m);
     expect(dockerfile).toMatch(/^RUN npm run build$/m);
   });
 

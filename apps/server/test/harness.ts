@@ -37,6 +37,8 @@ export async function deleteQueueKeys(prefix: string): Promise<number> {
 
 export type TestSluice = {
   url: string;
+  /** Base URL of the process's own metrics server (`/metrics`). */
+  metricsUrl: string;
   config: Config;
   services: Services;
   projectId: number;
@@ -71,6 +73,7 @@ export async function startTestSluice(options: TestSluiceOptions = {}): Promise<
     SLUICE_QUEUE_PREFIX: options.queuePrefix ?? `sluice-test-${suffix()}`,
     SLUICE_DATA_DIR: dataDir,
     PORT: "0",
+    SLUICE_METRICS_PORT: "0",
     HOST: "127.0.0.1",
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "error",
     SLUICE_GROUP_COMMIT_WINDOW_MS: "5",
@@ -95,6 +98,7 @@ export async function startTestSluice(options: TestSluiceOptions = {}): Promise<
   const sql = openTestPool(databaseUrl);
   return {
     url: running.url,
+    metricsUrl: running.metricsUrl,
     config,
     services,
     projectId: project.id,

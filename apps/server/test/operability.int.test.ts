@@ -49,6 +49,7 @@ describe("a sluice process on SIGTERM and SIGHUP", () => {
   let db: TestDatabase;
   let child: ChildProcess;
   let port = 0;
+  let metricsPort = 0;
   let ingestUrl = "";
   let configDir: string;
   const prefix = `sluice-drain-${Date.now()}`;
@@ -65,6 +66,7 @@ describe("a sluice process on SIGTERM and SIGHUP", () => {
       SLUICE_CONFIG_FILE: configFile(),
       HOST: "127.0.0.1",
       PORT: "0",
+      SLUICE_METRICS_PORT: "0",
       SLUICE_DRAIN_DELAY_MS: "1500",
     };
     const { stdout } = await run(
@@ -77,12 +79,12 @@ describe("a sluice process on SIGTERM and SIGHUP", () => {
       env,
       stdio: ["ignore", "ignore", "pipe"],
     });
-    port = await new Promise<number>((resolve, reject) => {
+    [port, metricsPort] = await new Promise<[number, number]>((resolve, reject) => {
       let log = "";
       child.stderr?.on("data", (chunk) => {
         log += chunk;
-        const match = /"port":(\d+).*"msg":"sluice is serving"/.exec(log);
-        if (match) resolve(Number(match[1]));
+        const match = /"port":(\d+),"metricsPort":(\d+).*"msg":"sluice is serving"/.exec(log);
+        if (match) resolve([Number(match[1]), Number(match[2])]);
       });
       child.once("exit", (code) => reject(new Error(`exited ${code}: ${log}`)));
     });
@@ -137,11 +139,17 @@ describe("a sluice process on SIGTERM and SIGHUP", () => {
       "readiness to fail",
     );
     expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
+    const scrape = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
+    expect(scrape.status).toBe(200);
+    expect(await scrape.text()).toMatch(
+      /sluice_ingest_items_total\{item_type="event",outcome="accepted"\} [1-9]/,
+    );
     const during = await post(ingestUrl, envelope().body);
     expect(during.status).toBe(200);
     expect(during.headers.connection).toBe("close");
     expect(await slow).toBe(200);
     expect(await exited).toBe(0);
+    await expect(fetch(`http://127.0.0.1:${metricsPort}/metrics`)).rejects.toThrow();
     const pool = openTestPool(db.url);
     const stored = await pool.query("SELECT 1 FROM events WHERE event_id = $1", [inFlight.id]);
     await pool.end();

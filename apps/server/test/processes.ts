@@ -7,8 +7,17 @@ const run = promisify(execFile);
 /** A checkout of Sluice to run: the current tree or an older release's worktree. */
 export type Version = { label: string; root: string };
 
-/** A `sluice serve` child process, the port it serves on, and its log so far. */
-export type NodeProcess = { port: number; child: ChildProcess; label: string; log(): string };
+/**
+ * A `sluice serve` child process, the port it serves on, its metrics port
+ * (null for releases that served `/metrics` on the traffic port), and its log so far.
+ */
+export type NodeProcess = {
+  port: number;
+  metricsPort: number | null;
+  child: ChildProcess;
+  label: string;
+  log(): string;
+};
 
 /**
  * Starts `sluice serve --role=<role>` from `version` on a free port (or
@@ -25,7 +34,14 @@ export function startNode(
     process.execPath,
     [join(version.root, "apps/server/bin/sluice.js"), "serve", `--role=${role}`],
     {
-      env: { ...process.env, PORT: "0", HOST: "127.0.0.1", ...env, LOG_LEVEL: "info" },
+      env: {
+        ...process.env,
+        PORT: "0",
+        SLUICE_METRICS_PORT: "0",
+        HOST: "127.0.0.1",
+        ...env,
+        LOG_LEVEL: "info",
+      },
       stdio: ["ignore", "ignore", "pipe"],
     },
   );
@@ -38,6 +54,7 @@ export function startNode(
       if (match)
         resolve({
           port: Number(match[1]),
+          metricsPort: Number(/"metricsPort":(\d+)/.exec(log)?.[1] ?? Number.NaN) || null,
           child,
           label: `${version.label} ${role}`,
           log: () => log,

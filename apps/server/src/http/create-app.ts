@@ -1,5 +1,6 @@
 import { Hono } from "hono";
 import { routePath } from "hono/route";
+import { methodLabel } from "../metrics.ts";
 import type { Role } from "../roles.ts";
 import type { Services } from "../services.ts";
 
@@ -9,8 +10,9 @@ export type HealthState = { draining: boolean };
  * The HTTP app shared by every role: request metrics on every route,
  * `/healthz` (the process is alive), `/readyz` (it should get traffic: not
  * draining, and Postgres answers; Redis is reported but gates only a
- * worker-only process, because ingest keeps accepting without it), and
- * `/metrics` for Prometheus. Once draining, every answer carries
+ * worker-only process, because ingest keeps accepting without it).
+ * `/metrics` answers 404 here: metrics have their own port
+ * (`startMetricsServer`). Once draining, every answer carries
  * `Connection: close`, so clients and load balancers move to other nodes.
  */
 export function createApp(services: Services, health: HealthState, roles: Set<Role>): Hono {
@@ -21,8 +23,10 @@ export function createApp(services: Services, health: HealthState, roles: Set<Ro
     const started = performance.now();
     await next();
     if (health.draining) c.res.headers.set("Connection", "close");
+    // Labels from closed sets: a registered route pattern (never the
+    // request's own path) and one of the methods Sluice serves.
     const route = routePath(c) || "unmatched";
-    const labels = { method: c.req.method, route };
+    const labels = { method: methodLabel(c.req.method), route };
     metrics.httpRequests.inc({ ...labels, status: c.res.status });
     metrics.httpDuration.observe(labels, (performance.now() - started) / 1000);
   });
@@ -35,12 +39,9 @@ export function createApp(services: Services, health: HealthState, roles: Set<Ro
       ready ? 200 : 503,
     );
   });
-  app.get("/metrics", async (c) => {
-    metrics.queueDepth.set(await services.queue.depth().catch(() => -1));
-    return c.text(await metrics.registry.metrics(), 200, {
-      "Content-Type": metrics.registry.contentType,
-    });
-  });
+  // Ahead of every role's routes (the API's auth would answer 401), so the
+  // traffic port never hints that metrics exist here.
+  app.all("/metrics", (c) => c.json({ detail: "not found" }, 404));
   return app;
 }
 

@@ -11,15 +11,21 @@ export function formatDsn(baseUrl: string, publicKey: string, projectId: number 
 
 export type ParsedDsn = { publicKey: string; projectId: string; host: string };
 
-/** Parses a DSN string; null when it is not one. */
+/**
+ * Parses a DSN string; null when it is not one (not a URL, no key, no
+ * project, or a key with broken percent-encoding). Never throws: the DSN
+ * comes from the envelope header, which is client input.
+ */
 export function parseDsn(dsn: string): ParsedDsn | null {
   let url: URL;
+  let publicKey: string;
   try {
     url = new URL(dsn);
+    publicKey = decodeURIComponent(url.username);
   } catch {
     return null;
   }
   const projectId = url.pathname.split("/").filter(Boolean).pop();
-  if (!url.username || !projectId) return null;
-  return { publicKey: decodeURIComponent(url.username), projectId, host: url.host };
+  if (!publicKey || !projectId) return null;
+  return { publicKey, projectId, host: url.host };
 }

@@ -1,5 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { parseEnvelope } from "./envelope.ts";
+import {
+  MAX_ENVELOPE_ITEMS,
+  MAX_HEADER_DEPTH,
+  MAX_HEADER_LINE_BYTES,
+  parseEnvelope,
+  parseEnvelopeHeader,
+} from "./envelope.ts";
 
 const parse = (text: string | Buffer) =>
   parseEnvelope(Buffer.isBuffer(text) ? text : Buffer.from(text));
@@ -56,6 +62,42 @@ describe("parseEnvelope", () => {
     expect(parse('{}\n{"type":"event","length":-1}\n')).toMatchObject({
       ok: false,
       detail: expect.stringMatching(/invalid length/),
+    });
+  });
+
+  it("refuses a header line past its size or depth before parsing it, fast", () => {
+    const started = performance.now();
+    const bomb = Buffer.alloc(20 * 1024 * 1024, "[");
+    expect(parse(bomb)).toMatchObject({ ok: false, detail: /envelope header is longer than/ });
+    const deep = `${"[".repeat(MAX_HEADER_DEPTH + 1)}${"]".repeat(MAX_HEADER_DEPTH + 1)}`;
+    expect(parse(`{"a":${deep}}\n`)).toMatchObject({ ok: false, detail: /nests deeper/ });
+    const itemBomb = Buffer.concat([Buffer.from("{}\n"), bomb]);
+    expect(parse(itemBomb)).toMatchObject({ ok: false, detail: /item header at byte 3 is longer/ });
+    expect(parse(`{}\n{"type":"event","x":${deep}}\n{}\n`)).toMatchObject({
+      ok: false,
+      detail: /item header at byte 3 nests deeper/,
+    });
+    expect(performance.now() - started).toBeLessThan(500);
+    const long = `{"x":"${"a".repeat(MAX_HEADER_LINE_BYTES)}"}\n`;
+    expect(parse(long)).toMatchObject({ ok: false });
+  });
+
+  it("refuses more items than an envelope may carry", () => {
+    const items = '{"type":"session"}\n{}\n'.repeat(MAX_ENVELOPE_ITEMS + 1);
+    expect(parse(`{}\n${items}`)).toMatchObject({ ok: false, detail: /more than/ });
+  });
+});
+
+describe("parseEnvelopeHeader", () => {
+  it("parses one header line, bounded like the envelope parser", () => {
+    expect(parseEnvelopeHeader(Buffer.from('{"dsn":"x"}'))).toEqual({
+      ok: true,
+      headers: { dsn: "x" },
+    });
+    expect(parseEnvelopeHeader(Buffer.from("[1]"))).toMatchObject({ ok: false });
+    expect(parseEnvelopeHeader(Buffer.alloc(MAX_HEADER_LINE_BYTES + 1, " "))).toMatchObject({
+      ok: false,
+      detail: /longer than/,
     });
   });
 });

@@ -1,3 +1,5 @@
+import { parseBoundedJson } from "./event-json.ts";
+
 /** Item headers of an envelope item; unknown keys are kept. */
 export type ItemHeaders = {
   type: string;
@@ -17,7 +19,34 @@ export type Envelope = { headers: EnvelopeHeaders; items: EnvelopeItem[] };
 
 export type ParseEnvelopeResult = { ok: true; envelope: Envelope } | { ok: false; detail: string };
 
+export type ParseEnvelopeHeaderResult =
+  | { ok: true; headers: EnvelopeHeaders }
+  | { ok: false; detail: string };
+
+/**
+ * Longest envelope or item header line (bytes). Relay reads header lines with
+ * serde_json and no size of their own; real headers (dsn, sdk, trace context,
+ * attachment names) are a few hundred bytes, so 64 KiB bounds the JSON parse
+ * of a hostile line without refusing any SDK's.
+ */
+export const MAX_HEADER_LINE_BYTES = 64 * 1024;
+/** Deepest nesting in a header line (the `trace` and `sdk` headers nest 3 levels). */
+export const MAX_HEADER_DEPTH = 32;
+/** Items per envelope: every item costs a header parse, so their number is bounded too. */
+export const MAX_ENVELOPE_ITEMS = 10_000;
+
 const NEWLINE = 0x0a;
+
+/**
+ * Parses an envelope header line (the bytes before the first newline), with
+ * the size and depth bounds of `parseEnvelope`, so that the key in its `dsn`
+ * can be checked before the rest of the body is read. Never throws.
+ */
+export function parseEnvelopeHeader(line: Buffer): ParseEnvelopeHeaderResult {
+  const parsed = parseHeaderLine(line, 0, line.length);
+  if (parsed.ok) return { ok: true, headers: parsed.value };
+  return { ok: false, detail: headerProblem("envelope header", parsed.problem) };
+}
 
 /**
  * Parses the envelope framing of a decompressed body: a header line, then
@@ -31,9 +60,12 @@ const NEWLINE = 0x0a;
  */
 export function parseEnvelope(body: Buffer): ParseEnvelopeResult {
   if (body.length === 0) return { ok: false, detail: "empty envelope" };
-  const headerEnd = lineEnd(body, 0);
-  const headers = parseHeaderLine(body, 0, headerEnd);
-  if (!headers) return { ok: false, detail: "invalid envelope header: expected a JSON object" };
+  const headerEnd = headerLineEnd(body, 0);
+  const parsedHeaders = parseHeaderLine(body, 0, headerEnd);
+  if (!parsedHeaders.ok) {
+    return { ok: false, detail: headerProblem("envelope header", parsedHeaders.problem) };
+  }
+  const headers = parsedHeaders.value;
 
   const items: EnvelopeItem[] = [];
   let pos = headerEnd + 1;
@@ -42,9 +74,15 @@ export function parseEnvelope(body: Buffer): ParseEnvelopeResult {
       pos += 1;
       continue;
     }
-    const end = lineEnd(body, pos);
-    const itemHeaders = parseHeaderLine(body, pos, end);
-    if (!itemHeaders) return { ok: false, detail: `invalid item header at byte ${pos}` };
+    if (items.length >= MAX_ENVELOPE_ITEMS) {
+      return { ok: false, detail: `envelope has more than ${MAX_ENVELOPE_ITEMS} items` };
+    }
+    const end = headerLineEnd(body, pos);
+    const parsedItem = parseHeaderLine(body, pos, end);
+    if (!parsedItem.ok) {
+      return { ok: false, detail: headerProblem(`item header at byte ${pos}`, parsedItem.problem) };
+    }
+    const itemHeaders = parsedItem.value;
     if (typeof itemHeaders.type !== "string" || itemHeaders.type === "") {
       return { ok: false, detail: `item header at byte ${pos} has no type` };
     }
@@ -84,13 +122,37 @@ function lineEnd(body: Buffer, from: number): number {
   return index < 0 ? body.length : index;
 }
 
-function parseHeaderLine(body: Buffer, start: number, end: number): Record<string, unknown> | null {
-  try {
-    const value: unknown = JSON.parse(body.toString("utf8", start, end));
-    return value !== null && typeof value === "object" && !Array.isArray(value)
-      ? (value as Record<string, unknown>)
-      : null;
-  } catch {
-    return null;
-  }
+/** End of a header line, looking no further than one byte past the longest allowed line. */
+function headerLineEnd(body: Buffer, from: number): number {
+  const limit = Math.min(body.length, from + MAX_HEADER_LINE_BYTES + 1);
+  const index = body.subarray(from, limit).indexOf(NEWLINE);
+  return index < 0 ? limit : from + index;
+}
+
+type HeaderProblem = "long" | "deep" | "invalid";
+
+function headerProblem(what: string, problem: HeaderProblem): string {
+  if (problem === "long") return `${what} is longer than ${MAX_HEADER_LINE_BYTES} bytes`;
+  if (problem === "deep") return `${what} nests deeper than ${MAX_HEADER_DEPTH} levels`;
+  return what === "envelope header"
+    ? "invalid envelope header: expected a JSON object"
+    : `invalid ${what}`;
+}
+
+function parseHeaderLine(
+  body: Buffer,
+  start: number,
+  end: number,
+): { ok: true; value: Record<string, unknown> } | { ok: false; problem: HeaderProblem } {
+  if (end - start > MAX_HEADER_LINE_BYTES) return { ok: false, problem: "long" };
+  const parsed = parseBoundedJson(
+    body.subarray(start, end),
+    MAX_HEADER_LINE_BYTES,
+    MAX_HEADER_DEPTH,
+  );
+  if (!parsed.ok) return { ok: false, problem: parsed.reason === "depth" ? "deep" : "invalid" };
+  const value = parsed.value;
+  return value !== null && typeof value === "object" && !Array.isArray(value)
+    ? { ok: true, value: value as Record<string, unknown> }
+    : { ok: false, problem: "invalid" };
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { parseEventJson } from "./event-json.ts";
+import { parseBoundedJson, parseEventJson } from "./event-json.ts";
 
 describe("parseEventJson", () => {
   it("returns the input text untouched when Postgres accepts it", () => {
@@ -25,5 +25,20 @@ describe("parseEventJson", () => {
     expect(parseEventJson('{"a":"[[[[[[[[[[[[[[[["}', 10).ok).toBe(true);
     expect(parseEventJson("[1,2]", 10)).toMatchObject({ ok: false });
     expect(parseEventJson("{oops", 10)).toMatchObject({ ok: false, detail: /invalid JSON/ });
+  });
+});
+
+describe("parseBoundedJson", () => {
+  it("parses JSON within a size and depth, and refuses the rest before parsing", () => {
+    expect(parseBoundedJson('{"a":[1]}', 100, 2)).toEqual({ ok: true, value: { a: [1] } });
+    expect(parseBoundedJson('{"a":[[1]]}', 100, 2)).toMatchObject({ ok: false, detail: /deeper/ });
+    expect(parseBoundedJson("x".repeat(101), 100, 2)).toMatchObject({
+      ok: false,
+      detail: /longer than 100/,
+    });
+    expect(parseBoundedJson("{nope", 100, 2)).toMatchObject({ ok: false, detail: /invalid JSON/ });
+    const started = performance.now();
+    expect(parseBoundedJson("[".repeat(10_000_000), 20_000_000, 128).ok).toBe(false);
+    expect(performance.now() - started).toBeLessThan(500);
   });
 });

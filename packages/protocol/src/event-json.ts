@@ -33,6 +33,35 @@ export function parseEventJson(text: string, maxDepth: number): EventJsonResult 
   return { ok: true, value: value as Record<string, unknown>, text: source };
 }
 
+export type BoundedJsonResult =
+  | { ok: true; value: unknown }
+  | { ok: false; reason: "size" | "depth" | "syntax"; detail: string };
+
+/**
+ * Parses a JSON document of at most `maxBytes` (UTF-8 bytes for a Buffer,
+ * UTF-16 code units for a string) nested at most `maxDepth` levels, checking
+ * both before `JSON.parse` runs, so that a hostile document costs one linear
+ * scan (V8's parser recurses and allocates per level). Never throws.
+ */
+export function parseBoundedJson(
+  input: Buffer | string,
+  maxBytes: number,
+  maxDepth: number,
+): BoundedJsonResult {
+  if (input.length > maxBytes) {
+    return { ok: false, reason: "size", detail: `longer than ${maxBytes} bytes` };
+  }
+  const text = typeof input === "string" ? input : input.toString("utf8");
+  if (scanJson(text).depth > maxDepth) {
+    return { ok: false, reason: "depth", detail: `JSON nesting deeper than ${maxDepth} levels` };
+  }
+  try {
+    return { ok: true, value: JSON.parse(text) };
+  } catch (error) {
+    return { ok: false, reason: "syntax", detail: `invalid JSON: ${(error as Error).message}` };
+  }
+}
+
 const UNSAFE_ESCAPE = /\\u(?:0000|[dD][89a-fA-F])/;
 
 function scanJson(text: string): { depth: number; nonFinite: boolean } {

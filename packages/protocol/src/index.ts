@@ -1,21 +1,32 @@
-export { dataCategoryOf } from "./data-category.ts";
+export { dataCategoryOf, itemTypeLabel } from "./data-category.ts";
 export { formatDsn, type ParsedDsn, parseDsn } from "./dsn.ts";
 export {
   type Envelope,
   type EnvelopeHeaders,
   type EnvelopeItem,
   type ItemHeaders,
+  MAX_ENVELOPE_ITEMS,
+  MAX_HEADER_DEPTH,
+  MAX_HEADER_LINE_BYTES,
+  type ParseEnvelopeHeaderResult,
   type ParseEnvelopeResult,
   parseEnvelope,
+  parseEnvelopeHeader,
 } from "./envelope.ts";
 export { newEventId, normalizeEventId } from "./event-id.ts";
-export { type EventJsonResult, parseEventJson } from "./event-json.ts";
+export {
+  type BoundedJsonResult,
+  type EventJsonResult,
+  parseBoundedJson,
+  parseEventJson,
+} from "./event-json.ts";
 export {
   type AuthSources,
   authFromPairs,
   extractIngestAuth,
   type IngestAuth,
   type IngestAuthResult,
+  isPublicKey,
 } from "./ingest-auth.ts";
 export { defaultLimits, type Limits } from "./limits.ts";
 export {

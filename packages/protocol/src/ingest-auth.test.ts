@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { extractIngestAuth } from "./ingest-auth.ts";
+import { extractIngestAuth, isPublicKey } from "./ingest-auth.ts";
 
 const auth = (headers: Record<string, string>, query = "") =>
   extractIngestAuth({ header: (name) => headers[name], query: new URLSearchParams(query) });
@@ -55,5 +55,15 @@ describe("extractIngestAuth", () => {
       detail: "missing sentry_key",
     });
     expect(auth({}, "sentry_key=a&sentry_version=8")).toMatchObject({ status: 400 });
+  });
+});
+
+describe("isPublicKey", () => {
+  it("accepts 32 hex characters only, as Sentry's keys are", () => {
+    expect(isPublicKey("0123456789abcdef0123456789ABCDEF")).toBe(true);
+    expect(isPublicKey("0123456789abcdef0123456789abcde")).toBe(false);
+    expect(isPublicKey("0123456789abcdef0123456789abcdeg")).toBe(false);
+    expect(isPublicKey("a".repeat(1024 * 1024))).toBe(false);
+    expect(isPublicKey("")).toBe(false);
   });
 });

@@ -46,6 +46,18 @@ export function extractIngestAuth(sources: AuthSources): IngestAuthResult {
   return authFromPairs(found[0] as Record<string, string>, sources.header("user-agent"));
 }
 
+/**
+ * True when `key` can be a DSN public key: 32 hex characters, as Sentry
+ * issues them (Relay's `ProjectKey::parse` in relay-base-schema/src/project.rs
+ * refuses anything but 32 characters). Checked before any lookup, so that
+ * junk keys cost neither a query nor a cache entry.
+ */
+export function isPublicKey(key: string): boolean {
+  return key.length === 32 && PUBLIC_KEY.test(key);
+}
+
+const PUBLIC_KEY = /^[0-9a-fA-F]{32}$/;
+
 /** Builds credentials from `sentry_*` pairs, as found in any source. */
 export function authFromPairs(
   pairs: Record<string, string>,

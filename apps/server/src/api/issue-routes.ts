@@ -2,9 +2,11 @@ import { type IssueStatus, listIssueEvents, listIssues, setIssueStatus } from "@
 import type { Context, Hono } from "hono";
 import { z } from "zod";
 import type { ApiEnv } from "./api-env.ts";
-import { ApiError, notFound } from "./api-error.ts";
+import { notFound } from "./api-error.ts";
+import { parseInput, storableText } from "./input.ts";
 import { issueParam, projectParam } from "./lookups.ts";
 import { pageOf } from "./pagination.ts";
+import { readJsonBody } from "./read-json-body.ts";
 import { requireScope } from "./require-scope.ts";
 import { serializeEvent, serializeIssue } from "./serializers.ts";
 
@@ -17,7 +19,16 @@ const STATUS_ALIASES: Record<string, IssueStatus> = {
 };
 
 const issueUpdate = z.object({
-  status: z.enum(Object.keys(STATUS_ALIASES) as [string, ...string[]]),
+  status: z.enum(Object.keys(STATUS_ALIASES) as [string, ...string[]], {
+    error: "status must be one of resolved, unresolved, ignored",
+  }),
+});
+
+/** Longest issue search accepted; Sentry's search bar sends a few words. */
+const MAX_QUERY_LENGTH = 1_000;
+
+const issueListQuery = z.object({
+  query: storableText(MAX_QUERY_LENGTH).optional(),
 });
 
 /**
@@ -46,7 +57,8 @@ export function registerIssueRoutes(api: Hono<ApiEnv>): void {
   api.get("/api/0/projects/:org/:project/issues", requireScope("event:read"), async (c) => {
     const { db, config } = c.get("services");
     const project = await projectParam(c);
-    const { status, text } = parseIssueQuery(c.req.query("query"));
+    const { query } = parseInput(issueListQuery, c.req.query(), "query");
+    const { status, text } = parseIssueQuery(query);
     const rows = await pageOf(c, (limit, offset) =>
       listIssues(db.orm, { projectIds: [project.id], status, text }, limit, offset),
     );
@@ -70,10 +82,8 @@ export function registerIssueRoutes(api: Hono<ApiEnv>): void {
 
     api.put(prefix, requireScope("event:write"), async (c) => {
       const { project, issue } = await issueParam(c);
-      const body = issueUpdate.safeParse(await c.req.json().catch(() => null));
-      if (!body.success)
-        throw new ApiError(400, "status must be one of resolved, unresolved, ignored");
-      const status = STATUS_ALIASES[body.data.status] as IssueStatus;
+      const body = await readJsonBody(c, issueUpdate);
+      const status = STATUS_ALIASES[body.status] as IssueStatus;
       const updated = await setIssueStatus(c.get("services").db.orm, issue.id, status);
       if (!updated) throw notFound("issue");
       return c.json(

@@ -1,4 +1,5 @@
 import type { Context } from "hono";
+import { z } from "zod";
 import type { ApiEnv } from "./api-env.ts";
 import { ApiError } from "./api-error.ts";
 
@@ -7,24 +8,39 @@ export type Page = { limit: number; offset: number };
 const DEFAULT_PER_PAGE = 100;
 const MAX_PER_PAGE = 100;
 
+const perPage = z
+  .string()
+  .regex(/^\d{1,3}$/)
+  .transform(Number)
+  .pipe(z.number().min(1).max(MAX_PER_PAGE))
+  .default(DEFAULT_PER_PAGE);
+
 /**
- * Reads `cursor` and `per_page` (or `limit`). Cursors are Sentry's
- * `value:offset:is_prev` strings (src/sentry/api/paginator.py); clients treat
- * them as opaque, and here the offset is all that matters.
+ * Sentry's cursor `value:offset:is_prev` (src/sentry/utils/cursors.py
+ * `Cursor.from_string`: three integers, the value may be a float). Only
+ * the offset matters here; it stays a safe integer, so Postgres's bigint
+ * OFFSET and the next page's arithmetic never overflow.
+ */
+const cursor = z
+  .string()
+  .regex(/^-?\d{1,20}(?:\.\d{1,20})?:\d{1,16}:-?\d{1,5}$/)
+  .transform((s) => Number(s.split(":")[1]))
+  .pipe(z.number().max(Number.MAX_SAFE_INTEGER - MAX_PER_PAGE))
+  .default(0);
+
+/**
+ * Reads `cursor` and `per_page` (or `limit`), answering 400 with Sentry's
+ * details when either is malformed or out of range
+ * (src/sentry/utils/pagination_factory.py). Clients treat cursors as opaque.
  */
 function readPage(c: Context): Page {
-  const perPage = c.req.query("per_page") ?? c.req.query("limit");
-  const limit = perPage === undefined ? DEFAULT_PER_PAGE : Number.parseInt(perPage, 10);
-  if (!Number.isInteger(limit) || limit < 1)
-    throw new ApiError(400, "per_page must be a positive integer");
-  const cursor = c.req.query("cursor");
-  let offset = 0;
-  if (cursor) {
-    const parts = cursor.split(":");
-    offset = Number.parseInt(parts[1] ?? "", 10);
-    if (!Number.isInteger(offset) || offset < 0) throw new ApiError(400, "invalid cursor");
+  const limit = perPage.safeParse(c.req.query("per_page") ?? c.req.query("limit"));
+  if (!limit.success) {
+    throw new ApiError(400, `Invalid per_page value. Must be between 1 and ${MAX_PER_PAGE}.`);
   }
-  return { limit: Math.min(limit, MAX_PER_PAGE), offset };
+  const offset = cursor.safeParse(c.req.query("cursor") || undefined);
+  if (!offset.success) throw new ApiError(400, "Invalid cursor parameter.");
+  return { limit: limit.data, offset: offset.data };
 }
 
 /**

@@ -4,35 +4,75 @@ import {
   findProject,
   findProjectById,
   findProjectsBySlugOrId,
+  findRelease,
   type Project,
 } from "@sluice/db";
 import type { Context } from "hono";
 import type { ApiEnv } from "./api-env.ts";
 import { notFound } from "./api-error.ts";
+import { isStorableText } from "./input.ts";
+
+/** Longest slug or release version a path may name (versions stop at 200): a bound on query input. */
+const MAX_NAME_IN_PATH = 1000;
+
+/**
+ * Path parameter `name` when it can name a stored row (non-empty, bounded,
+ * no NUL or lone surrogate), else null: such a path is a 404 without a query.
+ */
+function nameParam(c: Context<ApiEnv>, name: string): string | null {
+  const value = c.req.param(name);
+  if (value === undefined || value === "" || value.length > MAX_NAME_IN_PATH) return null;
+  return isStorableText(value) ? value : null;
+}
+
+/** Path parameter `name` as a row id (decimal digits, a safe positive integer), else null. */
+export function idParam(c: Context<ApiEnv>, name: string): number | null {
+  const value = c.req.param(name) ?? "";
+  if (!/^\d{1,16}$/.test(value)) return null;
+  const id = Number(value);
+  return Number.isSafeInteger(id) && id > 0 ? id : null;
+}
 
 /** Resolves `:org` or throws 404. */
 export async function organizationParam(c: Context<ApiEnv>) {
-  const org = await findOrganization(c.get("services").db.orm, c.req.param("org") ?? "");
+  const slug = nameParam(c, "org");
+  const org = slug === null ? null : await findOrganization(c.get("services").db.orm, slug);
   if (!org) throw notFound("organization");
   return org;
 }
 
 /** Resolves `:org/:project` or throws 404. */
 export async function projectParam(c: Context<ApiEnv>) {
-  const project = await findProject(
-    c.get("services").db.orm,
-    c.req.param("org") ?? "",
-    c.req.param("project") ?? "",
-  );
+  const org = nameParam(c, "org");
+  const slug = nameParam(c, "project");
+  const project =
+    org === null || slug === null ? null : await findProject(c.get("services").db.orm, org, slug);
   if (!project) throw notFound("project");
   return project;
+}
+
+/**
+ * Resolves `:org` and `:version` (and `:project` when in the path) or throws
+ * 404. Under a project the release must belong to it, as Sentry's
+ * ProjectReleaseDetailsEndpoint looks it up by project and version.
+ */
+export async function releaseParam(c: Context<ApiEnv>) {
+  const org = await organizationParam(c);
+  const project = c.req.param("project") === undefined ? null : await projectParam(c);
+  const version = nameParam(c, "version");
+  const release =
+    version === null
+      ? null
+      : await findRelease(c.get("services").db.orm, org.id, version, project?.id ?? null);
+  if (!release) throw notFound("release");
+  return { org, project, release };
 }
 
 /** Resolves `:issueId` (and `:org` when in the path) or throws 404. */
 export async function issueParam(c: Context<ApiEnv>) {
   const { orm } = c.get("services").db;
-  const id = Number(c.req.param("issueId"));
-  const issue = Number.isSafeInteger(id) && id > 0 ? await findIssue(orm, id) : null;
+  const id = idParam(c, "issueId");
+  const issue = id === null ? null : await findIssue(orm, id);
   if (!issue) throw notFound("issue");
   const project = await findProjectById(orm, issue.projectId);
   const orgSlug = c.req.param("org");

@@ -2,7 +2,6 @@ import {
   createDeploy,
   deleteRelease,
   ensureRelease,
-  findRelease,
   listDeploys,
   listReleases,
   type Release,
@@ -14,7 +13,8 @@ import type { Context, Hono } from "hono";
 import { z } from "zod";
 import type { ApiEnv } from "./api-env.ts";
 import { ApiError, notFound } from "./api-error.ts";
-import { namedProjects, organizationParam, projectParam } from "./lookups.ts";
+import { hasNoControlCharacters } from "./input.ts";
+import { namedProjects, organizationParam, projectParam, releaseParam } from "./lookups.ts";
 import { pageOf } from "./pagination.ts";
 import { readJsonBody } from "./read-json-body.ts";
 import { serializeDeploy, serializeRelease } from "./release-serializers.ts";
@@ -24,14 +24,16 @@ const MAX_VERSION_LENGTH = 200;
 
 /**
  * Sentry's rule for release versions (src/sentry/models/release.py
- * `Release.is_valid_version`): 1 to 200 characters, no `/`, no newline or
- * tab, not `.`, `..` or a blank, and not the reserved `latest`.
+ * `Release.is_valid_version`): 1 to 200 characters, no `/`, not `.`, `..`
+ * or a blank, and not the reserved `latest`. Sentry refuses newline, tab
+ * and form feed; here every control character is refused, NUL included.
  */
 export function isValidVersion(version: string): boolean {
   return (
     version.length > 0 &&
     version.length <= MAX_VERSION_LENGTH &&
-    !/[/\n\r\t\f\v]/.test(version) &&
+    hasNoControlCharacters(version) &&
+    !version.includes("/") &&
     version.trim() !== "" &&
     version !== "." &&
     version !== ".." &&
@@ -39,8 +41,18 @@ export function isValidVersion(version: string): boolean {
   );
 }
 
+/** Projects a body may name at once (slugs, as sentry-cli sends, or ids). */
+const MAX_NAMED_PROJECTS = 1_000;
+
+/** Project slugs or ids named in a request body. */
+export const projectNames = z
+  .array(
+    z.union([z.string().min(1).max(200), z.number().int().min(1).max(Number.MAX_SAFE_INTEGER)]),
+  )
+  .max(MAX_NAMED_PROJECTS);
+
 const isoDate = z.iso.datetime({ offset: true }).transform((s) => new Date(s));
-const commit = z.record(z.string(), z.unknown());
+const commit = z.record(z.string().max(200), z.unknown());
 
 const releaseFields = z.object({
   ref: z.string().max(250).nullish(),
@@ -53,16 +65,28 @@ const releaseFields = z.object({
 
 const newRelease = releaseFields.extend({
   version: z.string().refine(isValidVersion, "invalid release version"),
-  projects: z.array(z.union([z.string(), z.number()])).optional(),
+  projects: projectNames.optional(),
 });
 
+/**
+ * Sentry's environment names (src/sentry/models/environment.py
+ * `Environment.is_valid_name`): at most 64 characters, no `/`; here no
+ * control character either.
+ */
+const environmentName = z
+  .string()
+  .min(1)
+  .max(64)
+  .refine(hasNoControlCharacters, "must not contain control characters")
+  .refine((name) => !name.includes("/"), "must not contain /");
+
 const newDeploy = z.object({
-  environment: z.string().min(1).max(64),
+  environment: environmentName,
   name: z.string().max(64).nullish(),
   url: z.string().max(500).nullish(),
   dateStarted: isoDate.nullish(),
   dateFinished: isoDate.nullish(),
-  projects: z.array(z.string()).optional(),
+  projects: z.array(z.string().max(200)).max(MAX_NAMED_PROJECTS).optional(),
 });
 
 function fieldsOf(body: z.infer<typeof releaseFields>): ReleaseFields {
@@ -74,14 +98,6 @@ function fieldsOf(body: z.infer<typeof releaseFields>): ReleaseFields {
   if (body.commits !== undefined) fields.commits = body.commits;
   else if (body.refs !== undefined) fields.commits = body.refs;
   return fields;
-}
-
-/** Resolves `:version` of `:org` or throws 404. */
-async function releaseParam(c: Context<ApiEnv>) {
-  const org = await organizationParam(c);
-  const release = await findRelease(c.get("services").db.orm, org.id, c.req.param("version") ?? "");
-  if (!release) throw notFound("release");
-  return { org, release };
 }
 
 async function releaseJson(c: Context<ApiEnv>, organizationId: number, release: Release) {

@@ -1,23 +1,17 @@
 import { createHash } from "node:crypto";
 import { promisify } from "node:util";
 import { gunzip } from "node:zlib";
-import {
-  findRelease,
-  listArtifactBundles,
-  recordUploadChunks,
-  summarizeReleases,
-} from "@sluice/db";
+import { listArtifactBundles, recordUploadChunks, summarizeReleases } from "@sluice/db";
 import type { Context, Hono } from "hono";
 import { z } from "zod";
 import { assembleBundle } from "../uploads/assemble-bundle.ts";
 import { ACCEPTED_UPLOADS, UPLOAD_LIMITS } from "../uploads/upload-limits.ts";
 import type { ApiEnv } from "./api-env.ts";
-import { notFound } from "./api-error.ts";
-import { namedProjects, organizationParam, projectParam } from "./lookups.ts";
+import { namedProjects, organizationParam, projectParam, releaseParam } from "./lookups.ts";
 import { pageOf } from "./pagination.ts";
 import { readJsonBody } from "./read-json-body.ts";
 import { readMultipart } from "./read-multipart.ts";
-import { isValidVersion } from "./release-routes.ts";
+import { isValidVersion, projectNames } from "./release-routes.ts";
 import { requireScope } from "./require-scope.ts";
 
 const gunzipAsync = promisify(gunzip);
@@ -33,7 +27,7 @@ const sha1 = z
 const bundleAssemble = z.object({
   checksum: sha1,
   chunks: z.array(sha1).max(10_000),
-  projects: z.array(z.union([z.string(), z.number()])).min(1),
+  projects: projectNames.min(1),
   version: z.string().refine(isValidVersion, "invalid release version").nullish(),
   dist: z.string().max(64).nullish(),
 });
@@ -159,9 +153,7 @@ export function registerUploadRoutes(api: Hono<ApiEnv>): void {
     requireScope("project:releases"),
     async (c) => {
       const services = c.get("services");
-      const org = await organizationParam(c);
-      const release = await findRelease(services.db.orm, org.id, c.req.param("version") ?? "");
-      if (!release) throw notFound("release");
+      const { org, release } = await releaseParam(c);
       const body = await readJsonBody(c, releaseAssemble);
       const [summary] = await summarizeReleases(services.db.orm, org.id, [release]);
       return c.json(

@@ -67,17 +67,33 @@ export async function ensureRelease(
   });
 }
 
+/**
+ * The organization's release `version`; when `projectId` is given, only if
+ * it belongs to that project (a project-scoped path must not reach another
+ * project's release). Null when absent.
+ */
 export async function findRelease(
   orm: Orm,
   organizationId: number,
   version: string,
+  projectId: number | null = null,
 ): Promise<Release | null> {
+  const conditions: SQL[] = [
+    eq(releases.organizationId, organizationId),
+    eq(releases.version, version),
+  ];
+  if (projectId !== null) conditions.push(linkedTo(projectId));
   const rows = await orm
     .select()
     .from(releases)
-    .where(and(eq(releases.organizationId, organizationId), eq(releases.version, version)))
+    .where(and(...conditions))
     .limit(1);
   return rows[0] ?? null;
+}
+
+/** The release of the row being selected is linked to `projectId`. */
+function linkedTo(projectId: number): SQL {
+  return sql`EXISTS (SELECT 1 FROM ${releaseProjects} WHERE ${releaseProjects.releaseId} = ${releases.id} AND ${releaseProjects.projectId} = ${projectId})`;
 }
 
 /** Changes the given fields; returns the release after, null when absent. */
@@ -111,11 +127,7 @@ export async function listReleases(
   offset: number,
 ): Promise<ReleaseSummary[]> {
   const conditions: SQL[] = [eq(releases.organizationId, organizationId)];
-  if (projectId !== null) {
-    conditions.push(
-      sql`EXISTS (SELECT 1 FROM ${releaseProjects} WHERE ${releaseProjects.releaseId} = ${releases.id} AND ${releaseProjects.projectId} = ${projectId})`,
-    );
-  }
+  if (projectId !== null) conditions.push(linkedTo(projectId));
   const rows = await orm
     .select()
     .from(releases)

@@ -1,44 +1,93 @@
 import {
   deleteReleaseFile,
-  findRelease,
   findReleaseFile,
+  hasReleaseFile,
   insertReleaseFile,
   listReleaseFiles,
   renameReleaseFile,
 } from "@sluice/db";
 import { normalizeDebugId } from "@sluice/sourcemaps";
+import contentDisposition from "content-disposition";
 import type { Context, Hono } from "hono";
 import { z } from "zod";
-import { UPLOAD_LIMITS } from "../uploads/upload-limits.ts";
+import { fileKeyBytes, UPLOAD_LIMITS } from "../uploads/upload-limits.ts";
 import type { ApiEnv } from "./api-env.ts";
 import { ApiError, notFound } from "./api-error.ts";
-import { organizationParam, projectParam } from "./lookups.ts";
+import { isStorableText } from "./input.ts";
+import { idParam, releaseParam } from "./lookups.ts";
 import { pageOf } from "./pagination.ts";
 import { readJsonBody } from "./read-json-body.ts";
-import { readMultipart } from "./read-multipart.ts";
+import { type Multipart, readMultipart } from "./read-multipart.ts";
 import { serializeReleaseFile } from "./release-serializers.ts";
 import { requireScope } from "./require-scope.ts";
 
-const rename = z.object({ name: z.string().min(1).max(2048), dist: z.string().max(64).nullish() });
+const MAX_NAME_LENGTH = 2048;
+const MAX_DIST_LENGTH = 64;
+/** `header` parts one upload may carry (sentry-cli sends one or two: `Sourcemap`, `debug-id`). */
+const MAX_HEADERS = 32;
 
-/** Resolves `:org` (and `:project` when in the path), `:version` and optional `:fileId`. */
-async function releaseOf(c: Context<ApiEnv>) {
-  const org = await organizationParam(c);
-  if (c.req.param("project") !== undefined) await projectParam(c);
-  const release = await findRelease(c.get("services").db.orm, org.id, c.req.param("version") ?? "");
-  if (!release) throw notFound("release");
-  return { org, release };
+const fileName = z.string().min(1).max(MAX_NAME_LENGTH);
+const rename = z.object({ name: fileName, dist: z.string().max(MAX_DIST_LENGTH).nullish() });
+
+/** A 400 unless release + dist + name fit the database's index. */
+function checkFileKey(release: string, dist: string, name: string): void {
+  if (fileKeyBytes(release, dist, name) > UPLOAD_LIMITS.maxFileKeyBytes) {
+    const max = UPLOAD_LIMITS.maxFileKeyBytes;
+    throw new ApiError(400, `name: release, dist and name must fit in ${max} bytes`);
+  }
 }
 
+/**
+ * The parts of a release file upload, checked before anything is stored:
+ * `name` (else the file's name) of 1 to 2048 characters, `dist` of at most
+ * 64, at most 32 `header` parts of `Key:Value`, all storable text; 400 otherwise.
+ */
+function uploadFields(form: Multipart, release: string) {
+  const file = form.files.find((f) => f.field === "file");
+  if (!file) throw new ApiError(400, "Missing uploaded file");
+  const field = (name: string) => form.fields.find(([k]) => k === name)?.[1];
+  const name = field("name") || file.filename;
+  if (!name || name.length > MAX_NAME_LENGTH) {
+    throw new ApiError(400, `File name must be 1 to ${MAX_NAME_LENGTH} characters`);
+  }
+  if (!isStorableText(name)) throw new ApiError(400, "name: must not contain NUL");
+  const dist = field("dist") ?? "";
+  if (dist.length > MAX_DIST_LENGTH || !isStorableText(dist)) {
+    throw new ApiError(400, `dist: at most ${MAX_DIST_LENGTH} characters, no NUL`);
+  }
+  checkFileKey(release, dist, name);
+  const headerParts = form.fields.filter(([k]) => k === "header").map(([, v]) => v);
+  if (headerParts.length > MAX_HEADERS) {
+    throw new ApiError(400, `header: at most ${MAX_HEADERS} headers`);
+  }
+  const headers: Record<string, string> = {};
+  for (const header of headerParts) {
+    const colon = header.indexOf(":");
+    if (colon <= 0 || header.length > 4096 || !isStorableText(header)) {
+      throw new ApiError(400, `header "${header.slice(0, 100)}" must be Key:Value`);
+    }
+    headers[header.slice(0, colon).trim().toLowerCase()] = header.slice(colon + 1).trim();
+  }
+  return { file, name, dist, headers };
+}
+
+/** Resolves `:fileId` of the release in the path (and project, when scoped) or throws 404. */
 async function fileOf(c: Context<ApiEnv>) {
-  const { org, release } = await releaseOf(c);
-  const id = Number(c.req.param("fileId"));
-  const file = Number.isSafeInteger(id)
-    ? await findReleaseFile(c.get("services").db.orm, org.id, release.version, id)
-    : null;
+  const { org, release } = await releaseParam(c);
+  const id = idParam(c, "fileId");
+  const file =
+    id === null
+      ? null
+      : await findReleaseFile(c.get("services").db.orm, org.id, release.version, id);
   if (!file) throw notFound("file");
   return file;
 }
+
+/** `checksum` filters one listing may carry. */
+const MAX_CHECKSUMS = 1_000;
+
+const fileExists = () =>
+  new ApiError(409, "A file matching this name already exists for the given release");
 
 /**
  * The legacy release-file API that sentry-cli 2.x (`releases files`, and
@@ -55,8 +104,11 @@ export function registerReleaseFileRoutes(api: Hono<ApiEnv>): void {
   ]) {
     api.get(base, requireScope("project:read"), async (c) => {
       const { db } = c.get("services");
-      const { org, release } = await releaseOf(c);
+      const { org, release } = await releaseParam(c);
       const checksums = c.req.queries("checksum") ?? [];
+      if (checksums.length > MAX_CHECKSUMS) {
+        throw new ApiError(400, `checksum: at most ${MAX_CHECKSUMS} values`);
+      }
       const rows = await pageOf(c, (limit, offset) =>
         listReleaseFiles(db.orm, org.id, release.version, limit, offset),
       );
@@ -69,30 +121,18 @@ export function registerReleaseFileRoutes(api: Hono<ApiEnv>): void {
 
     api.post(base, requireScope("project:releases"), async (c) => {
       const { db, blobs } = c.get("services");
-      const { org, release } = await releaseOf(c);
+      const { org, release } = await releaseParam(c);
       const read = await readMultipart(c, UPLOAD_LIMITS.maxFileSize + 1024 * 1024);
       if (!read.ok) throw new ApiError(read.status, read.detail);
-      const { files, fields } = read.form;
-      const file = files.find((f) => f.field === "file");
-      if (!file) throw new ApiError(400, "Missing uploaded file");
-      const field = (name: string) => fields.find(([k]) => k === name)?.[1];
-      const name = field("name") || file.filename;
-      if (!name || name.length > 2048) {
-        throw new ApiError(400, "File name must be 1 to 2048 characters");
-      }
-      const headers: Record<string, string> = {};
-      for (const [key, header] of fields) {
-        if (key !== "header") continue;
-        const colon = header.indexOf(":");
-        if (colon <= 0) throw new ApiError(400, `header "${header}" must be Key:Value`);
-        headers[header.slice(0, colon).trim().toLowerCase()] = header.slice(colon + 1).trim();
-      }
+      const { file, name, dist, headers } = uploadFields(read.form, release.version);
+      // Refused requests store nothing: the name is checked before the blob is written.
+      if (await hasReleaseFile(db.orm, org.id, release.version, dist, name)) throw fileExists();
       const bytes = file.bytes;
       const { key, sha1 } = await blobs.put("artifacts", bytes);
       const inserted = await insertReleaseFile(db.orm, {
         organizationId: org.id,
         release: release.version,
-        dist: field("dist") ?? "",
+        dist,
         url: name,
         type: /\.map$/i.test(name.replace(/[?#].*$/, "")) ? "source_map" : "minified_source",
         debugId: normalizeDebugId(headers["debug-id"]),
@@ -101,8 +141,8 @@ export function registerReleaseFileRoutes(api: Hono<ApiEnv>): void {
         sha1,
         blobKey: key,
       });
-      if (!inserted)
-        throw new ApiError(409, "A file matching this name already exists for the given release");
+      // A concurrent upload of the same name won: its blob may stay unreferenced (content-addressed).
+      if (!inserted) throw fileExists();
       return c.json(serializeReleaseFile(inserted), 201);
     });
 
@@ -114,13 +154,15 @@ export function registerReleaseFileRoutes(api: Hono<ApiEnv>): void {
       const filename = file.url.split("/").pop() || "file";
       return c.body(new Uint8Array(bytes), 200, {
         "Content-Type": "application/octet-stream",
-        "Content-Disposition": `attachment; filename="${filename.replace(/["\\\r\n]/g, "_")}"`,
+        // RFC 6266: an ASCII fallback and `filename*` in UTF-8, so any name is a valid header.
+        "Content-Disposition": contentDisposition(filename),
       });
     });
 
     api.put(`${base}/:fileId`, requireScope("project:releases"), async (c) => {
       const file = await fileOf(c);
       const body = await readJsonBody(c, rename);
+      checkFileKey(file.release ?? "", body.dist ?? file.dist, body.name);
       const renamed = await renameReleaseFile(
         c.get("services").db.orm,
         file.id,

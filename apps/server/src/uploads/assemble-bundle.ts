@@ -8,8 +8,9 @@ import {
   type NewArtifact,
 } from "@sluice/db";
 import { readSourceBundle } from "@sluice/sourcemaps";
+import { isStorableText } from "../api/input.ts";
 import type { Services } from "../services.ts";
-import { UPLOAD_LIMITS } from "./upload-limits.ts";
+import { fileKeyBytes, UPLOAD_LIMITS } from "./upload-limits.ts";
 
 /** The answer of an assemble endpoint (SENTRY_PROTOCOL.md §8.4). */
 export type AssembleResponse = {
@@ -111,6 +112,9 @@ async function buildArtifacts(
   if (!read.ok) return read;
   const release = request.release ?? read.bundle.release;
   const dist = request.dist ?? read.bundle.dist ?? "";
+  // Checked before any file is stored, so a refused bundle leaves no blob behind.
+  const unstorable = unstorableFile(release, dist, read.bundle.files);
+  if (unstorable) return { ok: false, error: unstorable };
   const files: NewArtifact[] = [];
   for (const file of read.bundle.files) {
     const { key, sha1 } = await services.blobs.put("artifacts", file.bytes);
@@ -128,4 +132,29 @@ async function buildArtifacts(
     });
   }
   return { ok: true, bundleId: read.bundle.bundleId, files };
+}
+
+/**
+ * Why the bundle's files cannot be stored, or null: a URL, header, release
+ * or dist with NUL or a lone surrogate (Postgres refuses them), or a
+ * release + dist + URL key past `UPLOAD_LIMITS.maxFileKeyBytes`.
+ */
+function unstorableFile(
+  release: string | null,
+  dist: string,
+  files: { url: string; headers: Record<string, string> }[],
+): string | null {
+  if (!isStorableText(release ?? "") || !isStorableText(dist)) {
+    return "the bundle's release or dist contains NUL or unpaired surrogates";
+  }
+  for (const file of files) {
+    const texts = [file.url, ...Object.entries(file.headers).flat()];
+    if (!texts.every(isStorableText)) {
+      return `file ${JSON.stringify(file.url.slice(0, 200))} has NUL or unpaired surrogates in its URL or headers`;
+    }
+    if (fileKeyBytes(release ?? "", dist, file.url) > UPLOAD_LIMITS.maxFileKeyBytes) {
+      return `file URL ${JSON.stringify(file.url.slice(0, 200))}… is longer than ${UPLOAD_LIMITS.maxFileKeyBytes} bytes with its release and dist`;
+    }
+  }
+  return null;
 }

@@ -19,7 +19,17 @@ export const UPLOAD_LIMITS = {
   /** Files and unpacked bytes one bundle may hold. */
   maxBundleFiles: 20_000,
   maxUnpackedBytes: 512 * 1024 * 1024,
+  /**
+   * UTF-8 bytes of a stored file's release + dist + name: Postgres refuses
+   * btree entries past about 2,700 bytes, so longer keys are refused first.
+   */
+  maxFileKeyBytes: 2_400,
 } as const;
+
+/** The UTF-8 bytes of a stored file's key, bounded by `UPLOAD_LIMITS.maxFileKeyBytes`. */
+export function fileKeyBytes(release: string, dist: string, name: string): number {
+  return Buffer.byteLength(release) + Buffer.byteLength(dist) + Buffer.byteLength(name);
+}
 
 /**
  * The upload kinds Sluice assembles: artifact bundles (sentry-cli 2.x and

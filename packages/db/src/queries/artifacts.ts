@@ -257,6 +257,30 @@ export async function insertReleaseFile(orm: Orm, file: NewArtifact): Promise<Ar
   return rows[0] ?? null;
 }
 
+/** Whether the release already has a legacy file of that name and dist (an upload would be a 409). */
+export async function hasReleaseFile(
+  orm: Orm,
+  organizationId: number,
+  release: string,
+  dist: string,
+  url: string,
+): Promise<boolean> {
+  const rows = await orm
+    .select({ id: artifacts.id })
+    .from(artifacts)
+    .where(
+      and(
+        eq(artifacts.organizationId, organizationId),
+        eq(artifacts.release, release),
+        eq(artifacts.dist, dist),
+        eq(artifacts.url, url),
+        isNull(artifacts.bundleId),
+      ),
+    )
+    .limit(1);
+  return rows.length > 0;
+}
+
 export async function findReleaseFile(
   orm: Orm,
   organizationId: number,

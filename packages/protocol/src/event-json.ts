@@ -8,7 +8,8 @@ export type EventJsonResult =
  * walkers recurse) and anything but an object. Translates the bare `NaN`,
  * `Infinity` and `-Infinity` tokens that Python SDKs may emit to `null`, as
  * Relay does for them (relay-server/src/endpoints/store.rs). Strips `\u0000`
- * and lone surrogates, which `jsonb` refuses; `text` is the input itself when
+ * and lone surrogates, which `jsonb` refuses, and writes numbers `numeric`
+ * cannot hold as doubles; `text` is the input itself when
  * nothing needed changing, so the usual case costs one scan and one parse.
  */
 export function parseEventJson(text: string, maxDepth: number): EventJsonResult {
@@ -26,7 +27,7 @@ export function parseEventJson(text: string, maxDepth: number): EventJsonResult 
   if (value === null || typeof value !== "object" || Array.isArray(value)) {
     return { ok: false, detail: "event payload must be a JSON object" };
   }
-  if (UNSAFE_ESCAPE.test(source)) {
+  if (scan.longNumber || UNSAFE_ESCAPE.test(source)) {
     const cleaned = cleanStrings(value) as Record<string, unknown>;
     return { ok: true, value: cleaned, text: JSON.stringify(cleaned) };
   }
@@ -64,24 +65,73 @@ export function parseBoundedJson(
 
 const UNSAFE_ESCAPE = /\\u(?:0000|[dD][89a-fA-F])/;
 
-function scanJson(text: string): { depth: number; nonFinite: boolean } {
+/**
+ * A number literal with this many digits in a row, or an exponent of this
+ * many digits, may lie outside Postgres `numeric` (131072 digits before the
+ * point, 16383 after), which `jsonb` refuses; such text is written anew from
+ * the parsed value, where V8 has made it a double.
+ */
+const LONG_NUMBER_DIGITS = 1000;
+const LONG_EXPONENT_DIGITS = 4;
+
+function scanJson(text: string): { depth: number; nonFinite: boolean; longNumber: boolean } {
   let depth = 0;
   let maxDepth = 0;
   let inString = false;
   let nonFinite = false;
+  let longNumber = false;
+  let digits = 0;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
     if (inString) {
       if (c === 0x5c) i++;
       else if (c === 0x22) inString = false;
-    } else if (c === 0x22) inString = true;
-    else if (c === 0x7b || c === 0x5b) {
-      depth++;
-      if (depth > maxDepth) maxDepth = depth;
-    } else if (c === 0x7d || c === 0x5d) depth--;
-    else if (c === 0x4e || c === 0x49) nonFinite = true;
+      continue;
+    }
+    if (c <= 0x39 && c >= 0x30) {
+      if (++digits >= LONG_NUMBER_DIGITS) longNumber = true;
+      continue;
+    }
+    switch (c) {
+      case 0x22:
+        inString = true;
+        break;
+      case 0x7b:
+      case 0x5b:
+        depth++;
+        if (depth > maxDepth) maxDepth = depth;
+        break;
+      case 0x7d:
+      case 0x5d:
+        depth--;
+        break;
+      case 0x2e:
+        continue;
+      case 0x65:
+      case 0x45:
+        if (digits > 0 && exponentDigits(text, i + 1) >= LONG_EXPONENT_DIGITS) longNumber = true;
+        break;
+      case 0x4e:
+      case 0x49:
+        nonFinite = true;
+        break;
+    }
+    digits = 0;
   }
-  return { depth: maxDepth, nonFinite };
+  return { depth: maxDepth, nonFinite, longNumber };
+}
+
+function exponentDigits(text: string, from: number): number {
+  let i = from;
+  const sign = text.charCodeAt(i);
+  if (sign === 0x2b || sign === 0x2d) i++;
+  const start = i;
+  while (i < text.length && i - start < LONG_EXPONENT_DIGITS) {
+    const c = text.charCodeAt(i);
+    if (c < 0x30 || c > 0x39) break;
+    i++;
+  }
+  return i - start;
 }
 
 function replaceNonFinite(text: string): string {
@@ -117,6 +167,8 @@ function cleanString(value: string): string {
 
 function cleanStrings(value: unknown): unknown {
   if (typeof value === "string") return cleanString(value);
+  // The value must equal what its text reads back as: JSON has no -0, and a huge literal is Infinity.
+  if (typeof value === "number") return Number.isFinite(value) ? value + 0 : null;
   if (Array.isArray(value)) return value.map(cleanStrings);
   if (value !== null && typeof value === "object") {
     const out: Record<string, unknown> = {};

@@ -138,7 +138,7 @@ export function normalizeEvent(
     timestamp: meta.timestamp,
     receivedAt: meta.receivedAt,
     platform: stringOr(raw.platform, "other") ?? "other",
-    level: LEVELS[String(raw.level ?? "error").toLowerCase()] ?? "error",
+    level: levelOf(raw.level),
     logger: stringOr(raw.logger, null),
     transaction: stringOr(raw.transaction, null),
     release: validRelease(raw.release),
@@ -151,7 +151,10 @@ export function normalizeEvent(
     stacktrace: raw.stacktrace === undefined ? null : (stacktraceOf(raw.stacktrace) ?? null),
     tags: tagsOf(raw.tags),
     fingerprint: Array.isArray(raw.fingerprint)
-      ? raw.fingerprint.filter((v) => v !== null && v !== undefined).map(String)
+      ? raw.fingerprint.flatMap((v) => {
+          const value = stringOr(v, null);
+          return value === null ? [] : [value];
+        })
       : null,
     checksum: stringOr(raw.checksum, null),
     user: isObject(raw.user) ? (raw.user as EventUser) : null,
@@ -165,6 +168,12 @@ export function normalizeEvent(
       : [],
     raw,
   };
+}
+
+/** Lenient level (`warn`, `log`, case-insensitive); an own-property lookup, since the value is client input. */
+function levelOf(value: unknown): Level {
+  const name = stringOr(value, "error").toLowerCase();
+  return Object.hasOwn(LEVELS, name) ? (LEVELS[name] as Level) : "error";
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {

@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
+import { strToU8, zipSync } from "fflate";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createProjectWithKey } from "../src/commands/default-project.ts";
 import { api, countRows, startTestSluice, type TestSluice } from "./harness.ts";
@@ -325,6 +326,31 @@ describe("the management API refuses bad input at the edge", () => {
       });
       await expectDetail(response, 404, "unknown release");
       expect(listBlobs(t)).toEqual(blobs);
+    });
+
+    it.each([
+      ["NUL in a file's URL", { url: "~/a\u0000.js" }, /NUL/],
+      ["NUL in a file's header", { url: "~/a.js", headers: { Sourcemap: "a\u0000.map" } }, /NUL/],
+      ["a URL too long for the database's index", { url: `~/${"日".repeat(1000)}.js` }, /longer/],
+    ])("an assembly of a bundle with %s is an error and stores no files", async (_, entry, why) => {
+      const zip = zipSync({
+        "manifest.json": strToU8(JSON.stringify({ files: { "a.js": entry }, release: "web@1" })),
+        "files/a.js": strToU8(`a(); // ${JSON.stringify(entry)}`),
+      });
+      expect((await postChunks([{ field: "file", name: sha1(zip), bytes: zip }])).status).toBe(200);
+      const blobs = listBlobs(t);
+      const answer = await json("POST", "/api/0/organizations/sluice/artifactbundle/assemble/", {
+        checksum: sha1(zip),
+        chunks: [sha1(zip)],
+        projects: ["default"],
+      });
+      expect(answer.status).toBe(200);
+      expect(await answer.json()).toMatchObject({
+        state: "error",
+        detail: expect.stringMatching(why),
+      });
+      expect(listBlobs(t)).toEqual(blobs);
+      expect(await countRows(t.sql, "artifacts", "bundle_id IS NOT NULL")).toBe(0);
     });
 
     it("an assembly of a bundle that is not a bundle stores no files", async () => {

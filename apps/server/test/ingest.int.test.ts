@@ -226,7 +226,9 @@ describe("ingest rejects bad input with a 4xx and stores nothing", () => {
   });
 
   it("answers 413 to a gzip bomb without inflating it all", async () => {
-    const bomb = gzipSync(Buffer.alloc(64 * 1024 * 1024));
+    const bomb = gzipSync(
+      Buffer.concat([Buffer.from('{}\n{"type":"attachment"}\n'), Buffer.alloc(64 * 1024 * 1024)]),
+    );
     await expectRejected(
       await post(bomb, { "Content-Encoding": "gzip" }),
       413,

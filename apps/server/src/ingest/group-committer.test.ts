@@ -47,6 +47,37 @@ describe("GroupCommitter", () => {
     expect(calls[0]?.events.map((e) => e.eventId)).toEqual(["a", "b", "c"]);
   });
 
+  it("stores a request's events without its outcomes when only the outcomes fail", async () => {
+    const stored: IngestBatch[] = [];
+    const store = async (batch: IngestBatch) => {
+      if (batch.outcomes.length > 0)
+        throw Object.assign(new Error("bigint out of range"), { code: "22003" });
+      stored.push(batch);
+      return [];
+    };
+    const committer = new GroupCommitter(
+      store,
+      () => {},
+      () => {},
+      options,
+    );
+    const outcome = {
+      projectId: 1,
+      hour: new Date(0),
+      outcome: "accepted",
+      category: "error",
+      reason: "",
+      quantity: 1,
+    };
+    const result = await committer.submit({ ...writes("a"), outcomes: [outcome] });
+    expect(result).toEqual({ ok: true });
+    expect(stored.map((b) => b.events.map((e) => e.eventId))).toEqual([["a"]]);
+    expect(await committer.submit({ ...writes(), outcomes: [outcome] })).toMatchObject({
+      ok: false,
+      kind: "invalid",
+    });
+  });
+
   it("on a data error, writes each request alone so only the bad one fails", async () => {
     const store = async (batch: IngestBatch) => {
       if (batch.events.some((e) => e.eventId === "bad"))

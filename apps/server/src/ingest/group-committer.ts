@@ -101,7 +101,13 @@ export class GroupCommitter {
         return;
       }
       if (batch.length === 1) {
-        (batch[0] as Pending).resolve({
+        const only = batch[0] as Pending;
+        if (only.writes.outcomes.length > 0 && hasData(only.writes)) {
+          // Outcome counters are bookkeeping: they never cost a request its events.
+          await this.write([{ ...only, writes: { ...only.writes, outcomes: [] } }]);
+          return;
+        }
+        only.resolve({
           ok: false,
           kind: "invalid",
           detail: `event rejected by storage: ${(error as Error).message}`,
@@ -111,6 +117,10 @@ export class GroupCommitter {
       for (const p of batch) await this.write([p]);
     }
   }
+}
+
+function hasData(writes: IngestBatch): boolean {
+  return writes.events.length > 0 || writes.attachments.length > 0;
 }
 
 /**

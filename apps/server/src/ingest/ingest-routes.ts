@@ -1,19 +1,29 @@
-import type { IngestBatch } from "@sluice/db";
+import { findReferencedAttachmentBlobs, type IngestBatch } from "@sluice/db";
 import {
   authFromPairs,
   extractIngestAuth,
   type IngestAuth,
   type IngestAuthResult,
+  MAX_HEADER_LINE_BYTES,
   parseDsn,
   parseEnvelope,
+  parseEnvelopeHeader,
 } from "@sluice/protocol";
+import type { BlobStore } from "@sluice/storage";
 import type { Context, Hono } from "hono";
 import type { Services } from "../services.ts";
+import { ByteBudget, type ByteLease } from "./byte-budget.ts";
 import { INGEST_CORS_HEADERS } from "./cors.ts";
 import type { GroupCommitter } from "./group-committer.ts";
 import type { KeyCache, KnownKey } from "./key-cache.ts";
-import { type IngestContext, parseEventItem, prepareEnvelopeWrites } from "./prepare-writes.ts";
-import { decodeLegacyStoreBody, readBody } from "./read-body.ts";
+import {
+  type IngestContext,
+  parseEventItem,
+  prepareEnvelopeWrites,
+  StorageUnavailableError,
+  unavailableOnThrow,
+} from "./prepare-writes.ts";
+import { type BodyFailure, decodeLegacyStoreBody, openBody, readBody } from "./read-body.ts";
 
 export type IngestDeps = { services: Services; keys: KeyCache; committer: GroupCommitter };
 
@@ -23,16 +33,26 @@ type ErrorStatus = 400 | 401 | 403 | 413 | 415 | 503;
 const RETRY_AFTER_SECONDS = "5";
 const DAY_MS = 86_400_000;
 const PROJECT = ":projectId{[1-9][0-9]*}";
+/** `X-Sentry-Error` carries the detail, reduced to what a header may hold. */
+const MAX_ERROR_HEADER_CHARS = 200;
+const MAX_DETAIL_CHARS = 1024;
+
+type Handler = (c: Context, deps: IngestDeps, lease: ByteLease) => Promise<Response>;
 
 /**
- * The ingest role's routes (relay-server/src/endpoints/mod.rs,
- * SENTRY_PROTOCOL.md §2): `POST /api/{project_id}/envelope/` and
- * `/api/{project_id}/store/`, the legacy `POST /api/store/`, and the CORS
- * preflight of each. Every answer carries the CORS headers; errors are
- * `{"detail": ...}` with `X-Sentry-Error`; a 200 is sent only after the
- * group commit holding the request's events returned.
+ * The ingest role's routes (relay-server/src/endpoints/mod.rs):
+ * `POST /api/{project_id}/envelope/` and `/api/{project_id}/store/`, the
+ * legacy `POST /api/store/`, and the CORS preflight of each. Every answer
+ * carries the CORS headers; errors are `{"detail": ...}` with
+ * `X-Sentry-Error`; a 200 is sent only after the group commit holding the
+ * request's events returned. Body bytes held by all requests together are
+ * bounded by `config.maxBytesInFlight` (503 with `Retry-After` past it).
  */
 export function registerIngestRoutes(app: Hono, deps: IngestDeps): void {
+  const { config, metrics } = deps.services;
+  const budget = new ByteBudget(config.maxBytesInFlight, (held) =>
+    metrics.ingestBytesInFlight.set(held),
+  );
   const corsPaths = [`/api/${PROJECT}/*`, "/api/store", "/api/store/"];
   for (const path of corsPaths) {
     app.use(path, async (c, next) => {
@@ -42,25 +62,121 @@ export function registerIngestRoutes(app: Hono, deps: IngestDeps): void {
     });
     app.options(path, (c) => c.body(null, 200));
   }
-  app.post(`/api/${PROJECT}/envelope`, (c) => guarded(c, deps, () => handleEnvelope(c, deps)));
-  app.post(`/api/${PROJECT}/store`, (c) => guarded(c, deps, () => handleStore(c, deps)));
-  app.post("/api/store", (c) => guarded(c, deps, () => handleStore(c, deps)));
+  const route = (handler: Handler) => (c: Context) => guarded(c, deps, budget, handler);
+  app.post(
+    `/api/${PROJECT}/envelope`,
+    route((c, d, lease) => handleEnvelope(c, d, lease, null)),
+  );
+  app.post(`/api/${PROJECT}/store`, route(handleStore));
+  app.post("/api/store", route(handleStore));
 }
 
-async function guarded(c: Context, deps: IngestDeps, handle: () => Promise<Response>) {
+/**
+ * Runs a handler with its share of the byte budget, released when it ends.
+ * A dependency failure is a 503 (the SDK retries); anything else thrown is
+ * a problem with this input, where a retry cannot help: a 400.
+ */
+async function guarded(c: Context, deps: IngestDeps, budget: ByteBudget, handle: Handler) {
+  const lease = budget.lease();
   try {
-    return await handle();
+    return await handle(c, deps, lease);
   } catch (error) {
-    deps.services.log.error({ err: error, path: c.req.path }, "ingest request failed");
-    return reject(c, deps, 503, "temporarily unable to store the event");
+    if (error instanceof StorageUnavailableError) {
+      deps.services.log.error({ err: error.cause, path: c.req.path }, "ingest request failed");
+      return reject(c, deps, 503, "temporarily unable to store the event");
+    }
+    deps.services.log.error({ err: error, path: c.req.path }, "ingest could not read a request");
+    return reject(c, deps, 400, "invalid request");
+  } finally {
+    lease.release();
   }
 }
 
 function reject(c: Context, deps: IngestDeps, status: ErrorStatus, detail: string): Response {
   deps.services.metrics.ingestRejections.inc({ status });
-  c.header("X-Sentry-Error", detail);
+  const bounded =
+    detail.length > MAX_DETAIL_CHARS ? `${detail.slice(0, MAX_DETAIL_CHARS)}…` : detail;
+  // Details may quote client input (item types): a header takes printable ASCII only.
+  c.header(
+    "X-Sentry-Error",
+    bounded.replace(/[^\x20-\x7e]/g, "?").slice(0, MAX_ERROR_HEADER_CHARS),
+  );
   if (status === 503) c.header("Retry-After", RETRY_AFTER_SECONDS);
-  return c.json({ detail }, status);
+  return c.json({ detail: bounded }, status);
+}
+
+/**
+ * Answers a request that would pass the process's bytes in flight: 503 with
+ * `Retry-After`, counted in `sluice_ingest_shed_total` and, when the project
+ * is known, as an `invalid`/`internal` outcome, which is what Relay records
+ * for an envelope it cannot queue (`BadStoreRequest::QueueFailed` in
+ * relay-server/src/endpoints/common.rs). The body's items are unknown, so an
+ * envelope counts under category `unknown`, a `/store/` body under `error`.
+ */
+function shed(
+  c: Context,
+  deps: IngestDeps,
+  key: KnownKey | null,
+  category: "error" | "unknown",
+  detail: string,
+): Response {
+  deps.services.metrics.ingestShed.inc();
+  if (key) {
+    const now = Date.now();
+    const hour = new Date(Math.floor(now / 3_600_000) * 3_600_000);
+    // Not awaited: the answer must not wait for a commit while the process is overloaded.
+    void deps.committer.submit({
+      events: [],
+      attachments: [],
+      outcomes: [
+        {
+          projectId: key.projectId,
+          hour,
+          outcome: "invalid",
+          category,
+          reason: "internal",
+          quantity: 1,
+        },
+      ],
+    });
+  }
+  return reject(c, deps, 503, detail);
+}
+
+function bodyFailed(
+  c: Context,
+  deps: IngestDeps,
+  failure: BodyFailure,
+  key: KnownKey | null,
+  category: "error" | "unknown",
+): Response {
+  if (failure.status === 503) return shed(c, deps, key, category, failure.detail);
+  return reject(c, deps, failure.status, failure.detail);
+}
+
+/**
+ * Checks the declared `Content-Length` before any byte is read: past
+ * `maxBytes` it is a 413, past the process's room for bytes in flight a 503.
+ * A chunked body is checked while it is read instead.
+ */
+function admitBody(
+  c: Context,
+  deps: IngestDeps,
+  lease: ByteLease,
+  maxBytes: number,
+  key: KnownKey | null,
+  category: "error" | "unknown",
+): Response | null {
+  const header = c.req.header("content-length");
+  if (header === undefined || !/^\d+$/.test(header.trim())) return null;
+  const length = Number(header.trim());
+  if (length > maxBytes) {
+    return reject(c, deps, 413, `request body is larger than ${maxBytes} bytes`);
+  }
+  if (!lease.reserve(length)) {
+    return shed(c, deps, key, category, "too many request bytes in flight; retry later");
+  }
+  return null;
 }
 
 function requestAuth(c: Context): IngestAuthResult {
@@ -77,7 +193,9 @@ async function checkKey(
   auth: IngestAuth,
   pathProjectId: number | null,
 ): Promise<KeyCheck> {
-  const key = await deps.keys.lookup(auth.publicKey);
+  const { key, result } = await unavailableOnThrow(() => deps.keys.find(auth.publicKey));
+  deps.services.metrics.keyCacheLookups.inc({ result });
+  if (result === "invalid") return { ok: false, status: 401, detail: "invalid DSN key" };
   if (!key) return { ok: false, status: 401, detail: "unknown DSN key" };
   if (!key.isActive) return { ok: false, status: 403, detail: "DSN key is disabled" };
   if (pathProjectId !== null && key.projectId !== pathProjectId) {
@@ -103,55 +221,86 @@ function contextFor(deps: IngestDeps, key: KnownKey, receivedAt: Date): IngestCo
   };
 }
 
-async function handleEnvelope(c: Context, deps: IngestDeps, preRead?: Buffer): Promise<Response> {
+function pathProject(c: Context): number | null {
+  return c.req.param("projectId") ? Number(c.req.param("projectId")) : null;
+}
+
+/**
+ * The envelope endpoint. The key comes from the request (header or query),
+ * checked before any byte of the body is read, or else from the envelope
+ * header's `dsn`: then only the first line is decoded (at most
+ * `MAX_HEADER_LINE_BYTES`) before the key is checked, so an unauthenticated
+ * body is never decompressed whole.
+ */
+async function handleEnvelope(
+  c: Context,
+  deps: IngestDeps,
+  lease: ByteLease,
+  knownKey: KnownKey | null,
+): Promise<Response> {
   const receivedAt = new Date();
-  const pathProjectId = c.req.param("projectId") ? Number(c.req.param("projectId")) : null;
-  const auth = requestAuth(c);
-  if (!auth.ok && auth.status !== null) return reject(c, deps, auth.status, auth.detail);
-  let key: KnownKey | null = null;
-  if (auth.ok) {
-    const check = await checkKey(deps, auth.auth, pathProjectId);
-    if (!check.ok) return reject(c, deps, check.status, check.detail);
-    key = check.key;
+  const pathProjectId = pathProject(c);
+  let key = knownKey;
+  if (!key) {
+    const auth = requestAuth(c);
+    if (!auth.ok && auth.status !== null) return reject(c, deps, auth.status, auth.detail);
+    if (auth.ok) {
+      const check = await checkKey(deps, auth.auth, pathProjectId);
+      if (!check.ok) return reject(c, deps, check.status, check.detail);
+      key = check.key;
+    }
   }
   const { limits } = deps.services.config;
-  let body = preRead;
-  if (!body) {
-    const read = await readBody(
-      c.req.raw.body,
-      c.req.header("content-encoding"),
-      limits.maxEnvelopeBytes,
-    );
-    if (!read.ok) return reject(c, deps, read.status, read.detail);
-    body = read.body;
+  const refused = admitBody(c, deps, lease, limits.maxEnvelopeBytes, key, "unknown");
+  if (refused) return refused;
+  const opened = openBody(
+    c.req.raw.body,
+    c.req.header("content-encoding"),
+    limits.maxEnvelopeBytes,
+    {
+      lease,
+    },
+  );
+  if (!opened.ok) return reject(c, deps, opened.status, opened.detail);
+  const reader = opened.reader;
+  const first = await reader.readLine(MAX_HEADER_LINE_BYTES);
+  if (!first.ok) return bodyFailed(c, deps, first, key, "unknown");
+  const header = parseEnvelopeHeader(first.line);
+  if (!header.ok) {
+    await reader.cancel();
+    return reject(c, deps, 400, header.detail);
   }
-  const parsed = parseEnvelope(body);
-  if (!parsed.ok) return reject(c, deps, 400, parsed.detail);
   if (!key) {
-    const dsn =
-      typeof parsed.envelope.headers.dsn === "string"
-        ? parseDsn(parsed.envelope.headers.dsn)
-        : null;
-    if (!dsn) return reject(c, deps, 401, "missing authorization information");
-    const fromDsn = authFromPairs({ sentry_key: dsn.publicKey }, undefined);
-    if (!fromDsn.ok) return reject(c, deps, 401, "invalid dsn in envelope header");
-    const check = await checkKey(deps, fromDsn.auth, pathProjectId);
-    if (!check.ok) return reject(c, deps, check.status, check.detail);
+    const dsn = typeof header.headers.dsn === "string" ? parseDsn(header.headers.dsn) : null;
+    const fromDsn = dsn ? authFromPairs({ sentry_key: dsn.publicKey }, undefined) : null;
+    const check = fromDsn?.ok ? await checkKey(deps, fromDsn.auth, pathProjectId) : null;
+    if (!check?.ok) {
+      await reader.cancel();
+      if (!header.headers.dsn) return reject(c, deps, 401, "missing authorization information");
+      if (!check) return reject(c, deps, 401, "invalid dsn in envelope header");
+      return reject(c, deps, check.status, check.detail);
+    }
     key = check.key;
   }
+  const read = await reader.readAll();
+  if (!read.ok) return bodyFailed(c, deps, read, key, "unknown");
+  const parsed = parseEnvelope(read.body);
+  if (!parsed.ok) return reject(c, deps, 400, parsed.detail);
   const prepared = await prepareEnvelopeWrites(parsed.envelope, contextFor(deps, key, receivedAt));
   if (!prepared.ok) return reject(c, deps, prepared.status, prepared.detail);
   const failure = await commit(c, deps, prepared.writes);
-  if (failure) return failure;
+  if (failure) {
+    await removeBlobs(deps, prepared.blobKeys);
+    return failure;
+  }
   for (const [type, outcome] of prepared.itemOutcomes) {
     deps.services.metrics.ingestItems.inc({ item_type: type, outcome });
   }
   return c.json(prepared.eventId ? { id: prepared.eventId } : {});
 }
 
-async function handleStore(c: Context, deps: IngestDeps): Promise<Response> {
+async function handleStore(c: Context, deps: IngestDeps, lease: ByteLease): Promise<Response> {
   const receivedAt = new Date();
-  const pathProjectId = c.req.param("projectId") ? Number(c.req.param("projectId")) : null;
   const auth = requestAuth(c);
   if (!auth.ok)
     return reject(
@@ -160,14 +309,23 @@ async function handleStore(c: Context, deps: IngestDeps): Promise<Response> {
       auth.status ?? 401,
       auth.status ? auth.detail : "missing authorization information",
     );
-  const check = await checkKey(deps, auth.auth, pathProjectId);
+  const check = await checkKey(deps, auth.auth, pathProject(c));
   if (!check.ok) return reject(c, deps, check.status, check.detail);
-  const isEnvelope = c.req.header("content-type")?.startsWith("application/x-sentry-envelope");
+  if (c.req.header("content-type")?.startsWith("application/x-sentry-envelope")) {
+    return handleEnvelope(c, deps, lease, check.key);
+  }
   const { limits } = deps.services.config;
-  const maxBytes = isEnvelope ? limits.maxEnvelopeBytes : limits.maxEventBytes;
-  const read = await readBody(c.req.raw.body, c.req.header("content-encoding"), maxBytes);
-  if (!read.ok) return reject(c, deps, read.status, read.detail);
-  if (isEnvelope) return handleEnvelope(c, deps, read.body);
+  const refused = admitBody(c, deps, lease, limits.maxEventBytes, check.key, "error");
+  if (refused) return refused;
+  const read = await readBody(
+    c.req.raw.body,
+    c.req.header("content-encoding"),
+    limits.maxEventBytes,
+    {
+      lease,
+    },
+  );
+  if (!read.ok) return bodyFailed(c, deps, read, check.key, "error");
 
   let body = read.body;
   const first = body.find((byte) => byte > 0x20);
@@ -209,4 +367,23 @@ async function commit(c: Context, deps: IngestDeps, writes: IngestBatch): Promis
   const result = await deps.committer.submit(writes);
   if (result.ok) return null;
   return reject(c, deps, result.kind === "invalid" ? 400 : 503, result.detail);
+}
+
+/** A blob store that can remove blobs (not every store can yet). */
+type RemovableBlobStore = BlobStore & { delete?: (key: string) => Promise<void> };
+
+/**
+ * Removes the blobs a refused request wrote, unless an attachment row
+ * already references them (blobs are content-addressed, so another event may
+ * share one). Best effort: a blob left behind is unreferenced, never wrong.
+ */
+async function removeBlobs(deps: IngestDeps, keys: string[]): Promise<void> {
+  const store: RemovableBlobStore = deps.services.blobs;
+  if (keys.length === 0 || !store.delete) return;
+  try {
+    const referenced = await findReferencedAttachmentBlobs(deps.services.db.pool, keys);
+    for (const key of keys) if (!referenced.has(key)) await store.delete(key);
+  } catch (error) {
+    deps.services.log.warn({ err: error, blobs: keys.length }, "could not remove refused blobs");
+  }
 }

@@ -1,28 +1,53 @@
 import { findProjectKey, type Orm } from "@sluice/db";
+import { isPublicKey } from "@sluice/protocol";
+import { LRUCache } from "lru-cache";
 
 export type KnownKey = { keyId: number; projectId: number; isActive: boolean };
 
 /** How long a key lookup is trusted: a disabled key stops working within this. */
 const TTL_MS = 10_000;
-const MAX_ENTRIES = 50_000;
+
+export type KeyCacheOptions = {
+  /** Lookups kept, known and unknown keys alike (SLUICE_KEY_CACHE_ENTRIES). */
+  maxEntries?: number;
+};
+
+/** How a lookup was answered: from the cache, by a query, or refused as not a key at all. */
+export type KeyLookupResult = "hit" | "miss" | "invalid";
 
 /**
  * DSN key lookups with a short in-memory cache, so ingest does not query the
  * database per request. Unknown keys are cached too (as null), so a flood of
- * bad keys costs one query per key per TTL.
+ * bad keys costs one query per key per TTL, and the cache is a bounded LRU,
+ * so it cannot grow past `maxEntries`. A string that is not 32 hex
+ * characters is answered null before the cache or the database sees it.
  */
-export function createKeyCache(orm: Orm) {
-  const entries = new Map<string, { key: KnownKey | null; expiresAt: number }>();
+export function createKeyCache(orm: Orm, options: KeyCacheOptions = {}) {
+  const entries = new LRUCache<string, { key: KnownKey | null }>({
+    max: options.maxEntries ?? 10_000,
+    ttl: TTL_MS,
+    ttlAutopurge: false,
+  });
+  async function find(
+    publicKey: string,
+  ): Promise<{ key: KnownKey | null; result: KeyLookupResult }> {
+    if (!isPublicKey(publicKey)) return { key: null, result: "invalid" };
+    const cached = entries.get(publicKey);
+    if (cached) return { key: cached.key, result: "hit" };
+    const row = await findProjectKey(orm, publicKey);
+    const key = row ? { keyId: row.id, projectId: row.projectId, isActive: row.isActive } : null;
+    entries.set(publicKey, { key });
+    return { key, result: "miss" };
+  }
   return {
+    /** The key and how it was found (for the `sluice_ingest_key_lookups_total` metric). */
+    find,
     async lookup(publicKey: string): Promise<KnownKey | null> {
-      const now = Date.now();
-      const cached = entries.get(publicKey);
-      if (cached && cached.expiresAt > now) return cached.key;
-      const row = await findProjectKey(orm, publicKey);
-      const key = row ? { keyId: row.id, projectId: row.projectId, isActive: row.isActive } : null;
-      if (entries.size >= MAX_ENTRIES) entries.delete(entries.keys().next().value as string);
-      entries.set(publicKey, { key, expiresAt: now + TTL_MS });
-      return key;
+      return (await find(publicKey)).key;
+    },
+    /** Lookups held right now. */
+    size(): number {
+      return entries.size;
     },
   };
 }

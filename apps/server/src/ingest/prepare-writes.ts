@@ -10,9 +10,11 @@ import {
   dataCategoryOf,
   type Envelope,
   type EnvelopeItem,
+  itemTypeLabel,
   type Limits,
   newEventId,
   normalizeEventId,
+  parseBoundedJson,
   parseEventJson,
   resolveEventTime,
 } from "@sluice/protocol";
@@ -31,26 +33,105 @@ export type IngestContext = {
 };
 
 export type PreparedWrites =
-  | { ok: true; writes: IngestBatch; eventId: string | null; itemOutcomes: [string, string][] }
+  | {
+      ok: true;
+      writes: IngestBatch;
+      eventId: string | null;
+      /** (item type label, outcome) pairs for metrics; labels come from a closed set. */
+      itemOutcomes: [string, string][];
+      /** Blob keys this request wrote, to remove if its commit fails. */
+      blobKeys: string[];
+    }
   | { ok: false; status: 400 | 413; detail: string };
 
 const EVENT_LIKE = new Set(["event", "transaction", "feedback", "user_report", "security"]);
 const SESSION_TYPES = new Set(["session", "sessions"]);
 
 /**
+ * Bytes of one client report. Relay refuses envelopes whose client reports
+ * pass 4 KiB together (`max_client_reports_size`, relay-config/src/config.rs);
+ * Sluice ignores a larger one rather than lose the envelope's event with it.
+ */
+const MAX_CLIENT_REPORT_BYTES = 4 * 1024;
+const MAX_CLIENT_REPORT_DEPTH = 8;
+/** Largest quantity one client report entry counts; counters saturate past 2^63-1 anyway. */
+export const MAX_DISCARD_QUANTITY = 2 ** 31 - 1;
+/** Attachment header strings: stored as text (no NUL), and bounded like Sentry's columns. */
+const MAX_ATTACHMENT_NAME_CHARS = 1024;
+const MAX_ATTACHMENT_CONTENT_TYPE_CHARS = 256;
+const MAX_ATTACHMENT_TYPE_CHARS = 64;
+
+/**
  * Turns a parsed envelope into the rows one group commit stores. Checks every
- * limit before anything is written (a 413 names the item type, per Relay's
- * `max_*` limits); stores `event` items as events; writes attachments to the
- * blob store and links them to the envelope's event; reads client reports
- * into `client_discard` outcomes (develop.sentry.dev sdk/telemetry/
- * client-reports); counts every other item, known or not, as an accepted
- * outcome under its data category. `itemOutcomes` are (item type, outcome)
- * pairs for metrics.
+ * limit and every attachment header before anything is written (a 413 names
+ * the item type, per Relay's `max_*` limits; a bad attachment header is a
+ * 400), so that a refused request leaves no blob behind; then writes
+ * attachments to the blob store and links them to the envelope's event.
+ * Stores `event` items as events; reads client reports into `client_discard`
+ * outcomes (develop.sentry.dev sdk/telemetry/client-reports); counts every
+ * other item, known or not, as an outcome under its data category.
  */
 export async function prepareEnvelopeWrites(
   envelope: Envelope,
   ctx: IngestContext,
 ): Promise<PreparedWrites> {
+  const plan = planEnvelopeWrites(envelope, ctx);
+  if (!plan.ok) return plan;
+  const blobKeys: string[] = [];
+  const attachments: AttachmentRow[] = [];
+  for (const { item, row } of plan.attachments) {
+    const { key, sha1 } = await unavailableOnThrow(() =>
+      ctx.blobs.put(`attachments/${ctx.projectId}`, item.payload),
+    );
+    blobKeys.push(key);
+    attachments.push({ ...row, sha1, blobKey: key });
+  }
+  return {
+    ok: true,
+    writes: { events: plan.events, attachments, outcomes: plan.outcomes },
+    eventId: plan.eventId,
+    itemOutcomes: plan.itemOutcomes,
+    blobKeys,
+  };
+}
+
+/**
+ * A failure of a dependency (database, blob store), as opposed to a problem
+ * with the request: ingest answers it 503 so the SDK retries later. Any other
+ * error while handling a request is a problem with that input and gets a 400,
+ * since retrying the same bytes cannot help.
+ */
+export class StorageUnavailableError extends Error {
+  constructor(cause: unknown) {
+    super("storage unavailable", { cause });
+    this.name = "StorageUnavailableError";
+  }
+}
+
+/** Runs an I/O step, turning what it throws into a `StorageUnavailableError`. */
+export async function unavailableOnThrow<T>(step: () => Promise<T>): Promise<T> {
+  try {
+    return await step();
+  } catch (error) {
+    throw new StorageUnavailableError(error);
+  }
+}
+
+type PlannedAttachment = { item: EnvelopeItem; row: Omit<AttachmentRow, "sha1" | "blobKey"> };
+
+type EnvelopePlan =
+  | {
+      ok: true;
+      events: EventRow[];
+      attachments: PlannedAttachment[];
+      outcomes: OutcomeRow[];
+      eventId: string | null;
+      itemOutcomes: [string, string][];
+    }
+  | { ok: false; status: 400 | 413; detail: string };
+
+/** Everything `prepareEnvelopeWrites` decides, without I/O; any refusal happens here. */
+function planEnvelopeWrites(envelope: Envelope, ctx: IngestContext): EnvelopePlan {
   const limitProblem = checkLimits(envelope.items, ctx.limits);
   if (limitProblem) return { ok: false, status: 413, detail: limitProblem };
 
@@ -80,17 +161,20 @@ export async function prepareEnvelopeWrites(
   }
   const eventId = headerEventId ?? events[0]?.eventId ?? null;
 
-  const attachments: AttachmentRow[] = [];
+  const attachments: PlannedAttachment[] = [];
   for (const item of envelope.items) {
     const type = item.headers.type;
+    const label = itemTypeLabel(type);
     if (type === "event") continue;
     if (type === "attachment") {
+      const row = attachmentRow(item, ctx.projectId, eventId ?? "");
+      if (!row.ok) return { ok: false, status: 400, detail: row.detail };
       if (!eventId) {
         counts.add("invalid", "attachment", "missing_event_id", 1);
-        itemOutcomes.push([type, "invalid"]);
+        itemOutcomes.push([label, "invalid"]);
         continue;
       }
-      attachments.push(await storeAttachment(item, eventId, ctx));
+      attachments.push({ item, row: row.row });
       counts.add("accepted", "attachment", "", item.payload.length);
       counts.add("accepted", "attachment_item", "", 1);
     } else if (type === "client_report") {
@@ -99,19 +183,14 @@ export async function prepareEnvelopeWrites(
       const category = dataCategoryOf(type);
       if (category === "unknown") {
         counts.add("filtered", "unknown", "unknown_item_type", 1);
-        itemOutcomes.push([type, "filtered"]);
+        itemOutcomes.push([label, "filtered"]);
         continue;
       }
       counts.add("accepted", category, "", 1);
     }
-    itemOutcomes.push([type, "accepted"]);
+    itemOutcomes.push([label, "accepted"]);
   }
-  return {
-    ok: true,
-    writes: { events, attachments, outcomes: counts.rows() },
-    eventId,
-    itemOutcomes,
-  };
+  return { ok: true, events, attachments, outcomes: counts.rows(), eventId, itemOutcomes };
 }
 
 /**
@@ -190,32 +269,61 @@ function checkLimits(items: EnvelopeItem[], limits: Limits): string | null {
   return null;
 }
 
-async function storeAttachment(
+/**
+ * The attachment row of an item, its header strings checked first: each of
+ * `filename`, `content_type` and `attachment_type` is absent or a string
+ * without NUL (Postgres text refuses it) and of bounded length. Relay also
+ * refuses an item header whose fields have the wrong type.
+ */
+function attachmentRow(
   item: EnvelopeItem,
+  projectId: number,
   eventId: string,
-  ctx: IngestContext,
-): Promise<AttachmentRow> {
-  const { key, sha1 } = await ctx.blobs.put(`attachments/${ctx.projectId}`, item.payload);
-  const filename = typeof item.headers.filename === "string" ? item.headers.filename : "attachment";
+): { ok: true; row: PlannedAttachment["row"] } | { ok: false; detail: string } {
+  const filename = headerString(item, "filename", MAX_ATTACHMENT_NAME_CHARS);
+  if (!filename.ok) return filename;
+  const contentType = headerString(item, "content_type", MAX_ATTACHMENT_CONTENT_TYPE_CHARS);
+  if (!contentType.ok) return contentType;
+  const attachmentType = headerString(item, "attachment_type", MAX_ATTACHMENT_TYPE_CHARS);
+  if (!attachmentType.ok) return attachmentType;
   return {
-    projectId: ctx.projectId,
-    eventId,
-    filename: filename.split(/[/\\]/).pop() || "attachment",
-    contentType: item.headers.content_type ?? "application/octet-stream",
-    attachmentType: item.headers.attachment_type ?? "event.attachment",
-    size: item.payload.length,
-    sha1,
-    blobKey: key,
+    ok: true,
+    row: {
+      projectId,
+      eventId,
+      filename: filename.value?.split(/[/\\]/).pop() || "attachment",
+      contentType: contentType.value ?? "application/octet-stream",
+      attachmentType: attachmentType.value ?? "event.attachment",
+      size: item.payload.length,
+    },
   };
 }
 
-function countClientReport(payload: Buffer, counts: OutcomeCounter) {
-  let report: unknown;
-  try {
-    report = JSON.parse(payload.toString("utf8"));
-  } catch {
-    return;
+function headerString(
+  item: EnvelopeItem,
+  name: "filename" | "content_type" | "attachment_type",
+  maxChars: number,
+): { ok: true; value: string | undefined } | { ok: false; detail: string } {
+  const value: unknown = item.headers[name];
+  if (value === undefined || value === null) return { ok: true, value: undefined };
+  if (typeof value !== "string")
+    return { ok: false, detail: `attachment ${name} must be a string` };
+  if (value.length > maxChars) {
+    return { ok: false, detail: `attachment ${name} is longer than ${maxChars} characters` };
   }
+  if (value.includes("\u0000")) return { ok: false, detail: `attachment ${name} contains NUL` };
+  return { ok: true, value };
+}
+
+/**
+ * Adds a client report's discarded events to the outcomes. A report that is
+ * too large, too deep or not JSON is ignored, as is any malformed entry; each
+ * quantity is clamped to `MAX_DISCARD_QUANTITY`.
+ */
+function countClientReport(payload: Buffer, counts: OutcomeCounter) {
+  const parsed = parseBoundedJson(payload, MAX_CLIENT_REPORT_BYTES, MAX_CLIENT_REPORT_DEPTH);
+  if (!parsed.ok) return;
+  const report = parsed.value;
   const discarded = (report as { discarded_events?: unknown })?.discarded_events;
   if (!Array.isArray(discarded)) return;
   for (const entry of discarded.slice(0, 100)) {
@@ -223,10 +331,15 @@ function countClientReport(payload: Buffer, counts: OutcomeCounter) {
     if (typeof reason !== "string" || typeof category !== "string") continue;
     const n =
       typeof quantity === "number" && Number.isFinite(quantity)
-        ? Math.max(0, Math.floor(quantity))
+        ? Math.min(MAX_DISCARD_QUANTITY, Math.max(0, Math.floor(quantity)))
         : 0;
-    if (n > 0) counts.add("client_discard", category.slice(0, 64), reason.slice(0, 64), n);
+    if (n > 0) counts.add("client_discard", outcomeLabel(category), outcomeLabel(reason), n);
   }
+}
+
+/** A client-supplied outcome category or reason as stored: bounded, without NUL. */
+function outcomeLabel(value: string): string {
+  return value.slice(0, 64).replaceAll("\u0000", "");
 }
 
 /** Outcome increments of one request, keyed by (outcome, category, reason). */

@@ -1,6 +1,7 @@
-import { deflateSync, gzipSync } from "node:zlib";
+import { brotliCompressSync, deflateRawSync, deflateSync, gzipSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
-import { decodeLegacyStoreBody, readBody } from "./read-body.ts";
+import { ByteBudget } from "./byte-budget.ts";
+import { decodeLegacyStoreBody, openBody, readBody } from "./read-body.ts";
 
 const stream = (bytes: Buffer) => new Blob([bytes]).stream();
 
@@ -10,6 +11,8 @@ describe("readBody", () => {
     for (const [encoding, encoded] of [
       ["gzip", gzipSync(text)],
       ["deflate", deflateSync(text)],
+      ["deflate", deflateRawSync(text)],
+      ["br", brotliCompressSync(text)],
       [undefined, text],
     ] as const) {
       const result = await readBody(stream(encoded as Buffer), encoding, 1024);
@@ -36,6 +39,58 @@ describe("readBody", () => {
       ok: false,
       status: 415,
     });
+  });
+});
+
+describe("openBody", () => {
+  it("decodes only up to the first line, then the rest on demand", async () => {
+    const body = gzipSync(Buffer.concat([Buffer.from('{"dsn":"x"}\n'), Buffer.alloc(5_000_000)]));
+    const opened = openBody(stream(body), "gzip", 10_000_000);
+    if (!opened.ok) throw new Error(opened.detail);
+    const line = await opened.reader.readLine(1024);
+    expect(line).toMatchObject({ ok: true, ended: false });
+    expect(line.ok && line.line.toString()).toBe('{"dsn":"x"}');
+    const all = await opened.reader.readAll();
+    expect(all.ok && all.body.length).toBe(5_000_012);
+  });
+
+  it("stops a line that has no newline soon after its bound, without decoding the rest", async () => {
+    const body = gzipSync(Buffer.alloc(100_000_000, "["));
+    const started = performance.now();
+    const opened = openBody(stream(body), "gzip", 200_000_000);
+    if (!opened.ok) throw new Error(opened.detail);
+    const line = await opened.reader.readLine(64 * 1024);
+    expect(line.ok && line.line.length).toBe(64 * 1024 + 1);
+    await opened.reader.cancel();
+    expect(performance.now() - started).toBeLessThan(300);
+  });
+
+  it("returns the whole body as the line when it has no newline", async () => {
+    const opened = openBody(stream(Buffer.from("{}")), undefined, 1024);
+    if (!opened.ok) throw new Error(opened.detail);
+    expect(await opened.reader.readLine(1024)).toMatchObject({ ok: true, ended: true });
+  });
+});
+
+describe("readBody with a byte budget", () => {
+  it("takes wire and decoded bytes from the budget and answers 503 past it", async () => {
+    const budget = new ByteBudget(1024 * 1024);
+    const lease = budget.lease();
+    const fits = await readBody(stream(Buffer.alloc(512 * 1024)), undefined, 10_000_000, { lease });
+    expect(fits.ok).toBe(true);
+    expect(budget.used).toBe(512 * 1024);
+    const other = budget.lease();
+    const shed = await readBody(stream(Buffer.alloc(600 * 1024)), undefined, 10_000_000, {
+      lease: other,
+    });
+    expect(shed).toMatchObject({ ok: false, status: 503 });
+    other.release();
+    lease.release();
+    expect(budget.used).toBe(0);
+    const bomb = await readBody(stream(gzipSync(Buffer.alloc(4_000_000))), "gzip", 10_000_000, {
+      lease: budget.lease(),
+    });
+    expect(bomb).toMatchObject({ ok: false, status: 503 });
   });
 });
 

@@ -1,48 +1,81 @@
+import { pipeline, Readable, type Transform } from "node:stream";
 import { promisify } from "node:util";
-import { brotliDecompress, gunzip, inflate, inflateRaw } from "node:zlib";
+import {
+  createBrotliDecompress,
+  createGunzip,
+  createInflate,
+  createInflateRaw,
+  inflate,
+} from "node:zlib";
+import type { ByteLease } from "./byte-budget.ts";
 
-export type BodyResult =
-  | { ok: true; body: Buffer }
-  | { ok: false; status: 400 | 413 | 415; detail: string };
+export type BodyFailure = { ok: false; status: 400 | 413 | 415 | 503; detail: string };
 
-type Decoder = (input: Buffer, options: { maxOutputLength: number }) => Promise<Buffer>;
+/** A whole body, or why it cannot be read (503: the process has too many bytes in flight). */
+export type BodyResult = { ok: true; body: Buffer } | BodyFailure;
 
-const inflateAsync: Decoder = promisify(inflate);
-const inflateRawAsync: Decoder = promisify(inflateRaw);
-const decoders: Record<string, Decoder> = {
-  gzip: promisify(gunzip),
-  "x-gzip": promisify(gunzip),
-  deflate: inflateAsync,
-  br: promisify(brotliDecompress),
+/** The first line of a body: `line` excludes the newline; `ended` when the body has no more. */
+export type LineResult = { ok: true; line: Buffer; ended: boolean } | BodyFailure;
+
+export type ReadBodyOptions = {
+  /**
+   * The request's share of the process's bytes in flight: wire bytes and
+   * decoded bytes are taken from it as they are held; past it, reading
+   * stops with a 503.
+   */
+  lease?: ByteLease;
+};
+
+/** Detail of the 503 answered when the process holds too many body bytes. */
+export const SHED_DETAIL = "too many request bytes in flight; retry later";
+
+const DECODED_CHUNK_BYTES = 64 * 1024;
+const NEWLINE = 0x0a;
+
+type DecoderFactory = (firstBytes: Buffer) => Transform;
+
+const decoders: Record<string, DecoderFactory> = {
+  gzip: () => createGunzip({ chunkSize: DECODED_CHUNK_BYTES }),
+  "x-gzip": () => createGunzip({ chunkSize: DECODED_CHUNK_BYTES }),
+  // HTTP's deflate is zlib-wrapped, but some clients send raw deflate: tell them apart by the zlib header.
+  deflate: (first) =>
+    isZlibHeader(first)
+      ? createInflate({ chunkSize: DECODED_CHUNK_BYTES })
+      : createInflateRaw({ chunkSize: DECODED_CHUNK_BYTES }),
+  br: () => createBrotliDecompress({ chunkSize: DECODED_CHUNK_BYTES }),
 };
 
 /**
  * Reads a request body of at most `maxBytes` after decoding its
  * `Content-Encoding` (gzip, x-gzip, deflate, br; identity otherwise, as
  * Relay's `HttpEncoding::parse` treats unknown values). Memory stays bounded:
- * reading stops past `maxBytes` on the wire, and decompression runs off the
- * event loop with zlib's `maxOutputLength`, which aborts a bomb as soon as
- * its output passes `maxBytes`. Chunked bodies work the same. `zstd` gets a
- * 415, since Node 20 has no decoder for it.
+ * reading stops past `maxBytes` on the wire, decoding streams (off the event
+ * loop, in zlib's threads) and stops as soon as its output passes `maxBytes`,
+ * so a bomb costs at most `maxBytes`. Chunked bodies work the same. `zstd`
+ * gets a 415, since Node 20 has no decoder for it. With `options.lease`,
+ * every byte held is taken from the process's budget first (503 past it).
  */
 export async function readBody(
   stream: ReadableStream<Uint8Array> | null,
   contentEncoding: string | undefined,
   maxBytes: number,
+  options: ReadBodyOptions = {},
 ): Promise<BodyResult> {
-  const chunks: Buffer[] = [];
-  let received = 0;
-  if (stream) {
-    for await (const chunk of stream) {
-      received += chunk.byteLength;
-      if (received > maxBytes) {
-        await stream.cancel().catch(() => {});
-        return { ok: false, status: 413, detail: `request body is larger than ${maxBytes} bytes` };
-      }
-      chunks.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
-    }
-  }
-  const raw = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, received);
+  const reader = openBody(stream, contentEncoding, maxBytes, options);
+  return reader.ok ? reader.reader.readAll() : reader;
+}
+
+/**
+ * Opens a body for reading in steps: `readLine` decodes only up to the first
+ * newline (so the envelope header's DSN can be checked before the rest is
+ * decoded), then `readAll` goes on to the end. Limits as in `readBody`.
+ */
+export function openBody(
+  stream: ReadableStream<Uint8Array> | null,
+  contentEncoding: string | undefined,
+  maxBytes: number,
+  options: ReadBodyOptions = {},
+): { ok: true; reader: BodyReader } | BodyFailure {
   const encoding = contentEncoding?.trim().toLowerCase() ?? "identity";
   if (encoding === "zstd") {
     return {
@@ -51,32 +84,171 @@ export async function readBody(
       detail: "Content-Encoding zstd is not supported; use gzip or br",
     };
   }
-  const decode = decoders[encoding];
-  if (!decode) return { ok: true, body: raw };
-  const decoded = await decodeBounded(decode, raw, maxBytes, encoding);
-  if (decoded.ok || decoded.status !== 400 || encoding !== "deflate") return decoded;
-  return decodeBounded(inflateRawAsync, raw, maxBytes, encoding);
+  const decoder = Object.hasOwn(decoders, encoding) ? decoders[encoding] : undefined;
+  return {
+    ok: true,
+    reader: new BodyReader(stream, encoding, decoder ?? null, maxBytes, options.lease ?? null),
+  };
 }
 
-async function decodeBounded(
-  decode: Decoder,
-  input: Buffer,
-  maxBytes: number,
-  name: string,
-): Promise<BodyResult> {
-  try {
-    return { ok: true, body: await decode(input, { maxOutputLength: maxBytes }) };
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ERR_BUFFER_TOO_LARGE") {
-      return {
-        ok: false,
-        status: 413,
-        detail: `decompressed body is larger than ${maxBytes} bytes`,
-      };
-    }
-    return { ok: false, status: 400, detail: `body is not valid ${name} data` };
+class BodyError extends Error {
+  constructor(readonly failure: BodyFailure) {
+    super(failure.detail);
   }
 }
+
+/** A body being read; see `openBody`. */
+export class BodyReader {
+  private readonly chunks: Buffer[] = [];
+  private decodedBytes = 0;
+  private wireBytes = 0;
+  private scanned = 0;
+  private ended = false;
+  private failure: BodyFailure | null = null;
+  private source: AsyncIterator<Buffer> | null = null;
+
+  constructor(
+    private readonly stream: ReadableStream<Uint8Array> | null,
+    private readonly encoding: string,
+    private readonly decoder: DecoderFactory | null,
+    private readonly maxBytes: number,
+    private readonly lease: ByteLease | null,
+  ) {}
+
+  /** Decodes up to the first newline, or `maxLineBytes + 1` bytes when there is none that soon. */
+  async readLine(maxLineBytes: number): Promise<LineResult> {
+    while (true) {
+      const found = this.findNewline(maxLineBytes + 1);
+      if (found >= 0) return { ok: true, line: this.prefix(found), ended: false };
+      if (this.decodedBytes > maxLineBytes) {
+        return { ok: true, line: this.prefix(maxLineBytes + 1), ended: false };
+      }
+      if (this.ended) return { ok: true, line: this.prefix(this.decodedBytes), ended: true };
+      const pulled = await this.pull();
+      if (pulled) return pulled;
+    }
+  }
+
+  /** Decodes to the end and returns the whole body (including what `readLine` saw). */
+  async readAll(): Promise<BodyResult> {
+    while (!this.ended) {
+      const pulled = await this.pull();
+      if (pulled) return pulled;
+    }
+    const body =
+      this.chunks.length === 1
+        ? (this.chunks[0] as Buffer)
+        : Buffer.concat(this.chunks, this.decodedBytes);
+    // Keep one copy only: the pieces are garbage once joined.
+    this.chunks.splice(0, this.chunks.length, body);
+    return { ok: true, body };
+  }
+
+  /** Stops reading (the rest of the body is discarded). */
+  async cancel(): Promise<void> {
+    this.ended = true;
+    await this.source?.return?.().catch(() => {});
+    await this.stream?.cancel().catch(() => {});
+  }
+
+  private async pull(): Promise<BodyFailure | null> {
+    if (this.failure) return this.failure;
+    try {
+      this.source ??= await this.openSource();
+      const next = await this.source.next();
+      if (next.done) {
+        this.ended = true;
+        return null;
+      }
+      this.decodedBytes += next.value.length;
+      if (this.decodedBytes > this.maxBytes) {
+        throw new BodyError({
+          ok: false,
+          status: 413,
+          detail: `decompressed body is larger than ${this.maxBytes} bytes`,
+        });
+      }
+      this.hold();
+      this.chunks.push(next.value);
+      return null;
+    } catch (error) {
+      this.failure =
+        error instanceof BodyError
+          ? error.failure
+          : { ok: false, status: 400, detail: `body is not valid ${this.encoding} data` };
+      await this.cancel();
+      return this.failure;
+    }
+  }
+
+  /** Takes what the request holds (wire bytes, plus decoded ones when they are copies) from the budget. */
+  private hold() {
+    const held = this.wireBytes + (this.decoder ? this.decodedBytes : 0);
+    if (this.lease && !this.lease.reserve(held)) {
+      throw new BodyError({ ok: false, status: 503, detail: SHED_DETAIL });
+    }
+  }
+
+  private async openSource(): Promise<AsyncIterator<Buffer>> {
+    const wire = this.wireChunks();
+    if (!this.decoder) return wire;
+    const first = await wire.next();
+    if (first.done) return wire;
+    async function* all() {
+      yield first.value;
+      yield* wire;
+    }
+    const decoder = this.decoder(first.value);
+    // pipeline, not pipe: a wire failure (413, 503) must reach the reader as the decoder's error.
+    pipeline(Readable.from(all()), decoder, () => {});
+    return decoder[Symbol.asyncIterator]();
+  }
+
+  private async *wireChunks(): AsyncGenerator<Buffer> {
+    if (!this.stream) return;
+    for await (const chunk of this.stream) {
+      this.wireBytes += chunk.byteLength;
+      if (this.wireBytes > this.maxBytes) {
+        throw new BodyError({
+          ok: false,
+          status: 413,
+          detail: `request body is larger than ${this.maxBytes} bytes`,
+        });
+      }
+      this.hold();
+      yield Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    }
+  }
+
+  private findNewline(limit: number): number {
+    let offset = 0;
+    for (const chunk of this.chunks) {
+      if (offset + chunk.length > this.scanned) {
+        const from = Math.max(0, this.scanned - offset);
+        const index = chunk.indexOf(NEWLINE, from);
+        if (index >= 0) return offset + index;
+      }
+      offset += chunk.length;
+      if (offset >= limit) break;
+    }
+    this.scanned = offset;
+    return -1;
+  }
+
+  private prefix(length: number): Buffer {
+    const all = this.chunks.length === 1 ? (this.chunks[0] as Buffer) : Buffer.concat(this.chunks);
+    return all.subarray(0, Math.min(length, all.length));
+  }
+}
+
+function isZlibHeader(bytes: Buffer): boolean {
+  const cmf = bytes[0];
+  const flg = bytes[1];
+  if (cmf === undefined || (cmf & 0x0f) !== 8) return false;
+  return flg === undefined || ((cmf << 8) | flg) % 31 === 0;
+}
+
+const inflateAsync = promisify(inflate);
 
 /**
  * Decodes the legacy `/store/` body form `base64(zlib(json))` that old SDKs
@@ -85,12 +257,19 @@ async function decodeBounded(
 export async function decodeLegacyStoreBody(body: Buffer, maxBytes: number): Promise<BodyResult> {
   const text = body.toString("latin1").trim();
   if (!/^[A-Za-z0-9+/=\s]+$/.test(text)) return { ok: true, body };
-  const decoded = await decodeBounded(
-    inflateAsync,
-    Buffer.from(text, "base64"),
-    maxBytes,
-    "base64 zlib",
-  );
-  if (decoded.ok || decoded.status === 413) return decoded;
-  return { ok: false, status: 400, detail: "store body is neither JSON nor base64 zlib data" };
+  try {
+    return {
+      ok: true,
+      body: await inflateAsync(Buffer.from(text, "base64"), { maxOutputLength: maxBytes }),
+    };
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ERR_BUFFER_TOO_LARGE") {
+      return {
+        ok: false,
+        status: 413,
+        detail: `decompressed body is larger than ${maxBytes} bytes`,
+      };
+    }
+    return { ok: false, status: 400, detail: "store body is neither JSON nor base64 zlib data" };
+  }
 }

@@ -53,7 +53,7 @@ export type StoredEvent = { projectId: number; eventId: string; receivedAt: Date
  * one round trip: events are inserted only where `event_ids` took their
  * `(project, event_id)` (a retry stores nothing and still succeeds),
  * attachments are idempotent on (project, event, filename, sha1), outcome
- * counters are added to. Rows are passed as three JSON parameters read by
+ * counters are added to, saturating at 2^63-1. Rows are passed as three JSON parameters read by
  * `json_to_recordset`, the cheapest multi-row path from Node measured here
  * (shared/docs/DESIGN.md). The caller must pass events unique by
  * (project, event_id) and outcomes unique by key, sorted (no deadlocks).
@@ -61,7 +61,7 @@ export type StoredEvent = { projectId: number; eventId: string; receivedAt: Date
  */
 export async function insertIngestBatch(pool: pg.Pool, batch: IngestBatch): Promise<StoredEvent[]> {
   const result = await pool.query({
-    name: "sluice_insert_ingest_batch_2",
+    name: "sluice_insert_ingest_batch_3",
     text: INSERT_BATCH,
     values: [
       eventsJson(batch.events),
@@ -110,6 +110,9 @@ function outcomeRecords(batch: IngestBatch) {
   }));
 }
 
+/** Outcome counters saturate at bigint's maximum instead of failing the statement (and its events). */
+const MAX_BIGINT = "9223372036854775807";
+
 const INSERT_BATCH = `
 WITH ev AS (
   SELECT * FROM json_to_recordset($1::json) AS x(
@@ -135,10 +138,30 @@ WITH ev AS (
   RETURNING 1
 ), counted AS (
   INSERT INTO outcomes AS o (project_id, hour, outcome, category, reason, quantity)
-  SELECT * FROM json_to_recordset($3::json) AS c(
-    project_id bigint, hour timestamptz, outcome text, category text, reason text, quantity bigint)
+  SELECT c.project_id, c.hour, c.outcome, c.category, c.reason,
+         LEAST(GREATEST(c.quantity, 0), ${MAX_BIGINT})::bigint
+    FROM json_to_recordset($3::json) AS c(
+    project_id bigint, hour timestamptz, outcome text, category text, reason text, quantity numeric)
   ON CONFLICT (project_id, hour, outcome, category, reason)
-    DO UPDATE SET quantity = o.quantity + excluded.quantity
+    DO UPDATE SET quantity = LEAST(o.quantity::numeric + excluded.quantity, ${MAX_BIGINT})::bigint
   RETURNING 1
 )
 SELECT project_id, event_id::text AS event_id, received_at FROM stored`;
+
+/**
+ * The blob keys of `keys` that some attachment row references, so that the
+ * blobs of a failed request are removed only when nothing else uses them
+ * (attachment blobs are content-addressed and shared).
+ */
+export async function findReferencedAttachmentBlobs(
+  pool: pg.Pool,
+  keys: string[],
+): Promise<Set<string>> {
+  if (keys.length === 0) return new Set();
+  const result = await pool.query({
+    name: "sluice_referenced_attachment_blobs",
+    text: "SELECT DISTINCT blob_key FROM attachments WHERE blob_key = ANY($1::text[])",
+    values: [keys],
+  });
+  return new Set(result.rows.map((row) => row.blob_key as string));
+}

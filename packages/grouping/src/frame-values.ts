@@ -1,73 +1,122 @@
 import type { Frame } from "@sluice/protocol";
+import { platformFamily } from "./stacktrace-rules.ts";
 
-const JS_PLATFORMS = new Set(["javascript", "node"]);
+export { isInApp } from "./legacy/frame-values-legacy.ts";
+
 const CONTEXT_LINE_PLATFORMS = new Set(["javascript", "node", "python", "php", "ruby"]);
-const JS_IGNORED_PATHS = new Set(["[native code]", "native code", "eval code", "<anonymous>"]);
-const JS_ANONYMOUS = new Set([
+const JS_LOW_QUALITY_PATHS = new Set(["[native code]", "native code", "eval code", "<anonymous>"]);
+const JS_UNKNOWN_FUNCTIONS = new Set([
   "?",
   "<anonymous function>",
   "<anonymous>",
   "Anonymous function",
-  "",
 ]);
-/** all-platforms@2023-01-11 enhancement rules that mark node internals `-group`. */
-const NEVER_GROUPED_FUNCTIONS = new Set(["runMicrotasks", "processTicksAndRejections"]);
 const MAX_CONTEXT_LINE = 120;
 
+const RUBY_ERB = /__\d{4,}_\d{4,}$/;
+const JAVA_REFLECT = /(sun\.reflect\.Generated(?:Serialization)?ConstructorAccessor)\d+/g;
+const JAVA_CGLIB = /(\$\$[\w_]+?CGLIB\$\$)[a-fA-F0-9]+(_[0-9]+)?/g;
+const JAVA_ASSIST = /(\$\$_javassist)(?:_seam)?(?:_[0-9]+)?/g;
+const CLOJURE_FN = /(\$fn__)\d+/g;
+
 /**
- * The values a frame adds to its group hash: `[module, filename, function,
- * context_line]`, each only when it contributes (Sentry src/sentry/grouping/
- * strategies/newstyle.py `frame`, SENTRY_PROTOCOL.md §7.3). Null when the
- * frame does not contribute at all.
+ * Whether a path is a URL for grouping (Sentry's `has_url_origin` in
+ * src/sentry/grouping/strategies/utils.py with `allow_file_origin`, as the
+ * newstyle configs call it): `http:`, `https:`, `applewebdata:` and `blob:`
+ * are; `file://` paths are not, so their filename still groups.
+ */
+export function hasUrlOrigin(path: string | undefined): boolean {
+  return path !== undefined && /^(https?|applewebdata|blob):/.test(path);
+}
+
+/**
+ * The values a frame adds to its group hash, in Sentry's order `[module,
+ * filename, function, context_line]`, each only where it contributes
+ * (src/sentry/grouping/strategies/newstyle.py `frame`): the module wins
+ * over the filename; the filename is the lowercased basename, dropped for
+ * URLs, `<anonymous>` and `[native code]`; context lines count on
+ * JavaScript, Node, Python, PHP and Ruby when at most 120 chars; JavaScript
+ * function names lose their `Object.` prefix and are dropped when unknown or
+ * when a source map was used and the context line counts; generated Ruby,
+ * Java and Clojure names are cleaned. Null when the frame does not
+ * contribute at all (e.g. low-quality JavaScript frames).
  */
 export function frameValues(frame: Frame, eventPlatform: string): string[] | null {
   const platform = frame.platform ?? eventPlatform;
-  const isJs = JS_PLATFORMS.has(platform);
-  const absPath = frame.abs_path ?? "";
-  const fn = frame.function ?? frame.raw_function;
-  if (isJs && (fn === "eval" || JS_IGNORED_PATHS.has(absPath))) return null;
-  if (fn && NEVER_GROUPED_FUNCTIONS.has(fn)) return null;
-  const isUrl = /^[a-z][a-z0-9+.-]*:\/\//i.test(absPath);
+  const isJs = platformFamily(platform) === "javascript";
+  const absPath = frame.abs_path;
 
-  const values: string[] = [];
-  let module = frame.module;
-  if (module && isJs && module.includes("/") && absPath.endsWith(module)) module = undefined;
-  if (module) values.push(module);
-
-  if (!module) {
-    const path = frame.filename ?? frame.abs_path;
-    const ignoredPath = isUrl || path === "<anonymous>" || path === "[native code]";
-    if (path && !ignoredPath) {
-      const base = path.split(/[/\\]/).pop()?.toLowerCase();
-      if (base) values.push(base);
+  const module = moduleValue(frame, platform);
+  const filenameSource = frame.filename ?? frame.abs_path;
+  let filename: string | null = null;
+  if (filenameSource !== undefined) {
+    const base = (filenameSource.split(/[/\\]/).pop() ?? "").toLowerCase();
+    if (!hasUrlOrigin(absPath) && base !== "<anonymous>" && base !== "[native code]") {
+      filename = platform === "java" ? base.replace(JAVA_ASSIST, "$1<auto>") : base;
     }
   }
 
   let contextLine: string | null = null;
   if (CONTEXT_LINE_PLATFORMS.has(platform) && typeof frame.context_line === "string") {
-    const line = frame.context_line;
-    const droppedForJs = isJs && !fn && isUrl;
-    if (line.length <= MAX_CONTEXT_LINE && !droppedForJs) {
-      const collapsed = line.trim().replace(/\s+/g, " ");
-      if (collapsed !== "") contextLine = collapsed;
-    }
+    const line = frame.context_line.replaceAll("\t", "  ").trim().split(/\s+/).join(" ");
+    const tooLong = frame.context_line.length > MAX_CONTEXT_LINE;
+    const urlWithoutFunction = isJs && !frame.function && hasUrlOrigin(absPath);
+    if (line !== "" && !tooLong && !urlWithoutFunction) contextLine = line;
   }
 
-  const functionName = fn ? groupingFunctionName(fn, isJs) : null;
-  const sourceMapped = frame.data !== undefined && frame.data.sourcemap !== undefined;
-  if (functionName && !(isJs && sourceMapped && contextLine)) values.push(functionName);
-  if (contextLine) values.push(contextLine);
+  let fn = functionValue(frame, platform);
+  if (isJs) {
+    const sourceMapped = frame.data?.sourcemap !== undefined && frame.data.sourcemap !== null;
+    if (sourceMapped && contextLine !== null) fn = null;
+    const raw = (frame.raw_function ?? frame.function ?? "").split(".").pop() ?? "";
+    if (raw === "" || JS_UNKNOWN_FUNCTIONS.has(raw) || raw.endsWith("/<")) fn = null;
+    if (raw === "eval" || (absPath !== undefined && JS_LOW_QUALITY_PATHS.has(absPath))) return null;
+  }
+
+  const values: string[] = [];
+  if (module !== null) values.push(module);
+  else if (filename !== null) values.push(filename);
+  if (fn !== null) values.push(fn);
+  if (contextLine !== null) values.push(contextLine);
   return values.length > 0 ? values : null;
 }
 
-function groupingFunctionName(name: string, isJs: boolean): string | null {
-  if (!isJs) return name;
-  if (JS_ANONYMOUS.has(name) || name.endsWith("/<")) return null;
-  const trimmed = name.split(".").pop() ?? name;
-  return JS_ANONYMOUS.has(trimmed) ? null : trimmed;
+function moduleValue(frame: Frame, platform: string): string | null {
+  const module = frame.module;
+  if (module === undefined || module === "") return null;
+  if (platform === "javascript" && module.includes("/") && frame.abs_path?.endsWith(module)) {
+    return null;
+  }
+  if (platform !== "java") return module;
+  if (module.includes("$$Lambda$")) return null;
+  if (module.startsWith("sun.reflect.GeneratedMethodAccessor")) {
+    return "sun.reflect.GeneratedMethodAccessor";
+  }
+  if (module.startsWith("jdk.internal.reflect.GeneratedMethodAccessor")) {
+    return "jdk.internal.reflect.GeneratedMethodAccessor";
+  }
+  return module
+    .replace(JAVA_REFLECT, "$1<auto>")
+    .replace(JAVA_CGLIB, "$1<auto>")
+    .replace(JAVA_ASSIST, "$1<auto>")
+    .replace(CLOJURE_FN, "$1<auto>");
 }
 
-/** Two frames are the same call when these fields match (recursion is hashed once). */
+function functionValue(frame: Frame, platform: string): string | null {
+  const fn = frame.function || frame.raw_function;
+  if (!fn) return null;
+  const family = platformFamily(platform);
+  if (platform === "ruby") return fn.startsWith("block ") ? "block" : fn.replace(RUBY_ERB, "");
+  if (platform === "php" && (fn.startsWith("[Anonymous") || fn.startsWith("class@anonymous\0"))) {
+    return null;
+  }
+  if (platform === "java" && fn.startsWith("lambda$")) return null;
+  if (family === "native" && (fn === "<redacted>" || fn === "<unknown>")) return null;
+  if (family === "javascript") return fn.split(".").pop() || null;
+  return fn;
+}
+
+/** Two frames are the same call when these fields match (Sentry's `is_recursion_v1`). */
 export function sameCall(a: Frame, b: Frame): boolean {
   return (
     a.abs_path === b.abs_path &&
@@ -78,20 +127,4 @@ export function sameCall(a: Frame, b: Frame): boolean {
     a.lineno === b.lineno &&
     a.colno === b.colno
   );
-}
-
-/**
- * Whether a frame is the application's own code, when the SDK did not say:
- * third-party paths (`node_modules`, `site-packages`, `dist-packages`,
- * `vendor`, Go module cache) are not; webpack `webpack:`/`app:` sources are,
- * unless under `~/` or `node_modules`; anything else is not
- * (all-platforms@2023-01-11 and src/sentry/stacktraces/processing.py).
- */
-export function isInApp(frame: Frame): boolean {
-  if (typeof frame.in_app === "boolean") return frame.in_app;
-  const path = frame.abs_path ?? frame.filename ?? "";
-  if (/(^|\/)(node_modules|site-packages|dist-packages|vendor)\//.test(path)) return false;
-  if (/\/go\/pkg\/mod\//.test(path)) return false;
-  if (/^(webpack|app):/.test(path)) return !/^(webpack|app):\/\/\/?~\//.test(path);
-  return false;
 }

@@ -74,4 +74,132 @@ describe("hashEvent", () => {
       "0123456789abcdef0123456789abcdef",
     ]);
   });
+
+  it("groups an empty or all-null fingerprint by default, not as one issue", () => {
+    const frames = [frame("boom", "raise x")];
+    const a = error("NameError", "x", frames);
+    const b = error("TypeError", "y", [frame("other", "raise y")]);
+    for (const fingerprint of [[], [null]]) {
+      expect(hashes({ ...a, fingerprint })).toEqual(hashes(a));
+      expect(hashes({ ...a, fingerprint })).not.toEqual(hashes({ ...b, fingerprint }));
+    }
+    expect(hashes({ message: "a", fingerprint: [] })).not.toEqual(
+      hashes({ message: "b", fingerprint: [] }),
+    );
+  });
+
+  it("groups JavaScript errors without in-app frames by their stack, not their message", () => {
+    const js = (fn: string, value: string) => ({
+      platform: "javascript",
+      exception: {
+        values: [{ type: "Error", value, stacktrace: { frames: [frame(fn, "go()", false)] } }],
+      },
+    });
+    expect(hashes(js("render", "bad"))).not.toEqual(hashes(js("commit", "bad")));
+    expect(hashes(js("render", "bad 1"))).toEqual(hashes(js("render", "other text")));
+    expect(hashEvent(normalizeEvent(js("render", "bad"), meta)).map((h) => h.variant)).toEqual([
+      "system",
+    ]);
+  });
+
+  it("keeps the filename of file:// frames, drops it for http(s) URLs", () => {
+    const at = (absPath: string) => ({
+      platform: "javascript",
+      stacktrace: { frames: [{ function: "run", abs_path: absPath, in_app: true }] },
+    });
+    expect(hashes(at("file:///app/a.js"))).not.toEqual(hashes(at("file:///app/b.js")));
+    expect(hashes(at("https://x.test/a.js"))).toEqual(hashes(at("https://x.test/b.js")));
+  });
+
+  it("groups exception groups by the group and its distinct, parameterized children", () => {
+    const child = (id: number, type: string, value: string) => ({
+      type,
+      value,
+      mechanism: { type: "chained", exception_id: id, parent_id: 0 },
+    });
+    const group = (children: object[], value = "One or more errors occurred.") => ({
+      exception: {
+        values: [
+          ...children,
+          {
+            type: "System.AggregateException",
+            value,
+            mechanism: { type: "generic", is_exception_group: true, exception_id: 0 },
+          },
+        ],
+      },
+    });
+    const ab = hashes(group([child(2, "B", "Test 2"), child(1, "A", "Test 1")]));
+    expect(hashes(group([child(2, "A", "Test 1"), child(1, "B", "Test 2")]))).toEqual(ab);
+    expect(hashes(group([child(2, "B", "Test 7"), child(1, "A", "Test 8")]))).toEqual(ab);
+    expect(hashes(group([child(2, "B", "Test 2"), child(1, "A", "Test 1")], "Other"))).not.toEqual(
+      ab,
+    );
+    // Identical children fold into one, which then stands for the whole group.
+    const twice = hashes(group([child(2, "A", "Test 1"), child(1, "A", "Test 2")]));
+    expect(twice).toEqual(hashes({ exception: { values: [{ type: "A", value: "Test 1" }] } }));
+  });
+
+  it("applies the built-in Cocoa rules: app bundle frames are in-app, system block_invoke frames do not group", () => {
+    const cocoa = (fns: [string, string | undefined][]) => ({
+      platform: "cocoa",
+      threads: {
+        values: [
+          {
+            current: true,
+            stacktrace: {
+              frames: fns.map(([fn, pkg]) => ({ function: fn, package: pkg, in_app: false })),
+            },
+          },
+        ],
+      },
+    });
+    const app = "/private/var/containers/Bundle/Application/X/Foo.app/Foo";
+    const base = hashes(cocoa([["main", app]]));
+    expect(
+      hashes(
+        cocoa([
+          ["main", app],
+          ["__0_block_invoke_2", undefined],
+        ]),
+      ),
+    ).toEqual(base);
+    expect(
+      hashes(
+        cocoa([
+          ["main", app],
+          ["__0_block_invoke_2", app],
+        ]),
+      ),
+    ).not.toEqual(base);
+    const lib = "/usr/lib/libfoo.dylib";
+    expect(
+      hashes(
+        cocoa([
+          ["main", app],
+          ["a", lib],
+        ]),
+      )[0],
+    ).toBe(
+      hashes(
+        cocoa([
+          ["main", app],
+          ["b", lib],
+        ]),
+      )[0],
+    );
+  });
+
+  it("groups CSP reports by directive and blocked host, not by message text", () => {
+    const csp = (blocked: string, message: string) => ({
+      logentry: { formatted: message },
+      csp: { effective_directive: "script-src", blocked_uri: blocked },
+    });
+    expect(hashes(csp("https://cdn.test/a.js", "Blocked 'script' from 'cdn.test'"))).toEqual(
+      hashes(csp("https://cdn.test/b.js?x=1", "something else")),
+    );
+    expect(hashes(csp("https://cdn.test/a.js", "m"))).not.toEqual(
+      hashes(csp("https://other.test/a.js", "m")),
+    );
+  });
 });

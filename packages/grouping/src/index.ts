@@ -1,4 +1,6 @@
+export {
+  type FingerprintRule,
+  matchFingerprintRules,
+  parseFingerprintRules,
+} from "./fingerprint-rules.ts";
 export { frameValues, isInApp } from "./frame-values.ts";
-export { type GroupHash, type GroupingVariant, hashEvent } from "./hash-event.ts";
-export { describeIssue, type IssueMetadata } from "./issue-metadata.ts";
-export { parameterizeMessage } from "./parameterize-message.ts";

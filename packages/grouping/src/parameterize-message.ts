@@ -5,24 +5,29 @@
  * parameterization.py, SENTRY_PROTOCOL.md §7.4), applied in its priority
  * order: email, url, ip, uuid, sha1, md5, date, duration, hex, float, int,
  * and quoted strings or bools after `=`. Keeps the first two non-empty lines,
- * adding `...` when more were cut.
+ * adding `...` when that changed the text (Sentry's
+ * `normalize_message_for_grouping`: also for blank lines or a trailing newline).
  */
 export function parameterizeMessage(message: string): string {
-  const lines = message.split("\n").filter((line) => line.trim() !== "");
+  const lines = message.split(/\r\n|\r|\n/).filter((line) => line.trim() !== "");
   let text = lines.slice(0, 2).join("\n");
-  if (lines.length > 2) text += "...";
-  return text.replace(PATTERN, (match, ...groups) => {
-    const named = groups.at(-1) as Record<string, string | undefined>;
-    for (const [name, value] of Object.entries(named)) {
-      if (value === undefined) continue;
-      return `<${name}>`;
+  if (text !== message) text += "...";
+  return text.replace(PATTERN, (match, ...groups: unknown[]) => {
+    // Each part is one capturing group, in PARTS order; the first set one matched.
+    for (let i = 0; i < PARTS.length; i++) {
+      if (groups[i] !== undefined) return `<${(PARTS[i] as [string, string])[0]}>`;
     }
     return match;
   });
 }
 
 const PARTS: [string, string][] = [
-  ["email", String.raw`[a-zA-Z0-9.!#$%&'*+/=?^_\x60{|}~-]+@[a-zA-Z0-9-]+(?:\.[a-zA-Z0-9-]+)+`],
+  // The lookbehind starts a match only where a run of local-part characters
+  // starts: without it every position of a long run rescans it (quadratic).
+  [
+    "email",
+    String.raw`(?<![a-zA-Z0-9.!#$%&'*+/=?^_\x60{|}~-])[a-zA-Z0-9.!#$%&'*+/=?^_\x60{|}~-]+@[a-zA-Z0-9-]+(?:\.[a-zA-Z0-9-]+)+`,
+  ],
   ["url", String.raw`\b(?:https?|ftp|wss?):\/\/[^\s/$.?#].[^\s'"]*`],
   ["ip", String.raw`\b(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)\b`],
   [
@@ -43,4 +48,4 @@ const PARTS: [string, string][] = [
   ["bool", String.raw`(?<==)(?:true|false)\b`],
 ];
 
-const PATTERN = new RegExp(PARTS.map(([name, source]) => `(?<${name}>${source})`).join("|"), "g");
+const PATTERN = new RegExp(PARTS.map(([, source]) => `(${source})`).join("|"), "g");

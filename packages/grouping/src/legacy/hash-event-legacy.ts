@@ -1,14 +1,20 @@
 import { createHash } from "node:crypto";
 import type { ExceptionValue, Frame, NormalizedEvent } from "@sluice/protocol";
-import { frameValues, isInApp, sameCall } from "./frame-values.ts";
-import { parameterizeMessage } from "./parameterize-message.ts";
-
-/** Which part of the event produced a hash. */
-export type GroupingVariant = "checksum" | "app" | "system" | "default" | "custom" | "fallback";
-
-export type GroupHash = { variant: GroupingVariant; hash: string };
+import type { GroupHash, GroupingVariant } from "../grouping-types.ts";
+import { frameValues, isInApp, sameCall } from "./frame-values-legacy.ts";
+import { parameterizeMessage } from "./parameterize-message-legacy.ts";
 
 /**
+ * The `legacy` grouping config: Sluice's grouping before `sluice:2026-12`,
+ * frozen so that events keep matching the issues it created (secondary
+ * hashes during a config transition). Do not change what it returns.
+ *
+ * With `forMatching`, hashes the old code produced through its two
+ * over-merging paths are left out, so that a transition does not keep
+ * feeding the issues those fixes split: a custom fingerprint of no parts
+ * (md5 of nothing, one issue per project) and the `app` variant's fallback
+ * to type + value when no frame is in-app.
+ *
  * Computes the group hashes of an event, best first, following Sentry's
  * default grouping (src/sentry/grouping/api.py and strategies/newstyle.py,
  * SENTRY_PROTOCOL.md §7): a legacy `checksum` wins outright; otherwise the
@@ -20,17 +26,18 @@ export type GroupHash = { variant: GroupingVariant; hash: string };
  * concatenated without a separator. The event joins the first existing issue
  * that owns any of the returned hashes.
  */
-export function hashEvent(event: NormalizedEvent): GroupHash[] {
+export function hashEventLegacy(event: NormalizedEvent, forMatching = false): GroupHash[] {
   if (event.checksum) {
     const hash = /^[0-9a-f]{32}$/i.test(event.checksum)
       ? event.checksum.toLowerCase()
       : md5([event.checksum]);
     return [{ variant: "checksum", hash }];
   }
-  const variants = defaultVariants(event);
+  const variants = defaultVariants(event, forMatching);
   const fingerprint = event.fingerprint ?? ["{{ default }}"];
   const isDefault = (entry: string) => /^\{\{\s*default\s*\}\}$/.test(entry);
 
+  if (forMatching && fingerprint.length === 0) return [];
   if (!fingerprint.some(isDefault)) {
     return [{ variant: "custom", hash: md5(fingerprint.map((e) => resolveVariable(e, event))) }];
   }
@@ -55,9 +62,9 @@ function md5(values: string[]): string {
 
 type Variants = [GroupingVariant, string[]][];
 
-function defaultVariants(event: NormalizedEvent): Variants {
+function defaultVariants(event: NormalizedEvent, forMatching: boolean): Variants {
   const strategies: (() => Variants)[] = [
-    () => exceptionVariants(event),
+    () => exceptionVariants(event, forMatching),
     () => threadVariants(event),
     () => stackVariants(event.stacktrace?.frames ?? [], event.platform),
     () => messageVariants(event),
@@ -69,12 +76,15 @@ function defaultVariants(event: NormalizedEvent): Variants {
   return [];
 }
 
-function exceptionVariants(event: NormalizedEvent): Variants {
+function exceptionVariants(event: NormalizedEvent, forMatching: boolean): Variants {
   const exceptions = groupedExceptions(event.exceptions);
   if (exceptions.length === 0) return [];
   const out: Variants = [];
   for (const variant of ["app", "system"] as const) {
     const values = exceptions.flatMap((e) => exceptionValues(e, variant === "app", event.platform));
+    const noInAppFrame = !exceptions.some((e) => e.stacktrace?.frames.some(isInApp));
+    const anyFrame = exceptions.some((e) => (e.stacktrace?.frames.length ?? 0) > 0);
+    if (forMatching && variant === "app" && noInAppFrame && anyFrame) continue;
     if (values.length > 0) out.push([variant, values]);
   }
   return out;

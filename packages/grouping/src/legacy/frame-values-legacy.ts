@@ -17,7 +17,7 @@ const MAX_CONTEXT_LINE = 120;
 /**
  * The values a frame adds to its group hash: `[module, filename, function,
  * context_line]`, each only when it contributes (Sentry src/sentry/grouping/
- * strategies/newstyle.py `frame`, SENTRY_PROTOCOL.md §7.3). Null when the
+ * strategies/newstyle.py `frame`). Null when the
  * frame does not contribute at all.
  */
 export function frameValues(frame: Frame, eventPlatform: string): string[] | null {

@@ -16,9 +16,8 @@ import { parameterizeMessage } from "./parameterize-message-legacy.ts";
  * to type + value when no frame is in-app.
  *
  * Computes the group hashes of an event, best first, following Sentry's
- * default grouping (src/sentry/grouping/api.py and strategies/newstyle.py,
- * SENTRY_PROTOCOL.md §7): a legacy `checksum` wins outright; otherwise the
- * first strategy that contributes (chained exceptions, then the crashed
+ * default grouping (src/sentry/grouping/api.py and strategies/newstyle.py):
+ * a legacy `checksum` wins outright; otherwise the first strategy that contributes (chained exceptions, then the crashed
  * thread, then a bare stack trace, then the parameterized message) yields an
  * `app` variant (in-app frames only) and a `system` variant (all frames);
  * a `fingerprint` replaces them (custom) or is salted with them where it says

@@ -2,7 +2,7 @@
  * Replaces the variable parts of a message with placeholders so that
  * "order 1231 failed" and "order 1232 failed" group together: a subset of
  * Sentry's `normalize_message_for_grouping` (src/sentry/grouping/
- * parameterization.py, SENTRY_PROTOCOL.md §7.4), applied in its priority
+ * parameterization.py), applied in its priority
  * order: email, url, ip, uuid, sha1, md5, date, duration, hex, float, int,
  * and quoted strings or bools after `=`. Keeps the first two non-empty lines,
  * adding `...` when more were cut.

@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import { readdirSync } from "node:fs";
+import { connect } from "node:net";
 import { join } from "node:path";
 import { strToU8, zipSync } from "fflate";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -19,6 +20,24 @@ function listBlobs(t: TestSluice): string[] {
     if ((error as NodeJS.ErrnoException).code === "ENOENT") return [];
     throw error;
   }
+}
+
+/** Sends `head` on a raw socket and resolves the first bytes of the answer (the body is never sent). */
+function rawRequest(url: string, head: string): Promise<string> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(port), hostname, () => socket.write(head));
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error("no answer within 5 s"));
+    }, 5_000);
+    socket.once("data", (data) => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(data.toString("latin1"));
+    });
+    socket.once("error", reject);
+  });
 }
 
 async function expectDetail(response: Response, status: number, what: string) {
@@ -390,6 +409,41 @@ describe("the management API refuses bad input at the edge", () => {
       await expectDetail(issue, 413, "issue update");
       expect(await countRows(t.sql, "releases", "version = 'big@1'")).toBe(0);
     });
+
+    it.each([
+      ["a JSON body", "/api/0/organizations/sluice/releases/", "application/json", 413],
+      [
+        "a chunk upload",
+        "/api/0/organizations/sluice/chunk-upload/",
+        "multipart/form-data; boundary=x",
+        // Sentry's chunk endpoint answers 400 {"error": "Request too large"}.
+        400,
+      ],
+      [
+        "a release file",
+        "/api/0/organizations/sluice/releases/web@1/files/",
+        "multipart/form-data; boundary=x",
+        413,
+      ],
+    ])(
+      "refuses %s whose declared length is past its limit without waiting for it",
+      async (_, path, type, status) => {
+        const answer = await rawRequest(
+          t.url,
+          [
+            `POST ${path} HTTP/1.1`,
+            `Host: 127.0.0.1`,
+            `Authorization: Bearer ${t.token}`,
+            `Content-Type: ${type}`,
+            "Content-Length: 1000000000",
+            "",
+            "{",
+          ].join("\r\n"),
+        );
+        expect(answer).toMatch(new RegExp(`^HTTP/1\\.1 ${status} `));
+        expect(answer.toLowerCase()).toContain("connection: close");
+      },
+    );
 
     it("answers 400 to JSON nested deeper than 64 levels, before parsing it", async () => {
       const nested = (depth: number) =>

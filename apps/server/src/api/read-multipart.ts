@@ -12,15 +12,24 @@ export type Multipart = {
 /**
  * Reads a `multipart/form-data` body of at most `maxBytes` on the wire
  * (read with the ingest's bounded reader, then parsed by undici's FormData).
- * Returns the parts or why the body cannot be read: 413 when too large,
- * 400 when not multipart.
+ * Returns the parts or why the body cannot be read: 413 when too large
+ * (a declared `Content-Length` is refused unread; the answer closes the
+ * connection), 400 when not multipart.
  */
 export async function readMultipart(
   c: Context,
   maxBytes: number,
 ): Promise<{ ok: true; form: Multipart } | { ok: false; status: 400 | 413; detail: string }> {
-  const body = await readBody(c.req.raw.body, undefined, maxBytes);
-  if (!body.ok) return { ok: false, status: 413, detail: body.detail };
+  const tooLarge = `request body is larger than ${maxBytes} bytes`;
+  const body =
+    Number(c.req.header("content-length")) > maxBytes
+      ? ({ ok: false, detail: tooLarge } as const)
+      : await readBody(c.req.raw.body, undefined, maxBytes);
+  if (!body.ok) {
+    // The rest of the body stays unread: the client must not reuse this connection.
+    c.header("Connection", "close");
+    return { ok: false, status: 413, detail: body.detail };
+  }
   let form: FormData;
   try {
     form = await new Response(body.body, {

@@ -1,9 +1,13 @@
-import { readdirSync } from "node:fs";
+import type { ChildProcess } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createGzip, gzipSync } from "node:zlib";
+import { createTestDatabase, type TestDatabase } from "@sluice/db/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createKeyCache } from "../src/ingest/key-cache.ts";
 import { countRows, startTestSluice, type TestSluice } from "./harness.ts";
+import { createDefaultProject, type NodeProcess, startNode, type Version } from "./processes.ts";
 
 const eventId = () => crypto.randomUUID().replaceAll("-", "");
 
@@ -177,6 +181,15 @@ describe("ingest hardening: hostile input is refused fast, with nothing else los
     expect(after).toEqual([{ category: "unknown", n: (before[0]?.n ?? 0) + 4 }]);
   });
 
+  it("quotes client input in X-Sentry-Error only as printable ASCII", async () => {
+    const response = await post(`{}\n{"type":"a\\r\\nb\u{1F600}","length":-1}\n`);
+    expect(response.status).toBe(400);
+    expect(response.headers.get("x-sentry-error")).toBe("invalid length in a??b?? item header");
+    expect(((await response.json()) as { detail: string }).detail).toBe(
+      "invalid length in a\r\nb\u{1F600} item header",
+    );
+  });
+
   it("answers 401, not 503, to a DSN with broken percent-encoding", async () => {
     const response = await post(
       `{"dsn":"http://%E0%A4%A@x/1"}\n{"type":"event"}\n{}\n`,
@@ -311,4 +324,85 @@ describe("ingest hardening: bytes in flight are bounded per process", () => {
     expect(response.headers.get("retry-after")).toBeTruthy();
     expect((await t.services.metrics.ingestBytesInFlight.get()).values[0]?.value ?? 0).toBe(0);
   });
+});
+
+/** Resident set size of a process (bytes), from /proc. */
+function rssOf(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) * 1024;
+}
+
+describe("ingest hardening: a sluice serve process under concurrent bombs", () => {
+  const MiB = 1024 * 1024;
+  const children: ChildProcess[] = [];
+  let db: TestDatabase;
+  let dataDir: string;
+  let node: NodeProcess;
+  let key: string;
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    dataDir = mkdtempSync(join(tmpdir(), "sluice-hardening-"));
+    const env = {
+      DATABASE_URL: db.url,
+      REDIS_URL: "",
+      SLUICE_DATA_DIR: dataDir,
+      SLUICE_MAX_BYTES_IN_FLIGHT: String(64 * MiB),
+    };
+    const current: Version = {
+      label: "current",
+      root: new URL("../../../", import.meta.url).pathname,
+    };
+    node = await startNode(current, "all", env, children);
+    key = new URL(await createDefaultProject(current, env)).username;
+  }, 120_000);
+  afterAll(async () => {
+    for (const child of children.splice(0)) if (child.exitCode === null) child.kill("SIGKILL");
+    await db?.drop();
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it("keeps RSS near its byte budget and /healthz fast while bombs are refused", async () => {
+    const base = `http://127.0.0.1:${node.port}`;
+    const pid = node.child.pid as number;
+    const withKey = await gzipBomb('{}\n{"type":"attachment"}\n', "\0", 150 * MiB);
+    const headerBomb = await gzipBomb("", "[", 150 * MiB);
+    const before = rssOf(pid);
+    let peak = before;
+    const sampler = setInterval(() => {
+      peak = Math.max(peak, rssOf(pid));
+    }, 20);
+    const answers = Promise.all([
+      ...Array.from({ length: 6 }, () =>
+        fetch(`${base}/api/1/envelope/?sentry_key=${key}`, {
+          method: "POST",
+          headers: { "Content-Encoding": "gzip" },
+          body: withKey,
+        }),
+      ),
+      ...Array.from({ length: 3 }, () =>
+        fetch(`${base}/api/1/envelope/`, {
+          method: "POST",
+          headers: { "Content-Encoding": "gzip" },
+          body: headerBomb,
+        }),
+      ),
+    ]);
+    const worstHealthz = await slowestHealthz(base, answers);
+    clearInterval(sampler);
+    const statuses = (await answers).map((r) => r.status);
+    console.info(
+      `9 bombs: statuses ${statuses.join(",")}, RSS +${((peak - before) / MiB).toFixed(0)} MiB, worst /healthz ${worstHealthz.toFixed(0)} ms`,
+    );
+    // Nine bombs of 150 MiB: without the budget the process held them all at once.
+    expect(peak - before).toBeLessThan(200 * MiB);
+    expect(statuses.slice(0, 6).every((s) => s === 503 || s === 413)).toBe(true);
+    expect(statuses.slice(0, 6)).toContain(503);
+    expect(statuses.slice(6)).toEqual([400, 400, 400]);
+    expect(worstHealthz).toBeLessThan(200);
+    const ok = await fetch(`${base}/api/1/envelope/?sentry_key=${key}`, {
+      method: "POST",
+      body: `{}\n{"type":"event"}\n{"message":"after the bombs"}\n`,
+    });
+    expect(ok.status).toBe(200);
+  }, 60_000);
 });

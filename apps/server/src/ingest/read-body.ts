@@ -175,7 +175,13 @@ export class BodyReader {
       this.failure =
         error instanceof BodyError
           ? error.failure
-          : { ok: false, status: 400, detail: `body is not valid ${this.encoding} data` };
+          : {
+              ok: false,
+              status: 400,
+              detail: this.decoder
+                ? `body is not valid ${this.encoding} data`
+                : "the request body could not be read",
+            };
       await this.cancel();
       return this.failure;
     }

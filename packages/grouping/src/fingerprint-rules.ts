@@ -11,7 +11,7 @@ export type FingerprintRule = {
   attributes: { title?: string };
 };
 
-type Group = "exceptions" | "frames" | "messages" | "log" | "toplevel";
+type Group = "exceptions" | "frames" | "family" | "messages" | "log" | "toplevel";
 type FingerprintMatcher = {
   group: Group;
   negated: boolean;
@@ -34,7 +34,7 @@ const MATCHER_KEYS: Record<string, [string, Group]> = {
   "stack.module": ["module", "frames"],
   package: ["package", "frames"],
   "stack.package": ["package", "frames"],
-  family: ["family", "frames"],
+  family: ["family", "family"],
   app: ["app", "frames"],
   "stack.app": ["app", "frames"],
   sdk: ["sdk", "toplevel"],
@@ -221,7 +221,8 @@ function buildMatcher(key: string, pattern: string, negated: boolean): Fingerpri
  * The first fingerprint rule that matches the event, as Sentry's
  * `FingerprintingRules.get_fingerprint_values_for_event` decides: every
  * matcher must hold, and matchers on frames (or on exceptions) must all
- * hold for one and the same frame (exception) of any stack trace.
+ * hold for one and the same frame (exception) of any stack trace; `family`
+ * is the event platform's.
  */
 export function matchFingerprintRules(
   event: NormalizedEvent,
@@ -252,7 +253,6 @@ function eventValues(event: NormalizedEvent): Record<Group, Record<string, unkno
     function: f.function ?? f.raw_function,
     module: f.module,
     package: f.package,
-    family: platformFamily(f.platform ?? event.platform),
     app: isInApp(f),
   }));
   const message = event.logentry?.formatted ?? event.logentry?.message;
@@ -264,8 +264,22 @@ function eventValues(event: NormalizedEvent): Record<Group, Record<string, unkno
   return {
     exceptions: event.exceptions.map((e) => ({ type: e.type, value: e.value })),
     frames,
+    family: [{ family: platformFamily(event.platform) }],
     messages,
     log: [{ logger: event.logger ?? undefined, level: event.level }],
     toplevel: [{ tags: event.tags, sdk: sdkName, release: event.release ?? undefined }],
   };
 }
+
+/**
+ * Sentry's built-in fingerprint rules (src/sentry/grouping/fingerprinting/
+ * configs/sentry.javascript@2024-02-02): every JavaScript ChunkLoadError is
+ * one issue. They apply after a project's rules, and not to events whose
+ * SDK sent its own fingerprint.
+ */
+export const BUILT_IN_FINGERPRINT_RULES: FingerprintRule[] = parseFingerprintRules(
+  [
+    "family:javascript type:ChunkLoadError -> chunkloaderror",
+    "family:javascript value:ChunkLoadError* -> chunkloaderror",
+  ].join("\n"),
+).rules;

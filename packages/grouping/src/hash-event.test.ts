@@ -202,4 +202,15 @@ describe("hashEvent", () => {
       hashes(csp("https://other.test/a.js", "m")),
     );
   });
+
+  it("groups every JavaScript ChunkLoadError as one issue (Sentry's built-in fingerprint rule)", () => {
+    const chunk = (type: string, value: string, fn: string) => ({
+      ...error(type, value, [frame(fn, "load()")]),
+      platform: "javascript",
+    });
+    const a = hashes(chunk("ChunkLoadError", "Loading chunk 1 failed", "a"));
+    expect(a).toEqual(hashes(chunk("ChunkLoadError", "Loading chunk 7 failed", "b")));
+    expect(a).toEqual(hashes(chunk("Error", "ChunkLoadError: Loading chunk 7 failed", "c")));
+    expect(hashes({ ...chunk("ChunkLoadError", "x", "a"), platform: "python" })).not.toEqual(a);
+  });
 });

@@ -1,7 +1,11 @@
 import { createHash } from "node:crypto";
 import type { ExceptionValue, Frame, NormalizedEvent } from "@sluice/protocol";
 import { filterExceptionGroups } from "./exception-groups.ts";
-import { type FingerprintRule, matchFingerprintRules } from "./fingerprint-rules.ts";
+import {
+  BUILT_IN_FINGERPRINT_RULES,
+  type FingerprintRule,
+  matchFingerprintRules,
+} from "./fingerprint-rules.ts";
 import { frameValues, sameCall } from "./frame-values.ts";
 import type { GroupHash, GroupingVariant } from "./grouping-types.ts";
 import { parameterizeMessage } from "./parameterize-message.ts";
@@ -36,7 +40,8 @@ export type EventGrouping = { hashes: GroupHash[]; title: string | null };
  * variant without a contributing stack trace drops out when another has one.
  * Stack trace rules (built in, then the project's) decide in-app and which
  * frames group. The fingerprint (a project's fingerprint rule, else the
- * SDK's, else `{{ default }}`; an empty one counts as default) replaces the
+ * SDK's, else a built-in rule's, else `{{ default }}`; an empty one counts as
+ * default) replaces the
  * variants or is salted with them where it says `{{ default }}`. Each hash
  * is the md5 of the contributing values concatenated; nothing contributing
  * gives the `fallback` md5 of nothing. `rules` are the project's own rules.
@@ -56,12 +61,15 @@ export function groupEvent(
       : md5([event.checksum]);
     return { hashes: [{ variant: "checksum", hash }], title: null };
   }
-  const matched = matchFingerprintRules(event, rules.fingerprinting ?? []);
-  const fingerprint =
-    matched?.fingerprint ??
-    (event.fingerprint && event.fingerprint.length > 0 ? event.fingerprint : ["{{ default }}"]);
-  const title = matched?.attributes.title ?? null;
   const isDefault = (entry: string) => /^\{\{\s*default\s*\}\}$/.test(entry);
+  const client = event.fingerprint && event.fingerprint.length > 0 ? event.fingerprint : null;
+  const matched =
+    matchFingerprintRules(event, rules.fingerprinting ?? []) ??
+    (client === null || client.every(isDefault)
+      ? matchFingerprintRules(event, BUILT_IN_FINGERPRINT_RULES)
+      : null);
+  const fingerprint = matched?.fingerprint ?? client ?? ["{{ default }}"];
+  const title = matched?.attributes.title ?? null;
 
   if (!fingerprint.some(isDefault)) {
     const values = fingerprint.map((e) => resolveVariable(e, event));

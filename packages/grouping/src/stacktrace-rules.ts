@@ -347,21 +347,21 @@ export function applyStacktraceRules(
   }));
   const groups = frames.map(() => true);
   let maxFrames: number | null = null;
-  for (const pass of ["modify", "group"] as const) {
+  for (const pass of [MODIFY, GROUP]) {
     for (const rule of rules) {
-      const relevant = rule.actions.filter((a) =>
-        pass === "modify"
-          ? a.kind === "category" || (a.kind === "flag" && a.key === "app")
-          : a.kind === "max-frames" || (a.kind === "flag" && a.key === "group"),
-      );
+      const relevant = rule.actions.filter(pass);
       if (relevant.length === 0) continue;
-      const matched = state.flatMap((_, i) => (ruleMatches(rule, state, i, exception) ? [i] : []));
+      const matched: number[] = [];
+      for (let i = 0; i < state.length; i++) {
+        if (ruleMatches(rule, state, i, exception)) matched.push(i);
+      }
       for (const i of matched) {
         for (const action of relevant) {
           if (action.kind === "category") (state[i] as MatchFrame).category = action.value;
           else if (action.kind === "max-frames") maxFrames = action.value;
           else {
-            for (const j of rangeOf(action.range, i, state.length)) {
+            const [from, to] = rangeOf(action.range, i, state.length);
+            for (let j = from; j < to; j++) {
               if (action.key === "app") (state[j] as MatchFrame).inApp = action.value;
               else groups[j] = action.value;
             }
@@ -373,6 +373,24 @@ export function applyStacktraceRules(
   return { inApp: state.map((f) => f.inApp === true), groups, maxFrames };
 }
 
+/** Actions of the first pass: in-app and category. */
+function MODIFY(a: Action): boolean {
+  return a.kind === "category" || (a.kind === "flag" && a.key === "app");
+}
+
+/** Actions of the second pass: group and max-frames. */
+function GROUP(a: Action): boolean {
+  return a.kind === "max-frames" || (a.kind === "flag" && a.key === "group");
+}
+
+function holds(
+  m: Matcher,
+  frame: MatchFrame | undefined,
+  exception: RuleException | null,
+): boolean {
+  return frame !== undefined && m.test(frame, exception) !== m.negated;
+}
+
 function ruleMatches(
   rule: StacktraceRule,
   frames: MatchFrame[],
@@ -380,20 +398,16 @@ function ruleMatches(
   exception: RuleException | null,
 ): boolean {
   const frame = frames[i] as MatchFrame;
-  const test = (m: Matcher, f: MatchFrame | undefined) =>
-    f !== undefined && m.test(f, exception) !== m.negated;
-  if (!rule.matchers.every((m) => test(m, frame))) return false;
-  if (rule.caller && !test(rule.caller, frames[i - 1])) return false;
-  if (rule.callee && !test(rule.callee, frames[i + 1])) return false;
+  for (const m of rule.matchers) if (!holds(m, frame, exception)) return false;
+  if (rule.caller && !holds(rule.caller, frames[i - 1], exception)) return false;
+  if (rule.callee && !holds(rule.callee, frames[i + 1], exception)) return false;
   return true;
 }
 
-function rangeOf(range: "up" | "down" | null, i: number, length: number): number[] {
-  if (range === null) return [i];
-  const out: number[] = [];
-  if (range === "up") for (let j = i + 1; j < length; j++) out.push(j);
-  else for (let j = 0; j < i; j++) out.push(j);
-  return out;
+/** The frames an action at frame `i` changes, as a half-open index range. */
+function rangeOf(range: "up" | "down" | null, i: number, length: number): [number, number] {
+  if (range === null) return [i, i + 1];
+  return range === "up" ? [i + 1, length] : [0, i];
 }
 
 /**

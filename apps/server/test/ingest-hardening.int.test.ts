@@ -1,5 +1,6 @@
 import type { ChildProcess } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createGzip, gzipSync } from "node:zlib";
@@ -306,6 +307,26 @@ describe("ingest hardening: bytes in flight are bounded per process", () => {
     );
     expect(shedOutcomes.rows[0].n).toBe(3);
     expect((await t.services.metrics.ingestBytesInFlight.get()).values[0]?.value ?? 0).toBe(0);
+  });
+
+  it("charges a declared Content-Length only as its bytes arrive, so slow senders hold little", async () => {
+    const target = new URL(url);
+    const socket = connect(Number(target.port), target.hostname);
+    await new Promise((resolve) => socket.once("connect", resolve));
+    socket.write(
+      `POST ${target.pathname}${target.search} HTTP/1.1\r\nHost: ${target.host}\r\nContent-Length: ${900 * 1024}\r\n\r\n{}\n`,
+    );
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const body = Buffer.concat([
+        Buffer.from(`{}\n{"type":"attachment","length":${600 * 1024}}\n`),
+        Buffer.alloc(600 * 1024, "c"),
+      ]);
+      const response = await fetch(url, { method: "POST", body });
+      expect(response.status).toBe(200);
+    } finally {
+      socket.destroy();
+    }
   });
 
   it("sheds a compressed body whose decoded bytes pass the bound while it is read", async () => {

@@ -23,6 +23,11 @@ export class ByteBudget {
     return new ByteLease(this);
   }
 
+  /** True when `bytes` more would fit right now (nothing is taken). */
+  hasRoom(bytes: number): boolean {
+    return this.held + bytes <= this.capacity;
+  }
+
   /** Takes `bytes` if they fit; false (and nothing taken) if not. */
   tryTake(bytes: number): boolean {
     if (bytes <= 0) return true;
@@ -55,6 +60,11 @@ export class ByteLease {
     if (!this.budget.tryTake(bytes)) return false;
     this.held += bytes;
     return true;
+  }
+
+  /** True when this request could hold `bytes` in all right now (nothing is taken). */
+  wouldFit(bytes: number): boolean {
+    return bytes <= this.held || this.budget.hasRoom(bytes - this.held);
   }
 
   /** Makes this request hold `bytes` in all (at least what it holds now), if they fit. */

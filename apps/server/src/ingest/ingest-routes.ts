@@ -157,7 +157,9 @@ function bodyFailed(
 /**
  * Checks the declared `Content-Length` before any byte is read: past
  * `maxBytes` it is a 413, past the process's room for bytes in flight a 503.
- * A chunked body is checked while it is read instead.
+ * Nothing is reserved: bytes are taken as they arrive, so a client that
+ * declares much and sends slowly holds only what it sent. A chunked body is
+ * checked only while it is read.
  */
 function admitBody(
   c: Context,
@@ -173,7 +175,7 @@ function admitBody(
   if (length > maxBytes) {
     return reject(c, deps, 413, `request body is larger than ${maxBytes} bytes`);
   }
-  if (!lease.reserve(length)) {
+  if (!lease.wouldFit(length)) {
     return shed(c, deps, key, category, "too many request bytes in flight; retry later");
   }
   return null;

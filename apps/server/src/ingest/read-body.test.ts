@@ -101,3 +101,22 @@ describe("decodeLegacyStoreBody", () => {
     expect(result.ok && result.body.toString()).toBe('{"message":"old"}');
   });
 });
+
+describe("ByteBudget", () => {
+  it("lends bytes to leases up to its capacity and takes them back on release", () => {
+    const held: number[] = [];
+    const budget = new ByteBudget(100, (n) => held.push(n));
+    const a = budget.lease();
+    const b = budget.lease();
+    expect(a.reserve(60)).toBe(true);
+    expect(a.reserve(50)).toBe(true);
+    expect(b.wouldFit(40)).toBe(true);
+    expect(b.wouldFit(41)).toBe(false);
+    expect(b.take(41)).toBe(false);
+    expect(budget.used).toBe(60);
+    a.release();
+    a.release();
+    expect(budget.used).toBe(0);
+    expect(held).toEqual([60, 0]);
+  });
+});

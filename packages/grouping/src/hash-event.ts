@@ -241,7 +241,7 @@ function stackVariants(
     only !== undefined &&
     platformFamily(only.platform ?? event.platform) === "javascript" &&
     !only.function &&
-    /^(file|https?|applewebdata):/.test(only.abs_path ?? "")
+    /^(file|https?|applewebdata|blob):/.test(only.abs_path ?? "")
   ) {
     base[0] = null;
   }

@@ -79,6 +79,11 @@ export type FuzzReport = {
   byStatus: Record<string, number>;
   /** 429/503 with Retry-After for bytes in flight: allowed, counted apart. */
   shed: number;
+  /** Requests that got a connection reset instead of an answer. */
+  resets: number;
+  resetSamples: string[];
+  /** Input tags most over-represented among requests in flight during slow `/healthz` polls. */
+  slowHealthzSuspects: string[];
   /** 4xx answers whose body is not `{"detail": "..."}`. */
   fourXxWithoutDetail: number;
   worstMs: number;
@@ -143,6 +148,12 @@ function send(
         res.on("error", reject);
       },
     );
+    // The request reports socket errors; a write failing after the answer arrived is no news.
+    req.on("socket", (socket) => {
+      if (quietSockets.has(socket)) return;
+      quietSockets.add(socket);
+      socket.on("error", () => {});
+    });
     req.on("timeout", () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
     req.on("error", (error) => {
       // A kept-alive socket the server closed after its last answer: the
@@ -156,8 +167,12 @@ function send(
 }
 
 const freshAgent = new http.Agent({ keepAlive: false });
+const quietSockets = new WeakSet<object>();
 
 const SHED = /bytes in flight|retry later|too many/i;
+const RESET = /ECONNRESET|EPIPE|socket hang up/;
+/** Connection resets above this share of inputs are a violation, not the odd lost early answer. */
+const MAX_RESET_SHARE = 0.01;
 
 function detailOf(body: string): string | null {
   try {
@@ -425,10 +440,12 @@ export async function runFuzz(partial: Partial<FuzzOptions> = {}): Promise<FuzzR
   const violations: Violation[] = [];
   const byStatus: Record<string, number> = {};
   const latencies: number[] = [];
-  /** The slowest answers with their spans, to name what was in flight when /healthz was slow. */
+  /** Every answer's span, to name what was in flight when /healthz was slow. */
   const spans: { index: number; kind: string; startedAt: number; endedAt: number; ms: number }[] =
     [];
   let shed = 0;
+  let resets = 0;
+  const resetSamples: string[] = [];
   let fourXxWithoutDetail = 0;
   let saved = 0;
   let died = false;
@@ -488,8 +505,18 @@ export async function runFuzz(partial: Partial<FuzzOptions> = {}): Promise<FuzzR
         answer = await send(base, agent, request, options.requestTimeoutMs);
       } catch (error) {
         sent += 1;
-        byStatus.error = (byStatus.error ?? 0) + 1;
-        if (!died) violate(index, request, { reason: `no answer: ${(error as Error).message}` });
+        const message = (error as Error).message;
+        if (died) continue;
+        if (RESET.test(message)) {
+          // The server answered early and closed while the body was still coming (its
+          // drain gives up after a while); the answer can be lost on the way. Counted apart.
+          resets += 1;
+          if (resetSamples.length < 5)
+            resetSamples.push(`#${index} [${request.kind.slice(0, 100)}] ${message}`);
+        } else {
+          byStatus.error = (byStatus.error ?? 0) + 1;
+          violate(index, request, { reason: `no answer: ${message}` });
+        }
         continue;
       }
       sent += 1;
@@ -563,9 +590,17 @@ export async function runFuzz(partial: Partial<FuzzOptions> = {}): Promise<FuzzR
     });
   }
   const healthSorted = polls.map((s) => s.ms).sort((a, b) => a - b);
+  if (resets > sent * MAX_RESET_SHARE) {
+    violate(-1, null, {
+      reason: `${resets} connection resets without an answer (over ${MAX_RESET_SHARE * 100}% of inputs)`,
+    });
+  }
   const sorted = latencies.sort((a, b) => a - b);
   const errors = server.errorLogs();
   const report: FuzzReport = {
+    resets,
+    resetSamples,
+    slowHealthzSuspects: suspects(spans, slow),
     seed: options.seed,
     inputs: sent,
     seconds: (Date.now() - started) / 1000,
@@ -591,6 +626,35 @@ export async function runFuzz(partial: Partial<FuzzOptions> = {}): Promise<FuzzR
   return report;
 }
 
+type Span = { index: number; kind: string; startedAt: number; endedAt: number; ms: number };
+
+/**
+ * The input tags (capture, mutation, encoding) in flight during slow polls
+ * far more often than in the run as a whole: what to look at first.
+ */
+function suspects(spans: Span[], slow: { startedAt: number; ms: number }[]): string[] {
+  if (slow.length === 0 || spans.length === 0) return [];
+  const overall = new Map<string, number>();
+  for (const span of spans)
+    for (const tag of new Set(span.kind.split(","))) overall.set(tag, (overall.get(tag) ?? 0) + 1);
+  const during = new Map<string, number>();
+  let inFlight = 0;
+  for (const poll of slow) {
+    const end = poll.startedAt + poll.ms;
+    for (const span of spans) {
+      if (span.startedAt > end || span.endedAt < poll.startedAt) continue;
+      inFlight += 1;
+      for (const tag of new Set(span.kind.split(","))) during.set(tag, (during.get(tag) ?? 0) + 1);
+    }
+  }
+  return [...during.entries()]
+    .map(([tag, n]) => ({ tag, n, lift: n / inFlight / ((overall.get(tag) ?? 1) / spans.length) }))
+    .filter((t) => t.n >= 2 && t.lift >= 2)
+    .sort((a, b) => b.lift - a.lift)
+    .slice(0, 8)
+    .map((t) => `${t.tag} x${t.lift.toFixed(1)} (${t.n})`);
+}
+
 /** The report as the lines `npm run fuzz` and the test print. */
 export function formatReport(report: FuzzReport): string {
   const statuses = Object.entries(report.byStatus)
@@ -602,6 +666,13 @@ export function formatReport(report: FuzzReport): string {
     `  answers by status: ${statuses}`,
     `  shed (429/503 with Retry-After): ${report.shed}; 4xx without {"detail"}: ${report.fourXxWithoutDetail}`,
     `  latency: worst ${report.worstMs.toFixed(0)} ms, p99 ${report.p99Ms.toFixed(0)} ms`,
+    `  connection resets without an answer: ${report.resets}`,
+    ...report.resetSamples.map((line) => `    ${line}`),
+    ...(report.slowHealthzSuspects.length > 0
+      ? [
+          `  in flight during slow /healthz far more than usual: ${report.slowHealthzSuspects.join(", ")}`,
+        ]
+      : []),
     `  /healthz: ${report.healthz.polls} polls, worst ${report.healthz.worstMs.toFixed(0)} ms, p99 ${report.healthz.p99Ms.toFixed(0)} ms, ${report.healthz.over} over the limit`,
     `  peak server RSS: ${report.peakRssMiB === null ? "unknown (no pid)" : `${report.peakRssMiB.toFixed(0)} MiB`}`,
     `  server error logs: ${report.serverErrorLogs}`,

@@ -213,4 +213,33 @@ describe("hashEvent", () => {
     expect(a).toEqual(hashes(chunk("Error", "ChunkLoadError: Loading chunk 7 failed", "c")));
     expect(hashes({ ...chunk("ChunkLoadError", "x", "a"), platform: "python" })).not.toEqual(a);
   });
+
+  it("applies the built-in Java rules: framework modules are not in-app, Sentry SDK frames do not group", () => {
+    const java = (frames: [string, string, boolean][]) => ({
+      platform: "java",
+      exception: {
+        values: [
+          {
+            type: "IllegalStateException",
+            value: "x",
+            stacktrace: {
+              frames: frames.map(([module, fn, inApp]) => ({
+                module,
+                function: fn,
+                in_app: inApp,
+              })),
+            },
+          },
+        ],
+      },
+    });
+    const mine: [string, string, boolean] = ["com.acme.Billing", "charge", true];
+    const spring: [string, string, boolean] = ["org.springframework.web.Servlet", "service", true];
+    expect(hashes(java([spring, mine]))[0]).toBe(
+      hashes(java([["org.springframework.web.Other", "run", true], mine]))[0],
+    );
+    expect(hashes(java([["io.sentry.Hub", "capture", true], spring, mine]))).toEqual(
+      hashes(java([spring, mine])),
+    );
+  });
 });

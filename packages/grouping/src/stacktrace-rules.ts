@@ -413,8 +413,9 @@ function rangeOf(range: "up" | "down" | null, i: number, length: number): [numbe
 /**
  * Sluice's built-in stack trace rules: the rules of Sentry's
  * all-platforms@2023-01-11 enhancement config (src/sentry/grouping/enhancer/
- * enhancement-configs/) for the platforms Sluice groups (JavaScript, Node,
- * Python, Ruby, Go, Java) and the native/Cocoa in-app, SDK and
+ * enhancement-configs/), as that file stands now, for the platforms Sluice
+ * groups (JavaScript, Node, Python, Ruby, Go, and Java/Kotlin, whose
+ * framework modules are not in-app) and the native/Cocoa in-app, SDK and
  * `_block_invoke` rules. Applied before a project's own rules.
  */
 export const BUILT_IN_STACKTRACE_RULES_TEXT = `
@@ -466,6 +467,30 @@ function:processTicksAndRejections -app -group
 function:runNextTicks -app -group
 function:nextTick -app -group
 path:**/go/pkg/mod/** -app
+module:akka.* category=framework
+module:com.fasterxml.* category=framework
+module:com.microsoft.* category=framework
+module:com.sun.* category=framework
+module:feign.* category=framework
+module:io.opentelemetry.* category=framework
+module:io.sentry.* category=framework -group
+module:jdk.* category=framework
+module:oauth.* category=framework
+module:org.apache.* category=framework
+module:org.glassfish.* category=framework
+module:org.jboss.* category=framework
+module:org.jdesktop.* category=framework
+module:org.postgresql.* category=framework
+module:org.springframework.* category=framework
+module:org.web3j.* category=framework
+module:reactor.core.* category=framework
+module:scala.* category=framework
+module:sun.* category=framework
+category:framework -app
+module:kotlin.* -app
+module:kotlinx.* -app
+module:io.ktor.* -app
+module:io.netty.* -app
 `;
 
 /** {@link BUILT_IN_STACKTRACE_RULES_TEXT}, parsed once. */

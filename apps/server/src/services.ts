@@ -92,7 +92,7 @@ export async function startServices(
       );
     }
   } catch (error) {
-    await db.close();
+    await closePool(db);
     await embeddedDb?.stop();
     throw error;
   }
@@ -118,11 +118,38 @@ export async function startServices(
     blobs,
     instanceId,
     embedded: embeddedDb !== null,
+    // The order matters: the queue, then every Postgres connection, then the
+    // embedded Postgres, which would otherwise end live connections (errors
+    // in the log at every stop).
     async close() {
       await queue.close();
-      await db.close();
+      await closePool(db);
       blobs.close();
       await embeddedDb?.stop();
     },
   };
+}
+
+/** How long `closePool` waits for connections to finish closing (ms). */
+const POOL_CLOSE_TIMEOUT_MS = 5_000;
+
+/**
+ * Ends the pool and waits until each of its connections has closed its
+ * socket: `pg.Pool.end()` resolves once it has asked them to, before they
+ * have (pg-pool `_remove`), which is too early to stop the server.
+ */
+async function closePool(db: Database): Promise<void> {
+  const open = db.pool.totalCount;
+  let removed = 0;
+  let timer: NodeJS.Timeout | undefined;
+  const closed = new Promise<void>((resolve) => {
+    if (open === 0) resolve();
+    db.pool.on("remove", () => {
+      if (++removed >= open) resolve();
+    });
+    timer = setTimeout(resolve, POOL_CLOSE_TIMEOUT_MS);
+  });
+  await db.close();
+  await closed;
+  clearTimeout(timer);
 }

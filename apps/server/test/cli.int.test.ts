@@ -1,5 +1,5 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { chmodSync, mkdtempSync, rmSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { type AddressInfo, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -54,6 +54,7 @@ describe.each([
   let dataDir: string;
   let child: ChildProcess;
   let dsn: string;
+  let stderr = "";
   const port = 18000 + Math.floor(Math.random() * 2000);
   beforeAll(async () => {
     if (bin === bundle) await run("npm", ["run", "build"], { cwd: root });
@@ -68,7 +69,12 @@ describe.each([
         LOG_LEVEL: "warn",
         SLUICE_DRAIN_DELAY_MS: "200",
       }),
-      stdio: ["ignore", "pipe", "inherit"],
+      // Its own process group, so the test can press Ctrl-C as a terminal does.
+      detached: true,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    child.stderr?.on("data", (chunk) => {
+      stderr += chunk;
     });
     dsn = (
       await waitForOutput(child, /(http:\/\/[0-9a-f]{32}@localhost:\d+\/\d+)/, 60_000)
@@ -76,6 +82,14 @@ describe.each([
   });
   afterAll(() => {
     if (child.exitCode === null) child.kill("SIGKILL");
+    try {
+      const pid = Number(
+        readFileSync(join(dataDir, "postgres/postmaster.pid"), "utf8").split("\n")[0],
+      );
+      if (pid > 0) process.kill(pid, "SIGKILL");
+    } catch {
+      // No cluster left running.
+    }
     rmSync(dataDir, { recursive: true, force: true });
   });
 
@@ -104,12 +118,16 @@ describe.each([
     expect(issues.filter((i) => i.title === "Error: thrown at two sites")).toHaveLength(2);
   });
 
-  it("drains and exits 0 on SIGTERM", async () => {
+  it("stops on Ctrl-C (SIGINT to its whole process group): drains, closes the pool before Postgres, exits 0, and logs nothing", async () => {
     const exited = new Promise<number | null>((resolve) =>
       child.once("exit", (code) => resolve(code)),
     );
-    child.kill("SIGTERM");
+    stderr = "";
+    process.kill(-(child.pid as number), "SIGINT");
     expect(await exited).toBe(0);
+    expect(stderr, stderr).not.toMatch(/terminating connection|57P01|password|connectionParameters/);
+    expect(stderr.length).toBeLessThan(500);
+    expect(existsSync(join(dataDir, "postgres/postmaster.pid"))).toBe(false);
   });
 });
 

@@ -79,6 +79,8 @@ export type FuzzReport = {
   byStatus: Record<string, number>;
   /** 429/503 with Retry-After for bytes in flight: allowed, counted apart. */
   shed: number;
+  /** Size of one `/metrics` scrape after the run. */
+  metrics: { bytes: number; series: number } | null;
   /** Requests that got a connection reset instead of an answer. */
   resets: number;
   resetSamples: string[];
@@ -169,6 +171,19 @@ function send(
 const freshAgent = new http.Agent({ keepAlive: false });
 const quietSockets = new WeakSet<object>();
 
+/** A fresh server's scrape is tens of KiB; label values from client input grow it without bound. */
+const MAX_METRICS_BYTES = 1024 * 1024;
+
+async function scrape(url: string): Promise<{ bytes: number; series: number } | null> {
+  try {
+    const text = await (await fetch(url)).text();
+    const series = text.split("\n").filter((line) => line !== "" && !line.startsWith("#")).length;
+    return { bytes: Buffer.byteLength(text), series };
+  } catch {
+    return null;
+  }
+}
+
 const SHED = /bytes in flight|retry later|too many/i;
 const RESET = /ECONNRESET|EPIPE|socket hang up/;
 /** Connection resets above this share of inputs are a violation, not the odd lost early answer. */
@@ -248,6 +263,8 @@ function rssMiB(pid: number): { rss: number; hwm: number } | null {
 
 type Server = {
   url: string;
+  /** `/metrics` on its own port, when known. */
+  metricsUrl: string | null;
   child: ChildProcess | null;
   pid: number | null;
   target: FuzzTarget;
@@ -304,6 +321,7 @@ async function startServer(): Promise<Server> {
     let errorCount = 0;
     const errorSamples: string[] = [];
     let pending = "";
+    let metricsPort: number | null = null;
     const port = await new Promise<number>((resolve, reject) => {
       spawned.stderr?.on("data", (chunk: Buffer) => {
         const textChunk = chunk.toString("utf8");
@@ -313,7 +331,10 @@ async function startServer(): Promise<Server> {
         pending = lines.pop() ?? "";
         for (const line of lines) {
           const serving = /"port":(\d+).*"msg":"sluice is serving"/.exec(line);
-          if (serving) resolve(Number(serving[1]));
+          if (serving) {
+            metricsPort = Number(/"metricsPort":(\d+)/.exec(line)?.[1] ?? 0) || null;
+            resolve(Number(serving[1]));
+          }
           if (/"level":(50|60)/.test(line)) {
             errorCount += 1;
             if (errorSamples.length < 5) errorSamples.push(line.slice(0, 800));
@@ -327,6 +348,7 @@ async function startServer(): Promise<Server> {
     const url = `http://127.0.0.1:${port}`;
     return {
       url,
+      metricsUrl: metricsPort ? `http://127.0.0.1:${metricsPort}/metrics` : null,
       child: spawned,
       pid: spawned.pid ?? null,
       target: {
@@ -378,6 +400,7 @@ async function existingServer(options: FuzzOptions): Promise<Server> {
   const projectId = Number(dsn.pathname.split("/").filter(Boolean).at(-1));
   return {
     url,
+    metricsUrl: null,
     child: null,
     pid: options.pid ?? null,
     target: {
@@ -536,7 +559,13 @@ export async function runFuzz(partial: Partial<FuzzOptions> = {}): Promise<FuzzR
         (answer.status === 429 || answer.status === 503) &&
         answer.headers["retry-after"] !== undefined &&
         SHED.test(detail ?? "");
-      if (isShed) shed += 1;
+      if (request.kind.startsWith("canary:") && answer.status !== 200) {
+        violate(index, request, {
+          reason: `an unmodified SDK capture was answered ${answer.status}: earlier input broke the project`,
+          status: answer.status,
+          detail: (detail ?? answer.body).slice(0, 300),
+        });
+      } else if (isShed) shed += 1;
       else if (
         answer.status < 200 ||
         answer.status >= 500 ||
@@ -590,6 +619,12 @@ export async function runFuzz(partial: Partial<FuzzOptions> = {}): Promise<FuzzR
     });
   }
   const healthSorted = polls.map((s) => s.ms).sort((a, b) => a - b);
+  const metrics = server.metricsUrl && !died ? await scrape(server.metricsUrl) : null;
+  if (metrics && metrics.bytes > MAX_METRICS_BYTES) {
+    violate(-1, null, {
+      reason: `/metrics grew to ${metrics.bytes} bytes, ${metrics.series} series (client input in labels?)`,
+    });
+  }
   if (resets > sent * MAX_RESET_SHARE) {
     violate(-1, null, {
       reason: `${resets} connection resets without an answer (over ${MAX_RESET_SHARE * 100}% of inputs)`,
@@ -598,6 +633,7 @@ export async function runFuzz(partial: Partial<FuzzOptions> = {}): Promise<FuzzR
   const sorted = latencies.sort((a, b) => a - b);
   const errors = server.errorLogs();
   const report: FuzzReport = {
+    metrics,
     resets,
     resetSamples,
     slowHealthzSuspects: suspects(spans, slow),
@@ -674,6 +710,7 @@ export function formatReport(report: FuzzReport): string {
         ]
       : []),
     `  /healthz: ${report.healthz.polls} polls, worst ${report.healthz.worstMs.toFixed(0)} ms, p99 ${report.healthz.p99Ms.toFixed(0)} ms, ${report.healthz.over} over the limit`,
+    `  /metrics after the run: ${report.metrics ? `${report.metrics.bytes} bytes, ${report.metrics.series} series` : "not scraped"}`,
     `  peak server RSS: ${report.peakRssMiB === null ? "unknown (no pid)" : `${report.peakRssMiB.toFixed(0)} MiB`}`,
     `  server error logs: ${report.serverErrorLogs}`,
     ...report.serverErrorSamples.map((line) => `    ${line}`),

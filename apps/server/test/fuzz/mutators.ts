@@ -699,6 +699,12 @@ function projectPath(rng: Rng, target: FuzzTarget, form: "envelope" | "store"): 
 }
 
 /**
+ * Every this many inputs, one real capture as its SDK sent it: it must be
+ * answered 200, so a mutation that broke the project for everyone shows.
+ */
+export const CANARY_EVERY = 250;
+
+/**
  * Builds input `index` of the run seeded `seed`: a real SDK capture
  * mutated structure-aware (envelope and item headers, declared lengths,
  * payload fields, item types, duplicates, nesting, huge numbers, odd
@@ -712,6 +718,13 @@ export function generateInput(
   seed: number,
   index: number,
 ): FuzzRequest {
+  if (index % CANARY_EVERY === CANARY_EVERY - 1) {
+    const canaries = warmupInputs(corpus, target).filter(
+      (r) => r.kind.includes("#") && r.path.includes("/envelope/"),
+    );
+    const canary = canaries[Math.floor(index / CANARY_EVERY) % canaries.length] as FuzzRequest;
+    return { ...canary, kind: canary.kind.replace("warmup:", "canary:") };
+  }
   const rng = new Rng((seed * 0x9e3779b1 + index * 0x85ebca6b) >>> 0);
   const what = rng.weighted<string>([
     [target.token ? 6 : 0, "api"],

@@ -31,6 +31,7 @@ async function gzipBomb(prefix: string, fill: string, count: number): Promise<Bu
 
 /** Times `/healthz` every 20 ms until `until` settles; returns the slowest answer (ms). */
 async function slowestHealthz(url: string, until: Promise<unknown>): Promise<number> {
+  await (await fetch(`${url}/healthz`)).text();
   let settled = false;
   until.finally(() => {
     settled = true;
@@ -92,10 +93,10 @@ describe("ingest hardening: hostile input is refused fast, with nothing else los
     expect(response.status).toBe(400);
     expect(((await response.json()) as { detail: string }).detail).toMatch(/longer than/);
     expect(elapsed).toBeLessThan(500);
-    expect(worstHealthz).toBeLessThan(100);
+    expect(worstHealthz).toBeLessThan(150);
   });
 
-  it("answers the same bomb in an item header with 400, and /healthz answers meanwhile", async () => {
+  it("answers the same bomb in an item header with 400 as fast, and /healthz answers meanwhile", async () => {
     const bomb = await gzipBomb("{}\n", "[", 200_000_000);
     const started = performance.now();
     const answer = post(bomb, { "Content-Encoding": "gzip" });
@@ -105,7 +106,7 @@ describe("ingest hardening: hostile input is refused fast, with nothing else los
     expect(((await response.json()) as { detail: string }).detail).toMatch(
       /item header at byte 3 is longer than/,
     );
-    expect(performance.now() - started).toBeLessThan(5_000);
+    expect(performance.now() - started).toBeLessThan(500);
     expect(worstHealthz).toBeLessThan(150);
   });
 
@@ -189,6 +190,14 @@ describe("ingest hardening: hostile input is refused fast, with nothing else los
     expect(((await response.json()) as { detail: string }).detail).toBe(
       "invalid length in a\r\nb\u{1F600} item header",
     );
+  });
+
+  it("answers an empty envelope 400, with or without a key", async () => {
+    for (const target of [url, `${t.url}/api/${t.projectId}/envelope/`]) {
+      const response = await post("", {}, target);
+      expect(response.status).toBe(400);
+      expect(((await response.json()) as { detail: string }).detail).toBe("empty envelope");
+    }
   });
 
   it("answers 401, not 503, to a DSN with broken percent-encoding", async () => {

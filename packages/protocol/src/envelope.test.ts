@@ -1,5 +1,7 @@
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
+  EnvelopeFramingCheck,
   MAX_ENVELOPE_ITEMS,
   MAX_HEADER_DEPTH,
   MAX_HEADER_LINE_BYTES,
@@ -99,5 +101,69 @@ describe("parseEnvelopeHeader", () => {
       ok: false,
       detail: /longer than/,
     });
+  });
+});
+
+/** Feeds `body` to a framing check in pieces cut at `cuts`; returns its first problem. */
+function framingProblem(body: Buffer, cuts: number[]): string | null {
+  const check = new EnvelopeFramingCheck();
+  let at = 0;
+  for (const cut of [
+    ...cuts.map((c) => c % (body.length + 1)).sort((a, b) => a - b),
+    body.length,
+  ]) {
+    if (cut < at) continue;
+    const problem = check.push(body.subarray(at, cut));
+    if (problem) return problem;
+    at = cut;
+  }
+  return null;
+}
+
+describe("EnvelopeFramingCheck", () => {
+  const pieces = [
+    '{"event_id":"9ec79c33ec9942ab8353589fcb2e04dc"}\n',
+    '{"type":"event"}\n{"message":"x"}\n',
+    '{"type":"attachment","length":5}\nab\ncd\n',
+    '{"type":"attachment","length":2}\nabc\n',
+    '{"type":"session","length":0}\n\n',
+    '{"length":2}\nab\n',
+    '{"type":"x","length":-1}\n',
+    '{"type":"x","length":"7"}\n',
+    "not json\n",
+    "\n\n",
+    '{"type":"a"}',
+    `{"type":"deep","x":${"[".repeat(40)}${"]".repeat(40)}}\n`,
+    `{"type":"${"l".repeat(MAX_HEADER_LINE_BYTES)}"}\n`,
+  ];
+
+  it("finds while streaming only the problems parseEnvelope reports, with its messages", () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.constantFrom(...pieces), { minLength: 1, maxLength: 8 }),
+        fc.array(fc.nat(), { maxLength: 6 }),
+        (parts, cuts) => {
+          const body = Buffer.from(parts.join(""));
+          const problem = framingProblem(body, cuts);
+          if (problem !== null) expect(parse(body)).toEqual({ ok: false, detail: problem });
+          expect(framingProblem(body, [])).toBe(problem);
+        },
+      ),
+      { seed: 0x5e1ce, numRuns: 500 },
+    );
+  });
+
+  it("refuses an item header bomb after one header's worth of bytes", () => {
+    const check = new EnvelopeFramingCheck();
+    expect(check.push(Buffer.from("{}\n"))).toBeNull();
+    const chunk = Buffer.alloc(16 * 1024, "[");
+    let problem: string | null = null;
+    let fed = 0;
+    while (!problem && fed < 10 * 1024 * 1024) {
+      problem = check.push(chunk);
+      fed += chunk.length;
+    }
+    expect(problem).toBe(`item header at byte 3 is longer than ${MAX_HEADER_LINE_BYTES} bytes`);
+    expect(fed).toBeLessThanOrEqual(MAX_HEADER_LINE_BYTES + chunk.length);
   });
 });

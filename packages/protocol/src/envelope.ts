@@ -117,6 +117,105 @@ export function parseEnvelope(body: Buffer): ParseEnvelopeResult {
   return { ok: true, envelope: { headers, items } };
 }
 
+type FramingState = "envelopeHeader" | "itemHeader" | "payload" | "afterPayload" | "linePayload";
+
+/**
+ * Checks an envelope's framing while its bytes arrive, so that a body whose
+ * framing is already wrong (an item header past `MAX_HEADER_LINE_BYTES` or
+ * too deep, an item without type, a bad `length`, more than
+ * `MAX_ENVELOPE_ITEMS` items) is refused before the rest is decoded. It
+ * applies `parseEnvelope`'s rules with its messages, and finds no problem
+ * `parseEnvelope` would not; `parseEnvelope` still reads the whole body.
+ */
+export class EnvelopeFramingCheck {
+  private state: FramingState = "envelopeHeader";
+  private position = 0;
+  private line: Buffer[] = [];
+  private lineBytes = 0;
+  private lineStart = 0;
+  private remaining = 0;
+  private items = 0;
+  private itemType = "";
+  private itemLength = 0;
+
+  /** Feeds the next bytes of the body; returns the first problem found, or null. */
+  push(chunk: Buffer): string | null {
+    let i = 0;
+    while (i < chunk.length) {
+      if (this.state === "payload") {
+        const take = Math.min(this.remaining, chunk.length - i);
+        this.remaining -= take;
+        i += take;
+        if (this.remaining === 0) this.state = "afterPayload";
+      } else if (this.state === "afterPayload") {
+        if (chunk[i] !== NEWLINE) {
+          return `${this.itemType} item payload is longer than its declared length ${this.itemLength}`;
+        }
+        i += 1;
+        this.state = "itemHeader";
+      } else if (this.state === "linePayload") {
+        const index = chunk.indexOf(NEWLINE, i);
+        i = index < 0 ? chunk.length : index + 1;
+        if (index >= 0) this.state = "itemHeader";
+      } else {
+        if (this.state === "itemHeader" && this.lineBytes === 0 && chunk[i] === NEWLINE) {
+          i += 1;
+          continue;
+        }
+        if (this.lineBytes === 0) this.lineStart = this.position + i;
+        const index = chunk.indexOf(NEWLINE, i);
+        const end = index < 0 ? chunk.length : index;
+        this.lineBytes += end - i;
+        const what =
+          this.state === "envelopeHeader"
+            ? "envelope header"
+            : `item header at byte ${this.lineStart}`;
+        if (this.lineBytes > MAX_HEADER_LINE_BYTES) return headerProblem(what, "long");
+        this.line.push(chunk.subarray(i, end));
+        if (index < 0) {
+          i = chunk.length;
+          continue;
+        }
+        i = index + 1;
+        const problem = this.endHeaderLine(what);
+        if (problem) return problem;
+      }
+    }
+    this.position += chunk.length;
+    return null;
+  }
+
+  private endHeaderLine(what: string): string | null {
+    const line = Buffer.concat(this.line, this.lineBytes);
+    this.line = [];
+    this.lineBytes = 0;
+    if (this.state === "itemHeader" && this.items >= MAX_ENVELOPE_ITEMS) {
+      return `envelope has more than ${MAX_ENVELOPE_ITEMS} items`;
+    }
+    const parsed = parseHeaderLine(line, 0, line.length);
+    if (!parsed.ok) return headerProblem(what, parsed.problem);
+    if (this.state === "envelopeHeader") {
+      this.state = "itemHeader";
+      return null;
+    }
+    this.items += 1;
+    const { type, length } = parsed.value;
+    if (typeof type !== "string" || type === "") return `${what} has no type`;
+    if (length === undefined || length === null) {
+      this.state = "linePayload";
+      return null;
+    }
+    if (typeof length !== "number" || !Number.isInteger(length) || length < 0) {
+      return `invalid length in ${type} item header`;
+    }
+    this.itemType = type;
+    this.itemLength = length;
+    this.remaining = length;
+    this.state = length === 0 ? "afterPayload" : "payload";
+    return null;
+  }
+}
+
 function lineEnd(body: Buffer, from: number): number {
   const index = body.indexOf(NEWLINE, from);
   return index < 0 ? body.length : index;

@@ -2,6 +2,7 @@ export { dataCategoryOf, itemTypeLabel } from "./data-category.ts";
 export { formatDsn, type ParsedDsn, parseDsn } from "./dsn.ts";
 export {
   type Envelope,
+  EnvelopeFramingCheck,
   type EnvelopeHeaders,
   type EnvelopeItem,
   type ItemHeaders,

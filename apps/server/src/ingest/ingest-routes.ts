@@ -1,6 +1,7 @@
 import { findReferencedAttachmentBlobs, type IngestBatch } from "@sluice/db";
 import {
   authFromPairs,
+  EnvelopeFramingCheck,
   extractIngestAuth,
   type IngestAuth,
   type IngestAuthResult,
@@ -232,7 +233,8 @@ function pathProject(c: Context): number | null {
  * checked before any byte of the body is read, or else from the envelope
  * header's `dsn`: then only the first line is decoded (at most
  * `MAX_HEADER_LINE_BYTES`) before the key is checked, so an unauthenticated
- * body is never decompressed whole.
+ * body is never decompressed whole. The framing is checked as the rest is
+ * decoded, so a malformed item header stops the decoding at once.
  */
 async function handleEnvelope(
   c: Context,
@@ -267,6 +269,7 @@ async function handleEnvelope(
   const reader = opened.reader;
   const first = await reader.readLine(MAX_HEADER_LINE_BYTES);
   if (!first.ok) return bodyFailed(c, deps, first, key, "unknown");
+  if (first.ended && first.line.length === 0) return reject(c, deps, 400, "empty envelope");
   const header = parseEnvelopeHeader(first.line);
   if (!header.ok) {
     await reader.cancel();
@@ -284,7 +287,8 @@ async function handleEnvelope(
     }
     key = check.key;
   }
-  const read = await reader.readAll();
+  const framing = new EnvelopeFramingCheck();
+  const read = await reader.readAll((chunk) => framing.push(chunk));
   if (!read.ok) return bodyFailed(c, deps, read, key, "unknown");
   const parsed = parseEnvelope(read.body);
   if (!parsed.ok) return reject(c, deps, 400, parsed.detail);

@@ -65,6 +65,29 @@ describe("openBody", () => {
     expect(performance.now() - started).toBeLessThan(300);
   });
 
+  it("reads a trickle of one-byte chunks in time linear in its size", async () => {
+    const bytes = Buffer.concat([
+      Buffer.alloc(64 * 1024, "a"),
+      Buffer.from("\n"),
+      Buffer.alloc(200_000),
+    ]);
+    let at = 0;
+    const trickle = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (at >= bytes.length) controller.close();
+        else controller.enqueue(bytes.subarray(at, ++at));
+      },
+    });
+    const started = performance.now();
+    const opened = openBody(trickle, undefined, 1_000_000);
+    if (!opened.ok) throw new Error(opened.detail);
+    const line = await opened.reader.readLine(64 * 1024);
+    expect(line.ok && line.line.length).toBe(64 * 1024);
+    const all = await opened.reader.readAll();
+    expect(all.ok && all.body.equals(bytes)).toBe(true);
+    expect(performance.now() - started).toBeLessThan(2_000);
+  });
+
   it("returns the whole body as the line when it has no newline", async () => {
     const opened = openBody(stream(Buffer.from("{}")), undefined, 1024);
     if (!opened.ok) throw new Error(opened.detail);

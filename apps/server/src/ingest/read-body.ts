@@ -30,6 +30,8 @@ export type ReadBodyOptions = {
 export const SHED_DETAIL = "too many request bytes in flight; retry later";
 
 const DECODED_CHUNK_BYTES = 64 * 1024;
+/** Decoded pieces smaller than this are joined while a body is read whole. */
+const COALESCE_BYTES = 64 * 1024;
 const NEWLINE = 0x0a;
 
 type DecoderFactory = (firstBytes: Buffer) => Transform;
@@ -102,10 +104,16 @@ export class BodyReader {
   private readonly chunks: Buffer[] = [];
   private decodedBytes = 0;
   private wireBytes = 0;
-  private scanned = 0;
+  /** `findNewline` resumes at chunk `scanIndex`, which starts at byte `scanOffset`. */
+  private scanIndex = 0;
+  private scanOffset = 0;
+  /** Small decoded pieces waiting to be joined, so that a trickle of tiny chunks stays a few objects. */
+  private small: Buffer[] = [];
+  private smallBytes = 0;
   private ended = false;
   private failure: BodyFailure | null = null;
   private source: AsyncIterator<Buffer> | null = null;
+  private inspect: ((chunk: Buffer) => string | null) | null = null;
 
   constructor(
     private readonly stream: ReadableStream<Uint8Array> | null,
@@ -124,17 +132,29 @@ export class BodyReader {
         return { ok: true, line: this.prefix(maxLineBytes + 1), ended: false };
       }
       if (this.ended) return { ok: true, line: this.prefix(this.decodedBytes), ended: true };
-      const pulled = await this.pull();
+      const pulled = await this.pull(false);
       if (pulled) return pulled;
     }
   }
 
-  /** Decodes to the end and returns the whole body (including what `readLine` saw). */
-  async readAll(): Promise<BodyResult> {
+  /**
+   * Decodes to the end and returns the whole body (including what `readLine`
+   * saw). `inspect` sees every decoded byte in order as it arrives; a problem
+   * it returns stops reading with a 400 naming it.
+   */
+  async readAll(inspect?: (chunk: Buffer) => string | null): Promise<BodyResult> {
+    if (inspect) {
+      this.inspect = inspect;
+      for (const chunk of [...this.chunks, ...this.small]) {
+        const problem = inspect(chunk);
+        if (problem) return this.refuse(problem);
+      }
+    }
     while (!this.ended) {
-      const pulled = await this.pull();
+      const pulled = await this.pull(true);
       if (pulled) return pulled;
     }
+    this.joinSmall();
     const body =
       this.chunks.length === 1
         ? (this.chunks[0] as Buffer)
@@ -151,7 +171,13 @@ export class BodyReader {
     await this.stream?.cancel().catch(() => {});
   }
 
-  private async pull(): Promise<BodyFailure | null> {
+  private async refuse(detail: string): Promise<BodyFailure> {
+    this.failure = { ok: false, status: 400, detail };
+    await this.cancel();
+    return this.failure;
+  }
+
+  private async pull(coalesce: boolean): Promise<BodyFailure | null> {
     if (this.failure) return this.failure;
     try {
       this.source ??= await this.openSource();
@@ -169,7 +195,16 @@ export class BodyReader {
         });
       }
       this.hold();
-      this.chunks.push(next.value);
+      const problem = this.inspect?.(next.value);
+      if (problem) throw new BodyError({ ok: false, status: 400, detail: problem });
+      if (!coalesce || next.value.length >= COALESCE_BYTES) {
+        this.joinSmall();
+        this.chunks.push(next.value);
+      } else {
+        this.small.push(next.value);
+        this.smallBytes += next.value.length;
+        if (this.smallBytes >= COALESCE_BYTES) this.joinSmall();
+      }
       return null;
     } catch (error) {
       this.failure =
@@ -226,18 +261,26 @@ export class BodyReader {
     }
   }
 
+  private joinSmall() {
+    if (this.small.length === 0) return;
+    this.chunks.push(
+      this.small.length === 1
+        ? (this.small[0] as Buffer)
+        : Buffer.concat(this.small, this.smallBytes),
+    );
+    this.small = [];
+    this.smallBytes = 0;
+  }
+
+  /** Offset of the first newline among the first `limit` decoded bytes, or -1; each byte is scanned once. */
   private findNewline(limit: number): number {
-    let offset = 0;
-    for (const chunk of this.chunks) {
-      if (offset + chunk.length > this.scanned) {
-        const from = Math.max(0, this.scanned - offset);
-        const index = chunk.indexOf(NEWLINE, from);
-        if (index >= 0) return offset + index;
-      }
-      offset += chunk.length;
-      if (offset >= limit) break;
+    while (this.scanIndex < this.chunks.length && this.scanOffset < limit) {
+      const chunk = this.chunks[this.scanIndex] as Buffer;
+      const index = chunk.indexOf(NEWLINE);
+      if (index >= 0) return this.scanOffset + index;
+      this.scanOffset += chunk.length;
+      this.scanIndex++;
     }
-    this.scanned = offset;
     return -1;
   }
 

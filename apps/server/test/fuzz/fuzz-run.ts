@@ -464,8 +464,7 @@ export async function runFuzz(partial: Partial<FuzzOptions> = {}): Promise<FuzzR
   const byStatus: Record<string, number> = {};
   const latencies: number[] = [];
   /** Every answer's span, to name what was in flight when /healthz was slow. */
-  const spans: { index: number; kind: string; startedAt: number; endedAt: number; ms: number }[] =
-    [];
+  const spans: Span[] = [];
   let shed = 0;
   let resets = 0;
   const resetSamples: string[] = [];
@@ -504,18 +503,19 @@ export async function runFuzz(partial: Partial<FuzzOptions> = {}): Promise<FuzzR
         }, 100)
       : null;
 
-  for (const [i, request] of warmupInputs(corpus, server.target).entries()) {
-    const answer = await send(base, agent, request, options.requestTimeoutMs);
-    if (answer.status >= 500) {
-      violate(-2 - i, request, {
-        reason: `warm-up answered ${answer.status}`,
-        status: answer.status,
-        detail: answer.body.slice(0, 300),
-      });
+  const warmUp = async () => {
+    for (const [i, request] of warmupInputs(corpus, server.target).entries()) {
+      const answer = await send(base, agent, request, options.requestTimeoutMs).catch(() => null);
+      if (answer && answer.status >= 500) {
+        violate(-2 - i, request, {
+          reason: `warm-up answered ${answer.status}`,
+          status: answer.status,
+          detail: answer.body.slice(0, 300),
+        });
+      }
     }
-  }
-  started = Date.now();
-  const healthz = startHealthzPoller(server.url, 50);
+  };
+  let healthz: ReturnType<typeof startHealthzPoller> | null = null;
   let next = options.from;
   let sent = 0;
   const end = options.from + options.count;
@@ -585,13 +585,16 @@ export async function runFuzz(partial: Partial<FuzzOptions> = {}): Promise<FuzzR
     }
   };
   try {
+    await warmUp();
+    started = Date.now();
+    healthz = startHealthzPoller(server.url, 50);
     await Promise.all(Array.from({ length: options.concurrency }, worker));
   } catch (error) {
     finished = true;
     await server.stop();
     throw error;
   } finally {
-    await healthz.stop();
+    await healthz?.stop();
     if (rssTimer) clearInterval(rssTimer);
     agent.destroy();
   }
@@ -604,7 +607,7 @@ export async function runFuzz(partial: Partial<FuzzOptions> = {}): Promise<FuzzR
       reason: `server RSS peaked at ${peakRss.toFixed(0)} MiB (limit ${options.rssLimitMiB})`,
     });
   }
-  const polls = healthz.samples;
+  const polls = healthz?.samples ?? [];
   const slow = polls.filter((s) => s.status !== 200 || s.ms > options.healthzLimitMs);
   for (const sample of slow.slice(0, 5)) {
     const end = sample.startedAt + sample.ms;

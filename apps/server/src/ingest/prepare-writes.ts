@@ -80,8 +80,10 @@ export async function prepareEnvelopeWrites(
   const blobKeys: string[] = [];
   const attachments: AttachmentRow[] = [];
   for (const { item, row } of plan.attachments) {
+    const namespace = `attachments/${ctx.projectId}`;
+    // One retry: two requests putting the same bytes at once can trip over each other's temporary file.
     const { key, sha1 } = await unavailableOnThrow(() =>
-      ctx.blobs.put(`attachments/${ctx.projectId}`, item.payload),
+      ctx.blobs.put(namespace, item.payload).catch(() => ctx.blobs.put(namespace, item.payload)),
     );
     blobKeys.push(key);
     attachments.push({ ...row, sha1, blobKey: key });

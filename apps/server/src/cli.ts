@@ -4,6 +4,7 @@ import {
   createApiToken,
   EditedMigrationError,
   ensureMigrationTables,
+  listFailedEvents,
   readMigrationFiles,
   readMigrationLock,
   readMigrationState,
@@ -23,6 +24,7 @@ const USAGE = `usage:
   sluice migrate [status|plan|apply|lint]
   sluice projects create <slug> [--org <slug>] [--json]
   sluice tokens create [--scopes a,b] [--label text] [--json]
+  sluice events failed [--limit N] [--json]   (events the worker gave up on)
   sluice verify     (every attachment and upload blob exists with its SHA-1; exit 1 if not)
 
 Settings come from the environment; see README.md.`;
@@ -42,6 +44,7 @@ async function main(argv: string[]): Promise<number> {
       json: { type: "boolean", default: false },
       scopes: { type: "string" },
       label: { type: "string" },
+      limit: { type: "string", default: "100" },
       help: { type: "boolean", short: "h", default: false },
     },
   });
@@ -101,6 +104,46 @@ async function main(argv: string[]): Promise<number> {
         const token = newApiToken();
         await createApiToken(services.db.orm, hashApiToken(token), scopes, values.label ?? null);
         console.log(values.json ? JSON.stringify({ token }) : token);
+      });
+    }
+    case "events": {
+      if (sub !== "failed") throw new UsageError("unknown events command");
+      const limit = Number(values.limit);
+      if (!Number.isInteger(limit) || limit < 1 || limit > 10_000)
+        throw new UsageError("--limit must be a whole number from 1 to 10000");
+      return withServices(config, async (services) => {
+        const failed = await listFailedEvents(services.db.pool, limit);
+        if (values.json) {
+          console.log(
+            JSON.stringify(
+              failed.map((e) => ({
+                organization: e.organization,
+                project: e.project,
+                projectId: String(e.projectId),
+                eventId: e.eventId,
+                receivedAt: e.receivedAt.toISOString(),
+                failures: e.failures,
+                lastError: e.lastError,
+                failedAt: e.failedAt.toISOString(),
+              })),
+            ),
+          );
+          return;
+        }
+        if (failed.length === 0) {
+          console.log("no failed events");
+          return;
+        }
+        printTable(
+          ["PROJECT", "EVENT ID", "FAILURES", "FAILED AT", "LAST ERROR"],
+          failed.map((e) => [
+            `${e.organization}/${e.project}`,
+            e.eventId,
+            String(e.failures),
+            e.failedAt.toISOString(),
+            e.lastError,
+          ]),
+        );
       });
     }
     case "verify":
@@ -174,6 +217,16 @@ async function migrate(config: Config, sub: string): Promise<number> {
     return state.edited.length > 0 ? 1 : 0;
   } finally {
     await services.close();
+  }
+}
+
+/** Prints rows as columns padded to their widest cell; the last column is left unpadded. */
+function printTable(header: string[], rows: string[][]): void {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  for (const row of [header, ...rows]) {
+    console.log(
+      row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i] ?? 0))).join("  "),
+    );
   }
 }
 

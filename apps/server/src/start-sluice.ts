@@ -114,6 +114,8 @@ export async function startSluice(
       log,
       symbolicate: createEventSymbolicator(db, services.blobs, config.sourceMapCacheBytes),
       recordRelease: createReleaseSeenRecorder(db),
+      maxFailures: config.maxEventFailures,
+      onFailed: (events: number) => metrics.eventsFailed.inc(events),
     };
     const batcher = new JobBatcher((jobs: EventProcessPayload[]) => processEvents(deps, jobs), {
       windowMs: WORKER_BATCH_WINDOW_MS,

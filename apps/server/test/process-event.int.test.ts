@@ -118,4 +118,107 @@ describe("the event.process job", () => {
     const again = await processEvents(deps(), jobs);
     expect(again.filter((o) => o.ok && o.result === "grouped")).toHaveLength(0);
   });
+
+  /** Stores one event whose compressed payload cannot be inflated, as a damaged row would be. */
+  async function storeCorrupt() {
+    const receivedAt = new Date();
+    const eventId = crypto.randomUUID().replaceAll("-", "");
+    await t.sql.query(
+      `INSERT INTO events (project_id, event_id, received_at, "timestamp", payload, payload_compressed)
+       VALUES ($1, $2, $3, $3, 'null'::jsonb, $4)`,
+      [t.projectId, eventId, receivedAt, Buffer.from([1, 0xde, 0xad, 0xbe, 0xef, 0x00, 0x42])],
+    );
+    await t.sql.query(
+      "INSERT INTO event_ids (project_id, event_id, received_at) VALUES ($1, $2, $3)",
+      [t.projectId, eventId, receivedAt],
+    );
+    return { projectId: t.projectId, eventId, receivedAt: receivedAt.toISOString() };
+  }
+
+  const failureOf = async (eventId: string) =>
+    (
+      await t.sql.query(
+        `SELECT failures::int, last_error, failed_at IS NOT NULL AS failed
+           FROM event_failures WHERE event_id = $1`,
+        [eventId],
+      )
+    ).rows[0];
+
+  it("marks an undecodable event failed at its first attempt, and still groups its batch-mates", async () => {
+    const poison = await storeCorrupt();
+    const good = await store(2, { message: "poison: batch-mate" });
+    let failed = 0;
+    const outcomes = await processEvents({ ...deps(), onFailed: (n) => (failed += n) }, [
+      good[0] as (typeof good)[0],
+      poison,
+      good[1] as (typeof good)[0],
+    ]);
+    expect(outcomes.map((o) => (o.ok ? o.result : "error"))).toEqual([
+      "grouped",
+      "failed",
+      "grouped",
+    ]);
+    expect(failed).toBe(1);
+    expect(await failureOf(poison.eventId)).toEqual({
+      failures: 1,
+      last_error: expect.stringMatching(/^UndecodablePayload: /),
+      failed: true,
+    });
+    // Run again (a retry, the sweeper): nothing more is counted.
+    expect(await processEvent({ ...deps(), onFailed: (n) => (failed += n) }, poison)).toBe(
+      "failed",
+    );
+    expect(failed).toBe(1);
+    expect((await failureOf(poison.eventId)).failures).toBe(1);
+    const issue = await t.sql.query(
+      "SELECT times_seen FROM issues WHERE title = 'poison: batch-mate'",
+    );
+    expect(issue.rows).toEqual([{ times_seen: "2" }]);
+  });
+
+  it("retries an event that throws up to the limit, then marks it failed", async () => {
+    const [job] = await store(1, { message: "poison: throws in symbolication", platform: "node" });
+    if (!job) throw new Error("no job");
+    const throwing = () => {
+      throw Object.assign(new Error(`source map for "${job.eventId}" exploded`), { code: "EX" });
+    };
+    let failed = 0;
+    const flaky = {
+      ...deps(),
+      maxFailures: 3,
+      symbolicate: throwing,
+      onFailed: (n: number) => (failed += n),
+    };
+    await expect(processEvent(flaky, job)).rejects.toThrow(/exploded/);
+    await expect(processEvent(flaky, job)).rejects.toThrow(/exploded/);
+    expect(await failureOf(job.eventId)).toMatchObject({ failures: 2, failed: false });
+    expect(await processEvent(flaky, job)).toBe("failed");
+    expect(failed).toBe(1);
+    expect(await failureOf(job.eventId)).toEqual({
+      failures: 3,
+      last_error: 'Error: source map for "…" exploded',
+      failed: true,
+    });
+    expect(await processEvent(deps(), job)).toBe("failed");
+    expect(
+      await countRows(t.sql, "events", `event_id = '${job.eventId}' AND processed_at IS NULL`),
+    ).toBe(1);
+  });
+
+  it("does not count a failure of Postgres or the network against the event", async () => {
+    const [job] = await store(1, { message: "poison: infrastructure", platform: "node" });
+    if (!job) throw new Error("no job");
+    const away = {
+      ...deps(),
+      maxFailures: 1,
+      symbolicate: () => {
+        throw Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:5432"), {
+          code: "ECONNREFUSED",
+        });
+      },
+    };
+    await expect(processEvent(away, job)).rejects.toThrow(/ECONNREFUSED/);
+    expect(await failureOf(job.eventId)).toBeUndefined();
+    expect(await processEvent(deps(), job)).toBe("grouped");
+  });
 });

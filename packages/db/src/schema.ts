@@ -161,6 +161,21 @@ export const events = pgTable(
   (t) => [primaryKey({ columns: [t.projectId, t.eventId, t.receivedAt] })],
 );
 
+/** Processing failures of an event; `failedAt` set once the worker gave up (migration 0004). */
+export const eventFailures = pgTable(
+  "event_failures",
+  {
+    projectId: ref("project_id").notNull(),
+    eventId: uuid("event_id").notNull(),
+    receivedAt: ts("received_at").notNull(),
+    failures: bigint("failures", { mode: "number" }).notNull().default(0),
+    lastError: text("last_error").notNull().default(""),
+    lastFailedAt: ts("last_failed_at").notNull().defaultNow(),
+    failedAt: ts("failed_at"),
+  },
+  (t) => [primaryKey({ columns: [t.projectId, t.eventId] })],
+);
+
 export const attachments = pgTable(
   "attachments",
   {

@@ -1,4 +1,4 @@
-import { ensureEventPartitions, listUnprocessedEvents, tryTakeLease } from "@sluice/db";
+import { ensureEventPartitions, listEventsToSweep, tryTakeLease } from "@sluice/db";
 import type { Services } from "../services.ts";
 
 const SWEEP_BATCH = 1000;
@@ -25,7 +25,7 @@ function every(intervalMs: number, tick: (stopping: () => boolean) => Promise<vo
 
 /**
  * One sweep: enqueues every event stored more than `minAgeMs` ago and still
- * unprocessed, `batch` at a time in key order, each once, until the backlog
+ * unprocessed, except those marked failed (poison events), `batch` at a time in key order, each once, until the backlog
  * is walked through or `stopping()` says to stop (checked between batches).
  * Returns how many events it enqueued. Throws on database or queue failure.
  */
@@ -37,7 +37,7 @@ export async function sweepUnprocessed(
   let enqueued = 0;
   let after = null;
   while (!options.stopping()) {
-    const events = await listUnprocessedEvents(db.pool, options.minAgeMs, options.batch, after);
+    const events = await listEventsToSweep(db.pool, options.minAgeMs, options.batch, after);
     if (events.length === 0) break;
     await queue.requeueEvents(
       events.map((e) => ({

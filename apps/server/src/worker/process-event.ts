@@ -14,15 +14,17 @@ import {
   lockUnprocessedEvents,
   markEventsProcessed,
   readEvents,
+  recordEventFailures,
 } from "@sluice/db";
 import { describeIssue, hashEvent } from "@sluice/grouping";
 import { type EventUser, type NormalizedEvent, normalizeEvent } from "@sluice/protocol";
 import type { EventProcessPayload } from "@sluice/queue";
-import type { Logger } from "../logger.ts";
+import { type Logger, serializeError } from "../logger.ts";
 import type { EventSymbolicator } from "./event-symbolicator.ts";
 import type { ReleaseSeenRecorder } from "./release-seen.ts";
 
-export type ProcessResult = "grouped" | "no-issue" | "already-processed" | "missing";
+/** What became of a job; `failed`: the event is marked failed (now or before), not retried. */
+export type ProcessResult = "grouped" | "no-issue" | "already-processed" | "missing" | "failed";
 
 /** What processing needs besides the jobs. */
 export type ProcessDeps = {
@@ -30,7 +32,23 @@ export type ProcessDeps = {
   log: Logger;
   symbolicate: EventSymbolicator;
   recordRelease: ReleaseSeenRecorder;
+  /** Failures after which an event is marked failed (SLUICE_MAX_EVENT_FAILURES; default 5). */
+  maxFailures?: number;
+  /** Called with how many events one batch marked failed (the `eventsFailed` metric). */
+  onFailed?: (events: number) => void;
 };
+
+const DEFAULT_MAX_FAILURES = 5;
+
+/** The stored payload cannot be decompressed or parsed: no retry can fix it. */
+class UndecodablePayload extends Error {
+  override name = "UndecodablePayload";
+}
+
+/** The payload decodes but cannot be normalized into an event: no retry can fix it. */
+class UnnormalizableEvent extends Error {
+  override name = "UnnormalizableEvent";
+}
 
 /** Another transaction created an issue for these hashes first; run again to join it. */
 class LostIssueRace extends Error {}
@@ -67,8 +85,16 @@ export type JobOutcome = { ok: true; result: ProcessResult } | { ok: false; erro
  * symbolicated payloads and marks the events processed. A few round trips
  * per batch, not per event, and a hot issue is written once per batch.
  * Running it again changes nothing for processed events. Throws when the
- * transaction fails (the queue retries the jobs); a concurrent batch that
- * created the same issue first, or a deadlock, runs the batch again.
+ * transaction fails (the queue retries the jobs, the batcher one by one);
+ * a concurrent batch that created the same issue first, or a deadlock,
+ * runs the batch again.
+ *
+ * Poison events: each failure of an event alone (in preparing it, or in
+ * grouping it as a batch of one) is counted in `event_failures`; an
+ * undecodable payload or a normalize error marks the event failed at once,
+ * any other error after `maxFailures`. A failed event's job resolves as
+ * `failed` (no more retries) and the sweeper skips it. Failures of the
+ * infrastructure (Postgres or the blob store away) are not counted.
  */
 export async function processEvents(
   deps: ProcessDeps,
@@ -82,6 +108,7 @@ export async function processEvents(
   const stored = new Map((await readEvents(deps.db.pool, keys)).map((e) => [eventKeyString(e), e]));
   const outcomes = new Map<string, JobOutcome>();
   const prepared: Prepared[] = [];
+  const failures: Failure[] = [];
   const seen = new Set<string>();
   for (const key of keys) {
     const id = eventKeyString(key);
@@ -91,11 +118,14 @@ export async function processEvents(
     const row = stored.get(id);
     if (!row) outcomes.set(id, { ok: true, result: "missing" });
     else if (row.processedAt) outcomes.set(id, { ok: true, result: "already-processed" });
-    else {
+    else if (row.failedAt) outcomes.set(id, { ok: true, result: "failed" });
+    else if (row.decodeError !== null) {
+      failures.push({ key: row, error: new UndecodablePayload(row.decodeError), permanent: true });
+    } else {
       try {
         prepared.push(await prepare(deps, row));
       } catch (error) {
-        outcomes.set(id, { ok: false, error });
+        failures.push({ key: row, error, permanent: error instanceof UnnormalizableEvent });
       }
     }
   }
@@ -108,13 +138,104 @@ export async function processEvents(
       } catch (error) {
         const code = (error as { code?: string }).code ?? "";
         const retry = error instanceof LostIssueRace || RETRY_CODES.has(code);
-        if (!retry || attempt >= RETRIES) throw error;
-        deps.log.debug({ events: prepared.length, attempt, code }, "grouping raced; running again");
+        if (retry && attempt < RETRIES) {
+          deps.log.debug(
+            { events: prepared.length, attempt, code },
+            "grouping raced; running again",
+          );
+          continue;
+        }
+        // A batch fails as a whole; alone, the event is the one to blame.
+        const [only] = prepared;
+        if (prepared.length > 1 || !only || isInfrastructureError(error)) throw error;
+        failures.push({ key: only.key, error, permanent: false });
+        break;
       }
     }
   }
+  await recordFailures(deps, failures, outcomes);
   return keys.map(
     (key) => outcomes.get(eventKeyString(key)) ?? { ok: true, result: "already-processed" },
+  );
+}
+
+type Failure = { key: EventKey; error: unknown; permanent: boolean };
+
+/**
+ * Counts the batch's failures (infrastructure errors aside) and sets each
+ * failing event's outcome: `failed` once it is marked failed, else its
+ * error (the queue retries it). When the count itself cannot be written,
+ * every one is left to a retry.
+ */
+async function recordFailures(
+  deps: ProcessDeps,
+  failures: Failure[],
+  outcomes: Map<string, JobOutcome>,
+): Promise<void> {
+  for (const f of failures) outcomes.set(eventKeyString(f.key), { ok: false, error: f.error });
+  const counted = failures.filter((f) => f.permanent || !isInfrastructureError(f.error));
+  if (counted.length === 0) return;
+  const maxFailures = deps.maxFailures ?? DEFAULT_MAX_FAILURES;
+  let recorded: Awaited<ReturnType<typeof recordEventFailures>>;
+  try {
+    recorded = await recordEventFailures(
+      deps.db.pool,
+      counted.map((f) => ({ ...f.key, error: errorText(f.error), permanent: f.permanent })),
+      maxFailures,
+    );
+  } catch (error) {
+    deps.log.warn({ err: error, events: counted.length }, "event failures not recorded");
+    return;
+  }
+  for (const f of counted) {
+    const id = eventKeyString(f.key);
+    const failuresSoFar = recorded.counts.get(id) ?? 0;
+    if (recorded.newlyFailed.has(id)) {
+      outcomes.set(id, { ok: true, result: "failed" });
+      deps.log.warn(
+        {
+          err: f.error,
+          projectId: f.key.projectId,
+          eventId: f.key.eventId,
+          failures: failuresSoFar,
+        },
+        "event.process: event marked failed; it is not retried (sluice events failed lists it)",
+      );
+    }
+  }
+  if (recorded.newlyFailed.size > 0) deps.onFailed?.(recorded.newlyFailed.size);
+}
+
+/** An error as `event_failures.last_error` keeps it: type and message, no data. */
+function errorText(error: unknown): string {
+  const { type, message } = serializeError(error);
+  return message ? `${type}: ${message}` : String(type);
+}
+
+/** SQLSTATE classes of a database that is away or overloaded, not of a bad event. */
+const INFRASTRUCTURE_SQLSTATE = /^(08|53|57|58|40001|40P01|55P03)/;
+const INFRASTRUCTURE_CODES = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ETIMEDOUT",
+  "EPIPE",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "EHOSTUNREACH",
+]);
+
+/** Whether an error says a dependency failed (retry without blaming the event). */
+function isInfrastructureError(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  const code = (error as { code?: unknown }).code;
+  if (
+    typeof code === "string" &&
+    (INFRASTRUCTURE_SQLSTATE.test(code) || INFRASTRUCTURE_CODES.has(code))
+  )
+    return true;
+  if (error.name === "TimeoutError" || error.name === "AbortError") return true;
+  return /timeout exceeded when trying to connect|Connection terminated|Cannot use a pool after calling end/i.test(
+    error.message,
   );
 }
 
@@ -130,11 +251,18 @@ export async function processEvent(
 }
 
 async function prepare(deps: ProcessDeps, row: EventToProcess): Promise<Prepared> {
-  const event = normalizeEvent(row.payload, {
-    eventId: row.eventId,
-    timestamp: row.timestamp,
-    receivedAt: row.receivedAt,
-  });
+  let event: NormalizedEvent;
+  try {
+    event = normalizeEvent(row.payload, {
+      eventId: row.eventId,
+      timestamp: row.timestamp,
+      receivedAt: row.receivedAt,
+    });
+  } catch (error) {
+    throw new UnnormalizableEvent((error as Error)?.message ?? "normalize failed", {
+      cause: error,
+    });
+  }
   let payload: Record<string, unknown> | null = null;
   if (event.type !== "transaction") {
     const symbolicated = await deps.symbolicate(event, row.projectId);

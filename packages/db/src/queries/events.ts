@@ -1,11 +1,22 @@
 import { and, desc, eq } from "drizzle-orm";
+import type pg from "pg";
 import type { Orm } from "../database.ts";
 import { payloadOfRow } from "../event-payload.ts";
 import { eventIds, events } from "../schema.ts";
+import type { UnprocessedEvent } from "./unprocessed-events.ts";
 
 /** An event row with its payload read from whichever column holds it (event-payload.ts). */
 export type StoredEventRow = Omit<typeof events.$inferSelect, "payload" | "payloadCompressed"> & {
   payload: Record<string, unknown>;
+};
+
+/**
+ * What the API shows of an event whose stored payload cannot be read (the
+ * worker marked it failed): no data, and Sentry's `invalid_data` processing
+ * error (`sentry/models/eventerror.py`), so the event stays readable.
+ */
+const UNREADABLE_PAYLOAD = {
+  errors: [{ type: "invalid_data", name: "payload", reason: "the stored payload cannot be read" }],
 };
 
 function decoded({
@@ -13,7 +24,11 @@ function decoded({
   payloadCompressed,
   ...rest
 }: typeof events.$inferSelect): StoredEventRow {
-  return { ...rest, payload: payloadOfRow({ payload, payloadCompressed }) };
+  try {
+    return { ...rest, payload: payloadOfRow({ payload, payloadCompressed }) };
+  } catch {
+    return { ...rest, payload: structuredClone(UNREADABLE_PAYLOAD) };
+  }
 }
 
 /** Events of an issue, newest first. */
@@ -61,4 +76,70 @@ export async function findEvent(
     )
     .limit(1);
   return rows[0] ? decoded(rows[0]) : null;
+}
+
+/** An event the worker gave up on, as `sluice events failed` lists it. */
+export type FailedEvent = {
+  organization: string;
+  project: string;
+  projectId: number;
+  eventId: string;
+  receivedAt: Date;
+  failures: number;
+  lastError: string;
+  failedAt: Date;
+};
+
+/** Events marked failed (`event_failures.failed_at`), most recent first, at most `limit`. */
+export async function listFailedEvents(pool: pg.Pool, limit: number): Promise<FailedEvent[]> {
+  const result = await pool.query(
+    `SELECT o.slug AS organization, p.slug AS project, f.project_id, f.event_id::text,
+            f.received_at, f.failures, f.last_error, f.failed_at
+       FROM event_failures f
+       JOIN projects p ON p.id = f.project_id
+       JOIN organizations o ON o.id = p.organization_id
+      WHERE f.failed_at IS NOT NULL
+      ORDER BY f.failed_at DESC, f.project_id, f.event_id
+      LIMIT $1`,
+    [limit],
+  );
+  return result.rows.map((r) => ({
+    organization: r.organization as string,
+    project: r.project as string,
+    projectId: Number(r.project_id),
+    eventId: (r.event_id as string).replaceAll("-", ""),
+    receivedAt: r.received_at as Date,
+    failures: Number(r.failures),
+    lastError: r.last_error as string,
+    failedAt: r.failed_at as Date,
+  }));
+}
+
+/**
+ * `listUnprocessedEvents` for the sweeper, without the events the worker
+ * gave up on (`event_failures.failed_at`): those are never enqueued again.
+ * Same order and paging: stored at least `minAgeMs` ago, unprocessed, in
+ * (received_at, project, event id) order after `after`.
+ */
+export async function listEventsToSweep(
+  pool: pg.Pool,
+  minAgeMs: number,
+  limit: number,
+  after: UnprocessedEvent | null,
+): Promise<UnprocessedEvent[]> {
+  const result = await pool.query(
+    `SELECT e.project_id, e.event_id::text AS event_id, e.received_at FROM events e
+      WHERE e.processed_at IS NULL AND e.received_at < now() - make_interval(secs => $1 / 1000.0)
+        AND ($3::timestamptz IS NULL OR (e.received_at, e.project_id, e.event_id) > ($3, $4, $5::uuid))
+        AND NOT EXISTS (SELECT 1 FROM event_failures f
+                         WHERE f.project_id = e.project_id AND f.event_id = e.event_id
+                           AND f.failed_at IS NOT NULL)
+      ORDER BY e.received_at, e.project_id, e.event_id LIMIT $2`,
+    [minAgeMs, limit, after?.receivedAt ?? null, after?.projectId ?? null, after?.eventId ?? null],
+  );
+  return result.rows.map((r) => ({
+    projectId: Number(r.project_id),
+    eventId: (r.event_id as string).replaceAll("-", ""),
+    receivedAt: r.received_at as Date,
+  }));
 }

@@ -12,7 +12,12 @@ import { compressPayload, payloadOfRow } from "../event-payload.ts";
 export type EventKey = { projectId: number; eventId: string; receivedAt: Date };
 
 export type EventToProcess = EventKey & {
+  /** The payload; `{}` when it cannot be decoded (`decodeError` says why). */
   payload: Record<string, unknown>;
+  /** Why the stored payload cannot be read (corrupt compressed data, bad JSON), else null. */
+  decodeError: string | null;
+  /** When the worker gave up on this event (`event_failures.failed_at`), else null. */
+  failedAt: Date | null;
   /** Whether the row keeps its payload in `payload_compressed` (event-payload.ts). */
   compressed: boolean;
   timestamp: Date;
@@ -32,27 +37,114 @@ const keysJson = (keys: EventKey[]) =>
     keys.map((k) => ({ p: k.projectId, e: k.eventId, r: k.receivedAt.toISOString() })),
   );
 
-/** Loads events without locking them (processing reads before it groups); absent ones are left out. */
+/**
+ * Loads events without locking them (processing reads before it groups);
+ * absent ones are left out. A payload that cannot be decoded does not fail
+ * the read: that row carries `decodeError` (one poison event must not fail
+ * its batch).
+ */
 export async function readEvents(
   queryable: pg.Pool | pg.PoolClient,
   keys: EventKey[],
 ): Promise<EventToProcess[]> {
   const result = await queryable.query(
     `SELECT e.project_id, e.event_id::text, e.received_at, e.payload, e.payload_compressed,
-            e."timestamp", e.processed_at
+            e."timestamp", e.processed_at, f.failed_at
        FROM json_to_recordset($1::json) AS k(p bigint, e uuid, r timestamptz)
-       JOIN events e ON e.project_id = k.p AND e.event_id = k.e AND e.received_at = k.r`,
+       JOIN events e ON e.project_id = k.p AND e.event_id = k.e AND e.received_at = k.r
+       LEFT JOIN event_failures f ON f.project_id = e.project_id AND f.event_id = e.event_id`,
     [keysJson(keys)],
   );
-  return result.rows.map((r) => ({
-    projectId: Number(r.project_id),
-    eventId: (r.event_id as string).replaceAll("-", ""),
-    receivedAt: r.received_at as Date,
-    payload: payloadOfRow({ payload: r.payload, payloadCompressed: r.payload_compressed }),
-    compressed: r.payload === null,
-    timestamp: r.timestamp as Date,
-    processedAt: r.processed_at as Date | null,
-  }));
+  return result.rows.map((r) => {
+    let payload: Record<string, unknown> = {};
+    let decodeError: string | null = null;
+    try {
+      payload = payloadOfRow({ payload: r.payload, payloadCompressed: r.payload_compressed });
+    } catch (error) {
+      decodeError = (error as Error).message || "the stored payload cannot be read";
+    }
+    return {
+      projectId: Number(r.project_id),
+      eventId: (r.event_id as string).replaceAll("-", ""),
+      receivedAt: r.received_at as Date,
+      payload,
+      decodeError,
+      failedAt: r.failed_at as Date | null,
+      compressed: r.payload === null,
+      timestamp: r.timestamp as Date,
+      processedAt: r.processed_at as Date | null,
+    };
+  });
+}
+
+/** One processing failure of an event: its error text (bounded, no payload data). */
+export type EventFailure = EventKey & {
+  error: string;
+  /** A failure no retry can fix (undecodable payload, normalize error): fail the event now. */
+  permanent: boolean;
+};
+
+/** Longest `last_error` stored, in characters. */
+const MAX_ERROR_TEXT = 300;
+
+/**
+ * Counts one failure for each event (each at most once in `failures`) and
+ * marks it failed (`failed_at`) when the failure is permanent or its count
+ * reaches `maxFailures`. Returns the events this call marked failed, as
+ * `eventKeyString`s, with every event's failure count.
+ */
+export async function recordEventFailures(
+  pool: pg.Pool,
+  failures: EventFailure[],
+  maxFailures: number,
+): Promise<{ newlyFailed: Set<string>; counts: Map<string, number> }> {
+  const newlyFailed = new Set<string>();
+  const counts = new Map<string, number>();
+  if (failures.length === 0) return { newlyFailed, counts };
+  const result = await pool.query(
+    `INSERT INTO event_failures AS f (project_id, event_id, received_at, failures, last_error,
+                                      last_failed_at, failed_at)
+     SELECT d.p, d.e, d.r, 1, d.m, now(), CASE WHEN d.x OR $2 <= 1 THEN now() END
+       FROM json_to_recordset($1::json) AS d(p bigint, e uuid, r timestamptz, m text, x boolean)
+     ON CONFLICT (project_id, event_id) DO UPDATE
+        SET failures = f.failures + 1,
+            last_error = excluded.last_error,
+            last_failed_at = now(),
+            failed_at = COALESCE(f.failed_at,
+              CASE WHEN excluded.failed_at IS NOT NULL OR f.failures + 1 >= $2 THEN now() END)
+     RETURNING project_id, event_id::text, received_at, failures, failed_at = now() AS newly_failed`,
+    [
+      JSON.stringify(
+        dedupe(failures).map((f) => ({
+          p: f.projectId,
+          e: f.eventId,
+          r: f.receivedAt.toISOString(),
+          m: f.error.slice(0, MAX_ERROR_TEXT),
+          x: f.permanent,
+        })),
+      ),
+      maxFailures,
+    ],
+  );
+  for (const r of result.rows) {
+    const key = eventKeyString({
+      projectId: Number(r.project_id),
+      eventId: (r.event_id as string).replaceAll("-", ""),
+      receivedAt: r.received_at as Date,
+    });
+    counts.set(key, Number(r.failures));
+    if (r.newly_failed) newlyFailed.add(key);
+  }
+  return { newlyFailed, counts };
+}
+
+/** One row per (project, event id): a second would make ON CONFLICT touch a row twice. */
+function dedupe(failures: EventFailure[]): EventFailure[] {
+  const byKey = new Map<string, EventFailure>();
+  for (const f of failures) byKey.set(`${f.projectId}/${f.eventId}`, f);
+  return [...byKey.values()].sort(
+    (a, b) => a.projectId - b.projectId || compareText(a.eventId, b.eventId),
+  );
 }
 
 /**

@@ -25,8 +25,9 @@ function every(intervalMs: number, tick: (stopping: () => boolean) => Promise<vo
 
 /**
  * One sweep: enqueues every event stored more than `minAgeMs` ago and still
- * unprocessed, except those marked failed (poison events), `batch` at a time in key order, each once, until the backlog
- * is walked through or `stopping()` says to stop (checked between batches).
+ * unprocessed, except those marked failed (poison events), `batch` at a
+ * time in key order, each once, until the backlog is walked through or
+ * `stopping()` says to stop (checked between batches).
  * Returns how many events it enqueued. Throws on database or queue failure.
  */
 export async function sweepUnprocessed(
@@ -56,7 +57,7 @@ export async function sweepUnprocessed(
 }
 
 /**
- * The sweeper (DESIGN.md promise 3): under the `sweeper` lease, so one node
+ * The sweeper: under the `sweeper` lease, so one node
  * at a time, it enqueues again every event stored more than
  * `sweeper.minAgeMs` ago and still unprocessed (Redis flushed, worker killed,
  * enqueue failed). Jobs are idempotent, so a duplicate costs nothing.

@@ -79,6 +79,8 @@ export type FuzzReport = {
   byStatus: Record<string, number>;
   /** 429/503 with Retry-After for bytes in flight: allowed, counted apart. */
   shed: number;
+  /** Answers to the stateful API probes, by probe and status. */
+  probes: Record<string, number>;
   /** Size of one `/metrics` scrape after the run. */
   metrics: { bytes: number; series: number } | null;
   /** Requests that got a connection reset instead of an answer. */
@@ -445,6 +447,139 @@ function saveFailure(
   return file;
 }
 
+/** Names a release file may have: non-Latin-1, controls, NUL, quotes, bidi, long. */
+const ODD_FILE_NAMES = [
+  "~/app.js",
+  "~/ünïcödé-файл-文件.js",
+  "~/emoji-🙂.js.map",
+  "~/tab\there.js",
+  "~/new\nline.js",
+  "~/nul\u0000.js",
+  '~/"quoted";.js',
+  "~/\u202egnp.js",
+  "~/percent%E0%A4%A.js",
+  `~/${"x".repeat(2100)}.js`,
+  "~/lone\ud800.js",
+];
+
+type Check = (index: number, request: FuzzRequest, answer: Answer) => void;
+
+/**
+ * Stateful API sequences the one-request inputs cannot reach: a release file
+ * uploaded under each odd name, listed, downloaded and renamed; and a release
+ * of one project deleted through another project's path, which must leave it.
+ */
+async function runProbes(
+  base: URL,
+  agent: http.Agent,
+  target: FuzzTarget,
+  timeoutMs: number,
+  check: Check,
+  violate: (
+    index: number,
+    request: FuzzRequest | null,
+    v: Omit<Violation, "index" | "kind">,
+  ) => void,
+): Promise<{ sent: number; byKind: Record<string, number> }> {
+  const byKind: Record<string, number> = {};
+  if (!target.token) return { sent: 0, byKind };
+  const auth = { authorization: `Bearer ${target.token}` };
+  let index = -1000;
+  let sent = 0;
+  const call = async (kind: string, method: string, path: string, body?: Buffer, type?: string) => {
+    const request: FuzzRequest = {
+      kind,
+      method,
+      path,
+      headers: { ...auth, ...(type ? { "content-type": type } : {}) },
+      body: body ?? null,
+    };
+    index -= 1;
+    sent += 1;
+    try {
+      const answer = await send(base, agent, request, timeoutMs);
+      check(index, request, answer);
+      const label = `${kind.split(" ")[0]} ${answer.status}`;
+      byKind[label] = (byKind[label] ?? 0) + 1;
+      return answer;
+    } catch (error) {
+      violate(index, request, { reason: `no answer: ${(error as Error).message}` });
+      return null;
+    }
+  };
+  const json = (value: unknown) => Buffer.from(JSON.stringify(value));
+  const orgReleases = `/api/0/organizations/${target.org}/releases/`;
+  for (const [i, name] of ODD_FILE_NAMES.entries()) {
+    const version = `fuzz-probe-${i}`;
+    await call(
+      "probe:release",
+      "POST",
+      orgReleases,
+      json({ version, projects: [target.project] }),
+      "application/json",
+    );
+    const files = `${orgReleases}${version}/files/`;
+    const boundary = "fuzzboundary7MA4YWxkTrZu0gW";
+    const safeName = name.toWellFormed();
+    const form = Buffer.concat([
+      Buffer.from(
+        `--${boundary}\r\nContent-Disposition: form-data; name="name"\r\n\r\n${safeName}\r\n`,
+      ),
+      Buffer.from(
+        `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="f.js"\r\nContent-Type: application/javascript\r\n\r\n`,
+      ),
+      Buffer.from("console.log(1);\n"),
+      Buffer.from(`\r\n--${boundary}--\r\n`),
+    ]);
+    const uploaded = await call(
+      `probe:file-upload ${JSON.stringify(name.slice(0, 40))}`,
+      "POST",
+      files,
+      form,
+      `multipart/form-data; boundary=${boundary}`,
+    );
+    await call("probe:file-list", "GET", files);
+    let id: string | null = null;
+    try {
+      id = uploaded && uploaded.status < 300 ? String(JSON.parse(uploaded.body).id) : null;
+    } catch {}
+    if (id) {
+      await call(
+        `probe:file-download ${JSON.stringify(name.slice(0, 40))}`,
+        "GET",
+        `${files}${id}/?download=1`,
+      );
+      await call(
+        "probe:file-rename",
+        "PUT",
+        `${files}${id}/`,
+        json({ name: `${safeName}.renamed\u0000` }),
+        "application/json",
+      );
+    }
+  }
+  const version = "fuzz-probe-owned";
+  await call(
+    "probe:release",
+    "POST",
+    orgReleases,
+    json({ version, projects: [target.project] }),
+    "application/json",
+  );
+  await call(
+    "probe:release-delete-other-project",
+    "DELETE",
+    `/api/0/projects/${target.org}/other/releases/${version}/`,
+  );
+  const still = await call("probe:release-after", "GET", `${orgReleases}${version}/`);
+  if (still && still.status !== 200) {
+    violate(index, null, {
+      reason: `a release of project ${target.project} is gone (${still.status}) after DELETE through project "other"`,
+    });
+  }
+  return { sent, byKind };
+}
+
 /**
  * Runs the black-box fuzzer: spawns Sluice on a fresh database (or targets
  * `options.url`), sends `options.count` generated inputs with bounded
@@ -503,6 +638,40 @@ export async function runFuzz(partial: Partial<FuzzOptions> = {}): Promise<FuzzR
         }, 100)
       : null;
 
+  const check: Check = (index, request, answer) => {
+    latencies.push(answer.ms);
+    spans.push({
+      index,
+      kind: request.kind,
+      startedAt: answer.startedAt,
+      endedAt: answer.endedAt,
+      ms: answer.ms,
+    });
+    byStatus[answer.status] = (byStatus[answer.status] ?? 0) + 1;
+    const detail = detailOf(answer.body);
+    const isShed =
+      (answer.status === 429 || answer.status === 503) &&
+      answer.headers["retry-after"] !== undefined &&
+      SHED.test(detail ?? "");
+    if (request.kind.startsWith("canary:") && answer.status !== 200) {
+      violate(index, request, {
+        reason: `an unmodified SDK capture was answered ${answer.status}: earlier input broke the project`,
+        status: answer.status,
+        detail: (detail ?? answer.body).slice(0, 300),
+      });
+    } else if (isShed) shed += 1;
+    else if (
+      answer.status < 200 ||
+      answer.status >= 500 ||
+      (answer.status >= 300 && answer.status < 400)
+    ) {
+      violate(index, request, {
+        reason: `answered ${answer.status}`,
+        status: answer.status,
+        detail: (detail ?? answer.body).slice(0, 300),
+      });
+    } else if (answer.status >= 400 && detail === null) fourXxWithoutDetail += 1;
+  };
   const warmUp = async () => {
     for (const [i, request] of warmupInputs(corpus, server.target).entries()) {
       const answer = await send(base, agent, request, options.requestTimeoutMs).catch(() => null);
@@ -516,6 +685,7 @@ export async function runFuzz(partial: Partial<FuzzOptions> = {}): Promise<FuzzR
     }
   };
   let healthz: ReturnType<typeof startHealthzPoller> | null = null;
+  let probes: { sent: number; byKind: Record<string, number> } = { sent: 0, byKind: {} };
   let next = options.from;
   let sent = 0;
   const end = options.from + options.count;
@@ -543,40 +713,7 @@ export async function runFuzz(partial: Partial<FuzzOptions> = {}): Promise<FuzzR
         continue;
       }
       sent += 1;
-      latencies.push(answer.ms);
-      if (answer.ms > 50) {
-        spans.push({
-          index,
-          kind: request.kind,
-          startedAt: answer.startedAt,
-          endedAt: answer.endedAt,
-          ms: answer.ms,
-        });
-      }
-      byStatus[answer.status] = (byStatus[answer.status] ?? 0) + 1;
-      const detail = detailOf(answer.body);
-      const isShed =
-        (answer.status === 429 || answer.status === 503) &&
-        answer.headers["retry-after"] !== undefined &&
-        SHED.test(detail ?? "");
-      if (request.kind.startsWith("canary:") && answer.status !== 200) {
-        violate(index, request, {
-          reason: `an unmodified SDK capture was answered ${answer.status}: earlier input broke the project`,
-          status: answer.status,
-          detail: (detail ?? answer.body).slice(0, 300),
-        });
-      } else if (isShed) shed += 1;
-      else if (
-        answer.status < 200 ||
-        answer.status >= 500 ||
-        (answer.status >= 300 && answer.status < 400)
-      ) {
-        violate(index, request, {
-          reason: `answered ${answer.status}`,
-          status: answer.status,
-          detail: (detail ?? answer.body).slice(0, 300),
-        });
-      } else if (answer.status >= 400 && detail === null) fourXxWithoutDetail += 1;
+      check(index, request, answer);
       if (sent % 2000 === 0) {
         say(
           `${sent} inputs, ${violations.length} violations, ${((Date.now() - started) / 1000).toFixed(0)} s`,
@@ -589,6 +726,17 @@ export async function runFuzz(partial: Partial<FuzzOptions> = {}): Promise<FuzzR
     started = Date.now();
     healthz = startHealthzPoller(server.url, 50);
     await Promise.all(Array.from({ length: options.concurrency }, worker));
+    if (!died) {
+      probes = await runProbes(
+        base,
+        agent,
+        server.target,
+        options.requestTimeoutMs,
+        check,
+        violate,
+      );
+      sent += probes.sent;
+    }
   } catch (error) {
     finished = true;
     await server.stop();
@@ -636,6 +784,7 @@ export async function runFuzz(partial: Partial<FuzzOptions> = {}): Promise<FuzzR
   const sorted = latencies.sort((a, b) => a - b);
   const errors = server.errorLogs();
   const report: FuzzReport = {
+    probes: probes.byKind,
     metrics,
     resets,
     resetSamples,
@@ -713,6 +862,11 @@ export function formatReport(report: FuzzReport): string {
         ]
       : []),
     `  /healthz: ${report.healthz.polls} polls, worst ${report.healthz.worstMs.toFixed(0)} ms, p99 ${report.healthz.p99Ms.toFixed(0)} ms, ${report.healthz.over} over the limit`,
+    `  API probes (release files with odd names, cross-project delete): ${
+      Object.entries(report.probes)
+        .map(([k, n]) => `${k.replace("probe:", "")} x${n}`)
+        .join(", ") || "none (no token)"
+    }`,
     `  /metrics after the run: ${report.metrics ? `${report.metrics.bytes} bytes, ${report.metrics.series} series` : "not scraped"}`,
     `  peak server RSS: ${report.peakRssMiB === null ? "unknown (no pid)" : `${report.peakRssMiB.toFixed(0)} MiB`}`,
     `  server error logs: ${report.serverErrorLogs}`,

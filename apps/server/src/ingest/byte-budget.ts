@@ -72,6 +72,13 @@ export class ByteLease {
     return bytes <= this.held || this.take(bytes - this.held);
   }
 
+  /** Gives back what this request holds beyond `bytes`. */
+  trimTo(bytes: number): void {
+    if (this.held <= bytes) return;
+    this.budget.give(this.held - bytes);
+    this.held = bytes;
+  }
+
   release(): void {
     this.budget.give(this.held);
     this.held = 0;

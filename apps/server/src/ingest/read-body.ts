@@ -1,11 +1,14 @@
 import { pipeline, Readable, type Transform } from "node:stream";
 import { promisify } from "node:util";
 import {
+  brotliDecompress,
   createBrotliDecompress,
   createGunzip,
   createInflate,
   createInflateRaw,
+  gunzip,
   inflate,
+  inflateRaw,
 } from "node:zlib";
 import type { ByteLease } from "./byte-budget.ts";
 
@@ -34,26 +37,48 @@ const DECODED_CHUNK_BYTES = 64 * 1024;
 const COALESCE_BYTES = 64 * 1024;
 const NEWLINE = 0x0a;
 
-type DecoderFactory = (firstBytes: Buffer) => Transform;
-
-const decoders: Record<string, DecoderFactory> = {
-  gzip: () => createGunzip({ chunkSize: DECODED_CHUNK_BYTES }),
-  "x-gzip": () => createGunzip({ chunkSize: DECODED_CHUNK_BYTES }),
-  // HTTP's deflate is zlib-wrapped, but some clients send raw deflate: tell them apart by the zlib header.
-  deflate: (first) =>
-    isZlibHeader(first)
-      ? createInflate({ chunkSize: DECODED_CHUNK_BYTES })
-      : createInflateRaw({ chunkSize: DECODED_CHUNK_BYTES }),
-  br: () => createBrotliDecompress({ chunkSize: DECODED_CHUNK_BYTES }),
+/** How one Content-Encoding is decoded: streaming, or in one call for small bodies. */
+type Codec = {
+  stream(firstBytes: Buffer): Transform;
+  once(input: Buffer, options: { maxOutputLength: number }): Promise<Buffer>;
 };
+
+const gunzipOnce = promisify(gunzip);
+const inflateOnce = promisify(inflate);
+const inflateRawOnce = promisify(inflateRaw);
+const brotliOnce = promisify(brotliDecompress);
+const chunked = { chunkSize: DECODED_CHUNK_BYTES };
+const gzipCodec: Codec = { stream: () => createGunzip(chunked), once: gunzipOnce };
+
+const codecs: Record<string, Codec> = {
+  gzip: gzipCodec,
+  "x-gzip": gzipCodec,
+  // HTTP's deflate is zlib-wrapped, but some clients send raw deflate: tell them apart by the zlib header.
+  deflate: {
+    stream: (first) => (isZlibHeader(first) ? createInflate(chunked) : createInflateRaw(chunked)),
+    once: (input, options) =>
+      isZlibHeader(input) ? inflateOnce(input, options) : inflateRawOnce(input, options),
+  },
+  br: { stream: () => createBrotliDecompress(chunked), once: brotliOnce },
+};
+
+/**
+ * A compressed body of at most this many wire bytes is decoded in one zlib
+ * call of at most `ONE_SHOT_DECODED_BYTES` output, cheaper than a stream
+ * (nearly every event is this small); a larger body, or one that inflates
+ * past it, is streamed.
+ */
+const ONE_SHOT_WIRE_BYTES = 64 * 1024;
+const ONE_SHOT_DECODED_BYTES = 1024 * 1024;
 
 /**
  * Reads a request body of at most `maxBytes` after decoding its
  * `Content-Encoding` (gzip, x-gzip, deflate, br; identity otherwise, as
  * Relay's `HttpEncoding::parse` treats unknown values). Memory stays bounded:
- * reading stops past `maxBytes` on the wire, decoding streams (off the event
- * loop, in zlib's threads) and stops as soon as its output passes `maxBytes`,
- * so a bomb costs at most `maxBytes`. Chunked bodies work the same. `zstd`
+ * reading stops past `maxBytes` on the wire, decoding runs off the event loop
+ * (in zlib's threads), in one call for small bodies and streaming for the
+ * rest, and stops as soon as its output passes `maxBytes`, so a bomb costs
+ * at most `maxBytes`. Chunked bodies work the same. `zstd`
  * gets a 415, since Node 20 has no decoder for it. With `options.lease`,
  * every byte held is taken from the process's budget first (503 past it).
  */
@@ -86,10 +111,10 @@ export function openBody(
       detail: "Content-Encoding zstd is not supported; use gzip or br",
     };
   }
-  const decoder = Object.hasOwn(decoders, encoding) ? decoders[encoding] : undefined;
+  const codec = Object.hasOwn(codecs, encoding) ? codecs[encoding] : undefined;
   return {
     ok: true,
-    reader: new BodyReader(stream, encoding, decoder ?? null, maxBytes, options.lease ?? null),
+    reader: new BodyReader(stream, encoding, codec ?? null, maxBytes, options.lease ?? null),
   };
 }
 
@@ -118,7 +143,7 @@ export class BodyReader {
   constructor(
     private readonly stream: ReadableStream<Uint8Array> | null,
     private readonly encoding: string,
-    private readonly decoder: DecoderFactory | null,
+    private readonly decoder: Codec | null,
     private readonly maxBytes: number,
     private readonly lease: ByteLease | null,
   ) {}
@@ -232,17 +257,65 @@ export class BodyReader {
 
   private async openSource(): Promise<AsyncIterator<Buffer>> {
     const wire = this.wireChunks();
-    if (!this.decoder) return wire;
-    const first = await wire.next();
-    if (first.done) return wire;
+    const codec = this.decoder;
+    if (!codec) return wire;
+    const head: Buffer[] = [];
+    let headBytes = 0;
+    let ended = false;
+    while (headBytes <= ONE_SHOT_WIRE_BYTES) {
+      const next = await wire.next();
+      if (next.done) {
+        ended = true;
+        break;
+      }
+      head.push(next.value);
+      headBytes += next.value.length;
+    }
+    const first = head[0];
+    if (!first) return wire;
+    if (ended) {
+      const whole = head.length === 1 ? first : Buffer.concat(head, headBytes);
+      const decoded = await this.decodeOnce(codec, whole);
+      if (decoded) {
+        return (async function* () {
+          yield decoded;
+        })();
+      }
+    }
     async function* all() {
-      yield first.value;
+      yield* head;
       yield* wire;
     }
-    const decoder = this.decoder(first.value);
+    const decoder = codec.stream(first);
     // pipeline, not pipe: a wire failure (413, 503) must reach the reader as the decoder's error.
     pipeline(Readable.from(all()), decoder, () => {});
     return decoder[Symbol.asyncIterator]();
+  }
+
+  /**
+   * Decodes a small body in one call, its output bounded and taken from the
+   * budget before it is made; null when it inflates past the bound or the
+   * budget has no room for the bound (the body is then streamed).
+   */
+  private async decodeOnce(codec: Codec, input: Buffer): Promise<Buffer | null> {
+    const bound = Math.min(this.maxBytes + 1, ONE_SHOT_DECODED_BYTES);
+    if (this.lease && !this.lease.reserve(this.wireBytes + bound)) return null;
+    try {
+      const decoded = await codec.once(input, { maxOutputLength: bound });
+      this.lease?.trimTo(this.wireBytes + decoded.length);
+      return decoded;
+    } catch (error) {
+      this.lease?.trimTo(this.wireBytes);
+      if ((error as NodeJS.ErrnoException).code !== "ERR_BUFFER_TOO_LARGE") throw error;
+      if (bound > this.maxBytes) {
+        throw new BodyError({
+          ok: false,
+          status: 413,
+          detail: `decompressed body is larger than ${this.maxBytes} bytes`,
+        });
+      }
+      return null;
+    }
   }
 
   private async *wireChunks(): AsyncGenerator<Buffer> {

@@ -14,7 +14,7 @@ import { createProjectWithKey } from "./commands/default-project.ts";
 import { verifyBlobs } from "./commands/verify-blobs.ts";
 import { type Config, readConfig } from "./config.ts";
 import { environmentWithConfigFile, reloadConfig } from "./config-file.ts";
-import { createLogger } from "./logger.ts";
+import { createLogger, serializeError } from "./logger.ts";
 import { checkRolesForQueue, parseRoles } from "./roles.ts";
 import { type SchemaAtStart, type Services, startServices } from "./services.ts";
 import { startSluice } from "./start-sluice.ts";
@@ -309,8 +309,15 @@ main(process.argv.slice(2)).then(
       console.error(`sluice: ${(error as Error).message}\n\n${USAGE}`);
       process.exitCode = 2;
     } else {
-      console.error(`sluice: ${(error as Error).message}`);
-      if (process.env.LOG_LEVEL === "debug") console.error(error);
+      // A database error's message can hold SQL and its parameters (drizzle's
+      // "Failed query: … params: …"): print what the log serializer keeps.
+      const safe = serializeError(error);
+      const fromDatabase =
+        typeof safe.code === "string" ||
+        safe.wrappedBy !== undefined ||
+        (error as Error).message?.startsWith("Failed query:");
+      console.error(`sluice: ${fromDatabase ? safe.message : (error as Error).message}`);
+      if (process.env.LOG_LEVEL === "debug") console.error(safe.stack);
       process.exitCode = 1;
     }
   },

@@ -1,4 +1,5 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { type AddressInfo, createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -125,7 +126,9 @@ describe.each([
     stderr = "";
     process.kill(-(child.pid as number), "SIGINT");
     expect(await exited).toBe(0);
-    expect(stderr, stderr).not.toMatch(/terminating connection|57P01|password|connectionParameters/);
+    expect(stderr, stderr).not.toMatch(
+      /terminating connection|57P01|password|connectionParameters/,
+    );
     expect(stderr.length).toBeLessThan(500);
     expect(existsSync(join(dataDir, "postgres/postmaster.pid"))).toBe(false);
   });
@@ -175,6 +178,21 @@ describe("sluice commands", () => {
     expect(plan.stdout.trim()).toBe("nothing to apply");
     const lint = await run(process.execPath, [sluiceBin, "migrate", "lint"], { env: env() });
     expect(lint.stdout.trim()).toBe("migrations: no findings");
+  });
+
+  it("prints a database error without its SQL or parameters", async () => {
+    // Random hex does not compress: a slug this long cannot fit a btree entry.
+    const slug = randomBytes(4000).toString("hex");
+    const failure = await run(
+      process.execPath,
+      [sluiceBin, "projects", "create", "web", "--org", slug],
+      { env: env() },
+    ).catch((error) => error);
+    expect(failure.code).toBe(1);
+    expect(failure.stderr).toMatch(/^sluice: index row size \d+ exceeds/);
+    expect(failure.stderr).not.toContain(slug.slice(0, 64));
+    expect(failure.stderr).not.toMatch(/insert into|params/i);
+    expect(failure.stderr.length).toBeLessThan(500);
   });
 
   it("refuses bad configuration with every problem listed and exit code 2", async () => {

@@ -232,6 +232,18 @@ describe("ingest hardening: hostile input is refused fast, with nothing else los
     expect(BigInt(counter.rows[0].q)).toBeLessThanOrEqual(2n ** 63n - 1n);
   });
 
+  it("stores the same attachment bytes sent by many requests at once", async () => {
+    const bytes = `same bytes ${eventId()}`;
+    const answers = await Promise.all(
+      Array.from({ length: 30 }, () =>
+        post(
+          `{"event_id":"${eventId()}"}\n{"type":"event"}\n{}\n{"type":"attachment","filename":"same.txt"}\n${bytes}\n`,
+        ),
+      ),
+    );
+    expect(answers.map((a) => a.status)).toEqual(Array(30).fill(200));
+  });
+
   it("writes no blob for an attachment it refuses", async () => {
     const before = blobFiles(t);
     for (const header of [

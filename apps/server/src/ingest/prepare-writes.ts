@@ -80,10 +80,8 @@ export async function prepareEnvelopeWrites(
   const blobKeys: string[] = [];
   const attachments: AttachmentRow[] = [];
   for (const { item, row } of plan.attachments) {
-    const namespace = `attachments/${ctx.projectId}`;
-    // One retry: two requests putting the same bytes at once can trip over each other's temporary file.
     const { key, sha1 } = await unavailableOnThrow(() =>
-      ctx.blobs.put(namespace, item.payload).catch(() => ctx.blobs.put(namespace, item.payload)),
+      putShared(ctx.blobs, `attachments/${ctx.projectId}`, item.payload),
     );
     blobKeys.push(key);
     attachments.push({ ...row, sha1, blobKey: key });
@@ -117,6 +115,25 @@ export async function unavailableOnThrow<T>(step: () => Promise<T>): Promise<T> 
   } catch (error) {
     throw new StorageUnavailableError(error);
   }
+}
+
+/** Blob puts under way in this process, by namespace and SHA-1 of their bytes. */
+const blobPutsInFlight = new Map<string, Promise<{ key: string; sha1: string }>>();
+
+/**
+ * Puts a blob, sharing the put already under way for the same bytes: the
+ * directory store writes identical bytes through one temporary name, so two
+ * requests storing them at the same moment would trip over each other. The
+ * digest runs off the event loop (WebCrypto).
+ */
+async function putShared(blobs: BlobStore, namespace: string, bytes: Buffer) {
+  const digest = Buffer.from(await crypto.subtle.digest("SHA-1", bytes)).toString("hex");
+  const id = `${namespace}/${digest}`;
+  const running = blobPutsInFlight.get(id);
+  if (running) return running;
+  const put = blobs.put(namespace, bytes).finally(() => blobPutsInFlight.delete(id));
+  blobPutsInFlight.set(id, put);
+  return put;
 }
 
 type PlannedAttachment = { item: EnvelopeItem; row: Omit<AttachmentRow, "sha1" | "blobKey"> };

@@ -87,7 +87,14 @@ async function startPostmaster(
     },
   );
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  await new Promise<void>((resolve, reject) => {
+  const running = () => child.exitCode === null && child.signalCode === null;
+  // Should Sluice exit without stopping it (a second Ctrl-C, a crash), Postgres shuts down too.
+  const onExit = () => {
+    if (running()) child.kill("SIGINT");
+  };
+  process.once("exit", onExit);
+  void exited.then(() => process.off("exit", onExit));
+  const started = new Promise<void>((resolve, reject) => {
     let output = "";
     const timer = setTimeout(
       () => reject(new Error("the embedded Postgres did not start")),
@@ -109,9 +116,13 @@ async function startPostmaster(
       reject(new Error(`the embedded Postgres exited at start: ${output.trim().slice(-500)}`));
     });
   });
+  await started.catch((error) => {
+    onExit();
+    throw error;
+  });
   return {
     async stop() {
-      if (child.exitCode !== null || child.signalCode !== null) return;
+      if (!running()) return;
       child.kill("SIGINT");
       const timer = setTimeout(() => child.kill("SIGKILL"), STOP_TIMEOUT_MS);
       await exited;

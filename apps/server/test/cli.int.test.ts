@@ -134,6 +134,53 @@ describe.each([
   });
 });
 
+describe("sluice serve with the embedded Postgres, stopped by a second Ctrl-C", () => {
+  it("exits 1 at once, and its Postgres still shuts down", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "sluice-embedded-"));
+    chmodSync(dataDir, 0o755);
+    const child = spawn(process.execPath, [sluiceBin, "serve"], {
+      cwd: root,
+      env: bareEnv({
+        SLUICE_DATA_DIR: dataDir,
+        PORT: "0",
+        SLUICE_METRICS_PORT: "0",
+        LOG_LEVEL: "warn",
+        SLUICE_DRAIN_DELAY_MS: "10000",
+      }),
+      detached: true,
+      stdio: ["ignore", "pipe", "ignore"],
+    });
+    const pidFile = join(dataDir, "postgres/postmaster.pid");
+    try {
+      await waitForOutput(child, /DSN for organization/, 60_000);
+      // The DSN is printed just before the signal handlers are installed.
+      await new Promise((r) => setTimeout(r, 2_000));
+      expect(existsSync(pidFile)).toBe(true);
+      const exited = new Promise<number | null>((resolve) =>
+        child.once("exit", (code) => resolve(code)),
+      );
+      process.kill(-(child.pid as number), "SIGINT");
+      await new Promise((r) => setTimeout(r, 300));
+      process.kill(-(child.pid as number), "SIGINT");
+      expect(await exited).toBe(1);
+      const deadline = Date.now() + 10_000;
+      while (existsSync(pidFile) && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(existsSync(pidFile)).toBe(false);
+    } finally {
+      if (child.exitCode === null) child.kill("SIGKILL");
+      try {
+        const pid = Number(readFileSync(pidFile, "utf8").split("\n")[0]);
+        if (pid > 0) process.kill(pid, "SIGKILL");
+      } catch {
+        // No cluster left running.
+      }
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe("sluice commands", () => {
   it("runs as npx sluice from the root of the checkout", async () => {
     const { stdout } = await run("npx", ["sluice", "--help"], { cwd: root, env: bareEnv({}) });

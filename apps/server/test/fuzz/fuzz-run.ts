@@ -164,7 +164,14 @@ function send(
       // request never reached it, so send it again on a new connection.
       if (req.reusedSocket && agent !== freshAgent) {
         send(base, freshAgent, request, timeoutMs).then(resolve, reject);
-      } else reject(error);
+      } else {
+        const written = req.writableFinished ? "body sent" : "body not all sent";
+        reject(
+          new Error(
+            `${error.message} (${agent === freshAgent ? "retried on a new connection" : "new connection"}, ${written})`,
+          ),
+        );
+      }
     });
     req.end(request.body ?? undefined);
   });

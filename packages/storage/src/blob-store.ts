@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import { mkdir, open, readFile, rename } from "node:fs/promises";
 import { dirname, join } from "node:path";
 
@@ -27,7 +27,8 @@ export function createDirectoryBlobStore(root: string): BlobStore {
       const key = `${namespace}/${sha1.slice(0, 2)}/${sha1}`;
       const path = join(root, key);
       await mkdir(dirname(path), { recursive: true });
-      const temporary = `${path}.${process.pid}.${Date.now()}.tmp`;
+      // Unique per write: two requests storing the same bytes at once must not share a temporary file.
+      const temporary = `${path}.${randomUUID()}.tmp`;
       const file = await open(temporary, "w");
       try {
         await file.writeFile(bytes);

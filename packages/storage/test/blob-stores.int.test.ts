@@ -59,6 +59,15 @@ describe.each(stores)("the blob store in %s", (_, open) => {
     expect(await store.get("artifacts/00/0000000000000000000000000000000000000000")).toBeNull();
   });
 
+  it("stores the same bytes from many writers at once", async () => {
+    const bytes = new TextEncoder().encode("the same attachment, sent twice at once");
+    const puts = await Promise.all(
+      Array.from({ length: 16 }, () => store.put("attachments/1", bytes)),
+    );
+    expect(new Set(puts.map((p) => p.key)).size).toBe(1);
+    expect(new Uint8Array((await store.get(puts[0]?.key ?? "")) ?? [])).toEqual(bytes);
+  });
+
   it("keeps an empty blob", async () => {
     const put = await store.put("chunks", new Uint8Array());
     expect((await store.get(put.key))?.length).toBe(0);

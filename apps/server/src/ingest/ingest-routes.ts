@@ -1,4 +1,4 @@
-import { findReferencedAttachmentBlobs, type IngestBatch } from "@sluice/db";
+import type { IngestBatch } from "@sluice/db";
 import {
   authFromPairs,
   EnvelopeFramingCheck,
@@ -294,11 +294,11 @@ async function handleEnvelope(
   if (!parsed.ok) return reject(c, deps, 400, parsed.detail);
   const prepared = await prepareEnvelopeWrites(parsed.envelope, contextFor(deps, key, receivedAt));
   if (!prepared.ok) return reject(c, deps, prepared.status, prepared.detail);
+  // A commit that fails after the attachment blobs were written leaves them
+  // unreferenced, never wrong: blobs are content-addressed and shared, so
+  // deleting one here could take it from a concurrent request's event.
   const failure = await commit(c, deps, prepared.writes);
-  if (failure) {
-    await removeBlobs(deps, prepared.blobKeys);
-    return failure;
-  }
+  if (failure) return failure;
   for (const [type, outcome] of prepared.itemOutcomes) {
     deps.services.metrics.ingestItems.inc({ item_type: type, outcome });
   }
@@ -373,23 +373,4 @@ async function commit(c: Context, deps: IngestDeps, writes: IngestBatch): Promis
   const result = await deps.committer.submit(writes);
   if (result.ok) return null;
   return reject(c, deps, result.kind === "invalid" ? 400 : 503, result.detail);
-}
-
-/** A blob store that can remove blobs (not every store can yet). */
-type RemovableBlobStore = BlobStore & { delete?: (key: string) => Promise<void> };
-
-/**
- * Removes the blobs a refused request wrote, unless an attachment row
- * already references them (blobs are content-addressed, so another event may
- * share one). Best effort: a blob left behind is unreferenced, never wrong.
- */
-async function removeBlobs(deps: IngestDeps, keys: string[]): Promise<void> {
-  const store: RemovableBlobStore = deps.services.blobs;
-  if (keys.length === 0 || !store.delete) return;
-  try {
-    const referenced = await findReferencedAttachmentBlobs(deps.services.db.pool, keys);
-    for (const key of keys) if (!referenced.has(key)) await store.delete(key);
-  } catch (error) {
-    deps.services.log.warn({ err: error, blobs: keys.length }, "could not remove refused blobs");
-  }
 }

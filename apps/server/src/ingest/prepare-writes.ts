@@ -39,8 +39,6 @@ export type PreparedWrites =
       eventId: string | null;
       /** (item type label, outcome) pairs for metrics; labels come from a closed set. */
       itemOutcomes: [string, string][];
-      /** Blob keys this request wrote, to remove if its commit fails. */
-      blobKeys: string[];
     }
   | { ok: false; status: 400 | 413; detail: string };
 
@@ -77,13 +75,11 @@ export async function prepareEnvelopeWrites(
 ): Promise<PreparedWrites> {
   const plan = planEnvelopeWrites(envelope, ctx);
   if (!plan.ok) return plan;
-  const blobKeys: string[] = [];
   const attachments: AttachmentRow[] = [];
   for (const { item, row } of plan.attachments) {
     const { key, sha1 } = await unavailableOnThrow(() =>
-      putShared(ctx.blobs, `attachments/${ctx.projectId}`, item.payload),
+      ctx.blobs.put(`attachments/${ctx.projectId}`, item.payload),
     );
-    blobKeys.push(key);
     attachments.push({ ...row, sha1, blobKey: key });
   }
   return {
@@ -91,7 +87,6 @@ export async function prepareEnvelopeWrites(
     writes: { events: plan.events, attachments, outcomes: plan.outcomes },
     eventId: plan.eventId,
     itemOutcomes: plan.itemOutcomes,
-    blobKeys,
   };
 }
 
@@ -115,25 +110,6 @@ export async function unavailableOnThrow<T>(step: () => Promise<T>): Promise<T> 
   } catch (error) {
     throw new StorageUnavailableError(error);
   }
-}
-
-/** Blob puts under way in this process, by namespace and SHA-1 of their bytes. */
-const blobPutsInFlight = new Map<string, Promise<{ key: string; sha1: string }>>();
-
-/**
- * Puts a blob, sharing the put already under way for the same bytes: the
- * directory store writes identical bytes through one temporary name, so two
- * requests storing them at the same moment would trip over each other. The
- * digest runs off the event loop (WebCrypto).
- */
-async function putShared(blobs: BlobStore, namespace: string, bytes: Buffer) {
-  const digest = Buffer.from(await crypto.subtle.digest("SHA-1", bytes)).toString("hex");
-  const id = `${namespace}/${digest}`;
-  const running = blobPutsInFlight.get(id);
-  if (running) return running;
-  const put = blobs.put(namespace, bytes).finally(() => blobPutsInFlight.delete(id));
-  blobPutsInFlight.set(id, put);
-  return put;
 }
 
 type PlannedAttachment = { item: EnvelopeItem; row: Omit<AttachmentRow, "sha1" | "blobKey"> };

@@ -147,21 +147,3 @@ WITH ev AS (
   RETURNING 1
 )
 SELECT project_id, event_id::text AS event_id, received_at FROM stored`;
-
-/**
- * The blob keys of `keys` that some attachment row references, so that the
- * blobs of a failed request are removed only when nothing else uses them
- * (attachment blobs are content-addressed and shared).
- */
-export async function findReferencedAttachmentBlobs(
-  pool: pg.Pool,
-  keys: string[],
-): Promise<Set<string>> {
-  if (keys.length === 0) return new Set();
-  const result = await pool.query({
-    name: "sluice_referenced_attachment_blobs",
-    text: "SELECT DISTINCT blob_key FROM attachments WHERE blob_key = ANY($1::text[])",
-    values: [keys],
-  });
-  return new Set(result.rows.map((row) => row.blob_key as string));
-}

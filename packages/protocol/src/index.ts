@@ -42,4 +42,10 @@ export {
   type Stacktrace,
   type Thread,
 } from "./normalize-event.ts";
+export {
+  isValidEnvironmentName,
+  isValidReleaseVersion,
+  MAX_ENVIRONMENT_LENGTH,
+  MAX_RELEASE_LENGTH,
+} from "./release-names.ts";
 export { parseTimestamp, resolveEventTime, type TimestampError } from "./timestamp.ts";

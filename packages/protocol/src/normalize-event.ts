@@ -1,4 +1,5 @@
 import { normalizeEventId } from "./event-id.ts";
+import { isValidEnvironmentName, isValidReleaseVersion } from "./release-names.ts";
 
 /** One stack frame; fields as in develop.sentry.dev event-payloads/stacktrace. */
 export type Frame = {
@@ -236,22 +237,16 @@ function tagsOf(value: unknown): [string, string][] {
   return out;
 }
 
-const FORBIDDEN = /[\n\r\t\0/\\]/;
-
-/** Sentry's release-parser `validate_release`: at most 200 chars, no `/`, not `.`/`..`/`latest`. */
+/** The release as sent, trimmed, when it is valid (`isValidReleaseVersion`); else null. */
 function validRelease(value: unknown): string | null {
   if (typeof value !== "string") return null;
   const trimmed = value.trim();
-  if (trimmed === "" || trimmed.length > 200 || FORBIDDEN.test(trimmed)) return null;
-  if ([".", "..", "latest"].includes(trimmed.toLowerCase())) return null;
-  return trimmed;
+  return isValidReleaseVersion(trimmed) ? trimmed : null;
 }
 
-/** Sentry's environment rules: at most 64 chars, no `/`, not `.`/`..`/`none`. */
+/** The environment as sent, trimmed, when it is valid (`isValidEnvironmentName`); else null. */
 function validEnvironment(value: unknown): string | null {
   if (typeof value !== "string") return null;
   const trimmed = value.trim();
-  if (trimmed === "" || trimmed.length > 64 || FORBIDDEN.test(trimmed)) return null;
-  if ([".", "..", "none"].includes(trimmed.toLowerCase())) return null;
-  return trimmed;
+  return isValidEnvironmentName(trimmed) ? trimmed : null;
 }

@@ -10,15 +10,6 @@ export function isStorableText(value: string): boolean {
 export const storableText = (max: number) =>
   z.string().max(max).refine(isStorableText, "must not contain NUL or unpaired surrogates");
 
-/** Whether `value` has no C0 control character and no DEL: for names people type (versions, environments). */
-export function hasNoControlCharacters(value: string): boolean {
-  for (let i = 0; i < value.length; i++) {
-    const c = value.charCodeAt(i);
-    if (c < 0x20 || c === 0x7f) return false;
-  }
-  return true;
-}
-
 /**
  * The path (`commits.0.id`) of the first string or key in `value` that
  * Postgres cannot store, or null. Recursive: callers bound the depth first.

@@ -9,37 +9,19 @@ import {
   summarizeReleases,
   updateRelease,
 } from "@sluice/db";
+import { isValidEnvironmentName, isValidReleaseVersion } from "@sluice/protocol";
 import type { Context, Hono } from "hono";
 import { z } from "zod";
 import type { ApiEnv } from "./api-env.ts";
 import { ApiError, notFound } from "./api-error.ts";
-import { hasNoControlCharacters } from "./input.ts";
 import { namedProjects, organizationParam, projectParam, releaseParam } from "./lookups.ts";
 import { pageOf } from "./pagination.ts";
 import { readJsonBody } from "./read-json-body.ts";
 import { serializeDeploy, serializeRelease } from "./release-serializers.ts";
 import { requireScope } from "./require-scope.ts";
 
-const MAX_VERSION_LENGTH = 200;
-
-/**
- * Sentry's rule for release versions (src/sentry/models/release.py
- * `Release.is_valid_version`): 1 to 200 characters, no `/`, not `.`, `..`
- * or a blank, and not the reserved `latest`. Sentry refuses newline, tab
- * and form feed; here every control character is refused, NUL included.
- */
-export function isValidVersion(version: string): boolean {
-  return (
-    version.length > 0 &&
-    version.length <= MAX_VERSION_LENGTH &&
-    hasNoControlCharacters(version) &&
-    !version.includes("/") &&
-    version.trim() !== "" &&
-    version !== "." &&
-    version !== ".." &&
-    version !== "latest"
-  );
-}
+/** A release version in a path or body: the one rule of `@sluice/protocol`. */
+export const isValidVersion = isValidReleaseVersion;
 
 /** Projects a body may name at once (slugs, as sentry-cli sends, or ids). */
 const MAX_NAMED_PROJECTS = 1_000;
@@ -68,17 +50,8 @@ const newRelease = releaseFields.extend({
   projects: projectNames.optional(),
 });
 
-/**
- * Sentry's environment names (src/sentry/models/environment.py
- * `Environment.is_valid_name`): at most 64 characters, no `/`; here no
- * control character either.
- */
-const environmentName = z
-  .string()
-  .min(1)
-  .max(64)
-  .refine(hasNoControlCharacters, "must not contain control characters")
-  .refine((name) => !name.includes("/"), "must not contain /");
+/** A deploy's environment: the one rule of `@sluice/protocol`. */
+const environmentName = z.string().refine(isValidEnvironmentName, "invalid environment name");
 
 const newDeploy = z.object({
   environment: environmentName,

@@ -94,6 +94,8 @@ export type FuzzReport = {
   p99Ms: number;
   healthz: { polls: number; worstMs: number; p99Ms: number; over: number };
   peakRssMiB: number | null;
+  /** Server RSS once the inputs are answered (MiB): well under the peak unless memory is kept. */
+  endRssMiB: number | null;
   serverErrorLogs: number;
   serverErrorSamples: string[];
   violations: Violation[];
@@ -614,6 +616,7 @@ export async function runFuzz(partial: Partial<FuzzOptions> = {}): Promise<FuzzR
   let saved = 0;
   let died = false;
   let peakRss = 0;
+  let endRss: number | null = null;
   let started = Date.now();
   const base = new URL(server.url);
   const agent = new http.Agent({ keepAlive: true, maxSockets: options.concurrency });
@@ -755,7 +758,10 @@ export async function runFuzz(partial: Partial<FuzzOptions> = {}): Promise<FuzzR
   }
   if (server.pid !== null && !died) {
     const rss = rssMiB(server.pid);
-    if (rss) peakRss = Math.max(peakRss, rss.rss, rss.hwm);
+    if (rss) {
+      peakRss = Math.max(peakRss, rss.rss, rss.hwm);
+      endRss = rss.rss;
+    }
   }
   if (server.pid !== null && peakRss > options.rssLimitMiB) {
     violate(-1, null, {
@@ -811,6 +817,7 @@ export async function runFuzz(partial: Partial<FuzzOptions> = {}): Promise<FuzzR
       over: slow.length,
     },
     peakRssMiB: server.pid !== null ? peakRss : null,
+    endRssMiB: endRss,
     serverErrorLogs: errors.count,
     serverErrorSamples: errors.samples,
     violations,
@@ -875,7 +882,7 @@ export function formatReport(report: FuzzReport): string {
         .join(", ") || "none (no token)"
     }`,
     `  /metrics after the run: ${report.metrics ? `${report.metrics.bytes} bytes, ${report.metrics.series} series` : "not scraped"}`,
-    `  peak server RSS: ${report.peakRssMiB === null ? "unknown (no pid)" : `${report.peakRssMiB.toFixed(0)} MiB`}`,
+    `  peak server RSS: ${report.peakRssMiB === null ? "unknown (no pid)" : `${report.peakRssMiB.toFixed(0)} MiB (${report.endRssMiB?.toFixed(0) ?? "?"} MiB at the end)`}`,
     `  server error logs: ${report.serverErrorLogs}`,
     ...report.serverErrorSamples.map((line) => `    ${line}`),
     `  violations: ${report.violations.length}`,

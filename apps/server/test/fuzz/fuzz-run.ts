@@ -726,7 +726,11 @@ export async function runFuzz(partial: Partial<FuzzOptions> = {}): Promise<FuzzR
       check(index, request, answer);
       if (sent % 2000 === 0) {
         say(
-          `${sent} inputs, ${violations.length} violations, ${((Date.now() - started) / 1000).toFixed(0)} s`,
+          `${sent} inputs, ${violations.length} violations, ${((Date.now() - started) / 1000).toFixed(0)} s${
+            server.pid !== null
+              ? `, server RSS ${rssMiB(server.pid)?.rss.toFixed(0) ?? "?"} MiB`
+              : ""
+          }`,
         );
       }
     }

@@ -1,4 +1,6 @@
-import { insertIngestBatch } from "@sluice/db";
+import { claimIssueHashes, createIssue, insertIngestBatch } from "@sluice/db";
+import { computeEventGrouping } from "@sluice/grouping";
+import { normalizeEvent } from "@sluice/protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createEventSymbolicator } from "../src/worker/event-symbolicator.ts";
 import { processEvent, processEvents } from "../src/worker/process-event.ts";
@@ -220,5 +222,78 @@ describe("the event.process job", () => {
     await expect(processEvent(away, job)).rejects.toThrow(/ECONNREFUSED/);
     expect(await failureOf(job.eventId)).toBeUndefined();
     expect(await processEvent(deps(), job)).toBe("grouped");
+  });
+
+  it("puts an event into the issue its previous grouping config made, and gives that issue its new hash", async () => {
+    // A file:// frame: the legacy config dropped its filename, the current keeps it.
+    const payload = {
+      platform: "node",
+      exception: {
+        values: [
+          {
+            type: "UpgradeError",
+            value: "grouped before the upgrade",
+            stacktrace: {
+              frames: [
+                {
+                  abs_path: "file:///srv/app/main.js",
+                  filename: "/srv/app/main.js",
+                  function: "run",
+                  lineno: 3,
+                  in_app: true,
+                },
+              ],
+            },
+          },
+        ],
+      },
+    };
+    const now = new Date();
+    const grouping = computeEventGrouping(
+      normalizeEvent(structuredClone(payload), {
+        eventId: "0".repeat(32),
+        timestamp: now,
+        receivedAt: now,
+      }),
+    );
+    const legacy = grouping.secondaryHashes[0];
+    expect(legacy, "the two configs must disagree for this test to mean anything").toBeDefined();
+    if (!legacy) return;
+    const client = await t.services.db.pool.connect();
+    let oldIssue: number;
+    try {
+      oldIssue = await createIssue(client, {
+        projectId: t.projectId,
+        type: "error",
+        title: "UpgradeError: grouped before the upgrade",
+        culprit: "run",
+        level: "error",
+        platform: "node",
+        logger: null,
+        metadata: {},
+        seenAt: new Date(),
+        release: null,
+      });
+      await claimIssueHashes(client, [{ ...legacy, projectId: t.projectId, issueId: oldIssue }]);
+    } finally {
+      client.release();
+    }
+    const jobs = await store(2, payload);
+    const [first, second] = jobs;
+    if (!first || !second) throw new Error("no jobs");
+    expect(await processEvent(deps(), first)).toBe("grouped");
+    expect(await processEvent(deps(), second)).toBe("grouped");
+    const linked = await t.sql.query(
+      "SELECT DISTINCT issue_id FROM events WHERE event_id = ANY($1::uuid[])",
+      [jobs.map((j) => j.eventId)],
+    );
+    expect(linked.rows).toEqual([{ issue_id: String(oldIssue) }]);
+    const hashes = await t.sql.query(
+      "SELECT hash FROM issue_hashes WHERE issue_id = $1 ORDER BY hash",
+      [oldIssue],
+    );
+    expect(hashes.rows.map((r) => r.hash).sort()).toEqual(
+      [legacy.hash, ...grouping.hashes.map((h) => h.hash)].sort(),
+    );
   });
 });

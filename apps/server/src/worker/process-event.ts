@@ -16,7 +16,7 @@ import {
   readEvents,
   recordEventFailures,
 } from "@sluice/db";
-import { describeIssue, hashEvent } from "@sluice/grouping";
+import { computeEventGrouping, describeIssue } from "@sluice/grouping";
 import { type EventUser, type NormalizedEvent, normalizeEvent } from "@sluice/protocol";
 import type { EventProcessPayload } from "@sluice/queue";
 import { type Logger, serializeError } from "../logger.ts";
@@ -61,7 +61,13 @@ const RETRIES = 5;
 type Prepared = {
   key: EventKey;
   event: NormalizedEvent;
+  /** Hashes under the current grouping config, best first: they find the issue and go to it. */
   hashes: { hash: string; variant: string }[];
+  /**
+   * Hashes under the previous config, only to find an issue that events
+   * grouped before an upgrade made, so that an upgrade never splits issues.
+   */
+  secondaryHashes: { hash: string; variant: string }[];
   userKey: string | null;
   /** The symbolicated payload to store, when symbolication changed the event. */
   payload: Record<string, unknown> | null;
@@ -274,10 +280,12 @@ async function prepare(deps: ProcessDeps, row: EventToProcess): Promise<Prepared
   if (event.release) {
     await deps.recordRelease(row.projectId, event.release, event.environment, event.timestamp);
   }
+  const grouping = event.type === "transaction" ? null : computeEventGrouping(event);
   return {
     key: { projectId: row.projectId, eventId: row.eventId, receivedAt: row.receivedAt },
     event,
-    hashes: event.type === "transaction" ? [] : hashEvent(event),
+    hashes: grouping?.hashes ?? [],
+    secondaryHashes: grouping?.secondaryHashes ?? [],
     userKey: userKeyOf(event.user),
     payload,
     compressed: row.compressed,
@@ -308,7 +316,12 @@ async function group(
   const hashKey = (projectId: number, hash: string) => `${projectId}/${hash}`;
   const owners = await findIssuesByHashes(
     client,
-    todo.flatMap((p) => p.hashes.map((h) => ({ projectId: p.key.projectId, hash: h.hash }))),
+    todo.flatMap((p) =>
+      [...p.hashes, ...p.secondaryHashes].map((h) => ({
+        projectId: p.key.projectId,
+        hash: h.hash,
+      })),
+    ),
   );
   const issueOf = new Map<Prepared, number>();
   const claims: HashClaim[] = [];
@@ -379,9 +392,14 @@ async function group(
   }
   return results;
 
-  /** The issue owning the first of the event's hashes (in their order) that any issue owns. */
+  /**
+   * The issue owning the first of the event's hashes that any issue owns:
+   * current hashes first, then the previous config's. Only current hashes
+   * are ever claimed, so an old issue found by a secondary hash takes the
+   * event's current hashes and later events find it directly.
+   */
   function owner(p: Prepared): number | null {
-    for (const h of p.hashes) {
+    for (const h of [...p.hashes, ...p.secondaryHashes]) {
       const issueId = owners.get(hashKey(p.key.projectId, h.hash));
       if (issueId !== undefined) return issueId;
     }

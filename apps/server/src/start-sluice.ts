@@ -82,7 +82,11 @@ export async function startSluice(
         maxInFlight: Math.max(1, config.dbPoolSize - 2),
       },
     );
-    registerIngestRoutes(app, { services, keys: createKeyCache(db.orm), committer });
+    registerIngestRoutes(app, {
+      services,
+      keys: createKeyCache(db.orm, { maxEntries: config.keyCacheEntries }),
+      committer,
+    });
   }
   if (roles.has("api")) app.route("/", createApiRoutes(services));
 

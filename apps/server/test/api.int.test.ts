@@ -122,6 +122,12 @@ describe("the Sentry REST API", () => {
       expect(response.status, path).toBe(404);
       expect(await response.json()).toHaveProperty("detail");
     }
+    // Outside /api/0/ no token is asked for: what is not served is a 404.
+    for (const path of ["/favicon.ico", "/metrics", "/organizations/sluice/"]) {
+      const response = await fetch(`${t.url}${path}`);
+      expect(response.status, path).toBe(404);
+      expect(await response.json()).toEqual({ detail: "not found" });
+    }
   });
 
   it("exposes health and readiness, and Prometheus metrics on the metrics port only", async () => {

@@ -164,6 +164,21 @@ describe("deployment files", () => {
     ]);
   });
 
+  it("HAProxy sends ingest paths to ingest nodes and the REST API (/api/0/) to the api node", () => {
+    const cfg = readFileSync(join(root, "deploy/haproxy.cfg"), "utf8");
+    const acl = /acl ingest path_reg (.+)$/m.exec(cfg)?.[1]?.trim().split(/\s+/) ?? [];
+    expect(acl.length).toBeGreaterThan(0);
+    const toIngest = (path: string) => acl.some((pattern) => new RegExp(pattern).test(path));
+    for (const path of ["/api/1/envelope/", "/api/42/store/", "/api/store/"])
+      expect(toIngest(path), path).toBe(true);
+    for (const path of [
+      "/api/0/",
+      "/api/0/projects/sluice/default/issues/",
+      "/organizations/sluice/",
+    ])
+      expect(toIngest(path), path).toBe(false);
+  });
+
   it("the Dockerfile runs the bundle's node process itself (exec form), so it gets SIGTERM", () => {
     const dockerfile = readFileSync(join(root, "Dockerfile"), "utf8");
     expect(dockerfile).toMatch(

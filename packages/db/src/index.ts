@@ -39,6 +39,5 @@ export * from "./queries/organizations.ts";
 export * from "./queries/project-keys.ts";
 export * from "./queries/projects.ts";
 export * from "./queries/releases.ts";
-export * from "./queries/unprocessed-events.ts";
 export * as schema from "./schema.ts";
 export { splitStatements } from "./split-statements.ts";

@@ -23,7 +23,9 @@ export function createApiRoutes(services: Services): Hono<ApiEnv> {
     ),
   );
   api.notFound((c) => c.json({ detail: "not found" }, 404));
-  api.use("*", async (c, next) => {
+  // Only the REST API needs a token: other paths (pages, favicon) are not
+  // this module's and get a 404, not a 401.
+  api.use("/api/0/*", async (c, next) => {
     c.set("services", services);
     const header = c.req.header("authorization") ?? "";
     const match = /^Bearer\s+(\S+)$/i.exec(header);

@@ -39,9 +39,7 @@ export function createApp(services: Services, health: HealthState, roles: Set<Ro
       ready ? 200 : 503,
     );
   });
-  // Ahead of every role's routes (the API's auth would answer 401), so the
-  // traffic port never hints that metrics exist here.
-  app.all("/metrics", (c) => c.json({ detail: "not found" }, 404));
+  app.notFound((c) => c.json({ detail: "not found" }, 404));
   return app;
 }
 

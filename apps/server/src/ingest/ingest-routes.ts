@@ -10,7 +10,6 @@ import {
   parseEnvelope,
   parseEnvelopeHeader,
 } from "@sluice/protocol";
-import type { BlobStore } from "@sluice/storage";
 import type { Context, Hono } from "hono";
 import type { Services } from "../services.ts";
 import { ByteBudget, type ByteLease } from "./byte-budget.ts";

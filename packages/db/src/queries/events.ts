@@ -3,7 +3,6 @@ import type pg from "pg";
 import type { Orm } from "../database.ts";
 import { payloadOfRow } from "../event-payload.ts";
 import { eventIds, events } from "../schema.ts";
-import type { UnprocessedEvent } from "./unprocessed-events.ts";
 
 /** An event row with its payload read from whichever column holds it (event-payload.ts). */
 export type StoredEventRow = Omit<typeof events.$inferSelect, "payload" | "payloadCompressed"> & {
@@ -115,11 +114,17 @@ export async function listFailedEvents(pool: pg.Pool, limit: number): Promise<Fa
   }));
 }
 
+/** An event the sweeper may enqueue again. */
+export type UnprocessedEvent = { projectId: number; eventId: string; receivedAt: Date };
+
 /**
- * `listUnprocessedEvents` for the sweeper, without the events the worker
- * gave up on (`event_failures.failed_at`): those are never enqueued again.
- * Same order and paging: stored at least `minAgeMs` ago, unprocessed, in
- * (received_at, project, event id) order after `after`.
+ * Events stored at least `minAgeMs` ago and not yet processed, in
+ * (received_at, project, event id) order, starting after `after` (the last
+ * event of the previous page; null for the first): what the sweeper enqueues
+ * again after Redis lost its jobs. Paging by key means a backlog larger
+ * than one page is walked through once, not listed from its start forever.
+ * Events the worker gave up on (`event_failures.failed_at`) are left out:
+ * those are never enqueued again.
  */
 export async function listEventsToSweep(
   pool: pg.Pool,

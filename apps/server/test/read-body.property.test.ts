@@ -1,7 +1,7 @@
 import { brotliCompressSync, deflateRawSync, deflateSync, gzipSync } from "node:zlib";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { type BodyResult, readBody } from "../src/ingest/read-body.ts";
+import { type BodyResult, readBody } from "../src/http/read-body.ts";
 
 const SEED = 0x5e1ce;
 const MAX = 64 * 1024;

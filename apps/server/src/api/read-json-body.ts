@@ -1,6 +1,6 @@
 import type { Context } from "hono";
 import type { z } from "zod";
-import { readBody } from "../ingest/read-body.ts";
+import { readBody } from "../http/read-body.ts";
 import type { ApiEnv } from "./api-env.ts";
 import { ApiError } from "./api-error.ts";
 import { findUnstorableText, parseInput } from "./input.ts";

@@ -1,5 +1,5 @@
 import type { Context } from "hono";
-import { readBody } from "../ingest/read-body.ts";
+import { readBody } from "../http/read-body.ts";
 
 export type FilePart = { field: string; filename: string; bytes: Uint8Array };
 

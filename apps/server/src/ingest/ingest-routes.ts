@@ -11,6 +11,7 @@ import {
   parseEnvelopeHeader,
 } from "@sluice/protocol";
 import type { Context, Hono } from "hono";
+import { type BodyFailure, decodeLegacyStoreBody, openBody, readBody } from "../http/read-body.ts";
 import type { Services } from "../services.ts";
 import { ByteBudget, type ByteLease } from "./byte-budget.ts";
 import { INGEST_CORS_HEADERS } from "./cors.ts";
@@ -23,7 +24,6 @@ import {
   StorageUnavailableError,
   unavailableOnThrow,
 } from "./prepare-writes.ts";
-import { type BodyFailure, decodeLegacyStoreBody, openBody, readBody } from "./read-body.ts";
 
 export type IngestDeps = { services: Services; keys: KeyCache; committer: GroupCommitter };
 

@@ -10,7 +10,16 @@ import {
   inflate,
   inflateRaw,
 } from "node:zlib";
-import type { ByteLease } from "./byte-budget.ts";
+
+/**
+ * A request's share of the process's bytes in flight (ingest's `ByteLease`):
+ * `reserve` makes the request hold `bytes` in all if they fit (false
+ * when not), `trimTo` gives back what it holds beyond `bytes`.
+ */
+export type BodyLease = {
+  reserve(bytes: number): boolean;
+  trimTo(bytes: number): void;
+};
 
 export type BodyFailure = { ok: false; status: 400 | 413 | 415 | 503; detail: string };
 
@@ -26,7 +35,7 @@ export type ReadBodyOptions = {
    * decoded bytes are taken from it as they are held; past it, reading
    * stops with a 503.
    */
-  lease?: ByteLease;
+  lease?: BodyLease;
 };
 
 /** Detail of the 503 answered when the process holds too many body bytes. */
@@ -145,7 +154,7 @@ export class BodyReader {
     private readonly encoding: string,
     private readonly decoder: Codec | null,
     private readonly maxBytes: number,
-    private readonly lease: ByteLease | null,
+    private readonly lease: BodyLease | null,
   ) {}
 
   /** Decodes up to the first newline, or `maxLineBytes + 1` bytes when there is none that soon. */

@@ -1,28 +1,27 @@
 import type { IngestBatch } from "@sluice/db";
 import {
-  authFromPairs,
   EnvelopeFramingCheck,
   extractIngestAuth,
   type IngestAuth,
   type IngestAuthResult,
   MAX_HEADER_LINE_BYTES,
-  parseDsn,
   parseEnvelope,
   parseEnvelopeHeader,
 } from "@sluice/protocol";
 import type { Context, Hono } from "hono";
 import { type BodyFailure, decodeLegacyStoreBody, openBody, readBody } from "../http/read-body.ts";
 import type { Services } from "../services.ts";
+import { checkKey, keyOfEnvelopeDsn } from "./authenticate-key.ts";
 import { ByteBudget, type ByteLease } from "./byte-budget.ts";
 import { INGEST_CORS_HEADERS } from "./cors.ts";
 import type { GroupCommitter } from "./group-committer.ts";
 import type { KeyCache, KnownKey } from "./key-cache.ts";
 import {
   type IngestContext,
-  parseEventItem,
   prepareEnvelopeWrites,
+  prepareShedWrites,
+  prepareStoreWrites,
   StorageUnavailableError,
-  unavailableOnThrow,
 } from "./prepare-writes.ts";
 
 export type IngestDeps = { services: Services; keys: KeyCache; committer: GroupCommitter };
@@ -108,10 +107,7 @@ function reject(c: Context, deps: IngestDeps, status: ErrorStatus, detail: strin
 /**
  * Answers a request that would pass the process's bytes in flight: 503 with
  * `Retry-After`, counted in `sluice_ingest_shed_total` and, when the project
- * is known, as an `invalid`/`internal` outcome, which is what Relay records
- * for an envelope it cannot queue (`BadStoreRequest::QueueFailed` in
- * relay-server/src/endpoints/common.rs). The body's items are unknown, so an
- * envelope counts under category `unknown`, a `/store/` body under `error`.
+ * is known, as the outcome of `prepareShedWrites`.
  */
 function shed(
   c: Context,
@@ -122,23 +118,8 @@ function shed(
 ): Response {
   deps.services.metrics.ingestShed.inc();
   if (key) {
-    const now = Date.now();
-    const hour = new Date(Math.floor(now / 3_600_000) * 3_600_000);
     // Not awaited: the answer must not wait for a commit while the process is overloaded.
-    void deps.committer.submit({
-      events: [],
-      attachments: [],
-      outcomes: [
-        {
-          projectId: key.projectId,
-          hour,
-          outcome: "invalid",
-          category,
-          reason: "internal",
-          quantity: 1,
-        },
-      ],
-    });
+    void deps.committer.submit(prepareShedWrites(key.projectId, category, Date.now()));
   }
   return reject(c, deps, 503, detail);
 }
@@ -188,26 +169,8 @@ function requestAuth(c: Context): IngestAuthResult {
   });
 }
 
-type KeyCheck = { ok: true; key: KnownKey } | { ok: false; status: 401 | 403; detail: string };
-
-async function checkKey(
-  deps: IngestDeps,
-  auth: IngestAuth,
-  pathProjectId: number | null,
-): Promise<KeyCheck> {
-  const { key, result } = await unavailableOnThrow(() => deps.keys.find(auth.publicKey));
-  deps.services.metrics.keyCacheLookups.inc({ result });
-  if (result === "invalid") return { ok: false, status: 401, detail: "invalid DSN key" };
-  if (!key) return { ok: false, status: 401, detail: "unknown DSN key" };
-  if (!key.isActive) return { ok: false, status: 403, detail: "DSN key is disabled" };
-  if (pathProjectId !== null && key.projectId !== pathProjectId) {
-    return {
-      ok: false,
-      status: 403,
-      detail: `DSN key does not belong to project ${pathProjectId}`,
-    };
-  }
-  return { ok: true, key };
+function requestKey(deps: IngestDeps, auth: IngestAuth, pathProjectId: number | null) {
+  return checkKey(deps.keys, deps.services.metrics.keyCacheLookups, auth, pathProjectId);
 }
 
 function contextFor(deps: IngestDeps, key: KnownKey, receivedAt: Date): IngestContext {
@@ -248,7 +211,7 @@ async function handleEnvelope(
     const auth = requestAuth(c);
     if (!auth.ok && auth.status !== null) return reject(c, deps, auth.status, auth.detail);
     if (auth.ok) {
-      const check = await checkKey(deps, auth.auth, pathProjectId);
+      const check = await requestKey(deps, auth.auth, pathProjectId);
       if (!check.ok) return reject(c, deps, check.status, check.detail);
       key = check.key;
     }
@@ -275,13 +238,10 @@ async function handleEnvelope(
     return reject(c, deps, 400, header.detail);
   }
   if (!key) {
-    const dsn = typeof header.headers.dsn === "string" ? parseDsn(header.headers.dsn) : null;
-    const fromDsn = dsn ? authFromPairs({ sentry_key: dsn.publicKey }, undefined) : null;
-    const check = fromDsn?.ok ? await checkKey(deps, fromDsn.auth, pathProjectId) : null;
-    if (!check?.ok) {
+    const named = keyOfEnvelopeDsn(header.headers.dsn);
+    const check = named.ok ? await requestKey(deps, named.auth, pathProjectId) : named;
+    if (!check.ok) {
       await reader.cancel();
-      if (!header.headers.dsn) return reject(c, deps, 401, "missing authorization information");
-      if (!check) return reject(c, deps, 401, "invalid dsn in envelope header");
       return reject(c, deps, check.status, check.detail);
     }
     key = check.key;
@@ -314,7 +274,7 @@ async function handleStore(c: Context, deps: IngestDeps, lease: ByteLease): Prom
       auth.status ?? 401,
       auth.status ? auth.detail : "missing authorization information",
     );
-  const check = await checkKey(deps, auth.auth, pathProject(c));
+  const check = await requestKey(deps, auth.auth, pathProject(c));
   if (!check.ok) return reject(c, deps, check.status, check.detail);
   if (c.req.header("content-type")?.startsWith("application/x-sentry-envelope")) {
     return handleEnvelope(c, deps, lease, check.key);
@@ -339,26 +299,12 @@ async function handleStore(c: Context, deps: IngestDeps, lease: ByteLease): Prom
     if (!legacy.ok) return reject(c, deps, legacy.status, legacy.detail);
     body = legacy.body;
   }
-  const ctx = contextFor(deps, check.key, receivedAt);
-  const parsed = parseEventItem(body, null, undefined, ctx);
-  if (!parsed.ok) return reject(c, deps, 400, `invalid event: ${parsed.detail}`);
-  const hour = new Date(Math.floor(receivedAt.getTime() / 3_600_000) * 3_600_000);
-  const isTransaction = parsed.type === "transaction";
-  const category = isTransaction ? "transaction" : "error";
-  const writes: IngestBatch = {
-    events: isTransaction ? [] : [parsed.row],
-    attachments: [],
-    outcomes: [
-      { projectId: ctx.projectId, hour, outcome: "accepted", category, reason: "", quantity: 1 },
-    ],
-  };
-  const failure = await commit(c, deps, writes);
+  const prepared = prepareStoreWrites(body, contextFor(deps, check.key, receivedAt));
+  if (!prepared.ok) return reject(c, deps, prepared.status, prepared.detail);
+  const failure = await commit(c, deps, prepared.writes);
   if (failure) return failure;
-  deps.services.metrics.ingestItems.inc({
-    item_type: isTransaction ? "transaction" : "event",
-    outcome: "accepted",
-  });
-  return c.json({ id: parsed.row.eventId });
+  deps.services.metrics.ingestItems.inc({ item_type: prepared.itemType, outcome: "accepted" });
+  return c.json({ id: prepared.eventId });
 }
 
 async function commit(c: Context, deps: IngestDeps, writes: IngestBatch): Promise<Response | null> {

@@ -4,6 +4,7 @@ import {
   type EventRow,
   type IngestBatch,
   type OutcomeRow,
+  outcomeHour,
   type PayloadStorage,
 } from "@sluice/db";
 import {
@@ -87,6 +88,77 @@ export async function prepareEnvelopeWrites(
     writes: { events: plan.events, attachments, outcomes: plan.outcomes },
     eventId: plan.eventId,
     itemOutcomes: plan.itemOutcomes,
+  };
+}
+
+export type PreparedStoreWrites =
+  | {
+      ok: true;
+      writes: IngestBatch;
+      eventId: string;
+      /** The item type label for metrics. */
+      itemType: "event" | "transaction";
+    }
+  | { ok: false; status: 400; detail: string };
+
+/**
+ * Turns a `/store/` body (one event's JSON, already decoded) into the rows
+ * one group commit stores: an error event is stored with an `accepted`
+ * outcome under `error`; a transaction is counted under `transaction` and
+ * not stored, as envelope transactions are. A body that is not an event
+ * is a 400.
+ */
+export function prepareStoreWrites(body: Buffer, ctx: IngestContext): PreparedStoreWrites {
+  const parsed = parseEventItem(body, null, undefined, ctx);
+  if (!parsed.ok) return { ok: false, status: 400, detail: `invalid event: ${parsed.detail}` };
+  const isTransaction = parsed.type === "transaction";
+  const category = isTransaction ? "transaction" : "error";
+  return {
+    ok: true,
+    writes: {
+      events: isTransaction ? [] : [parsed.row],
+      attachments: [],
+      outcomes: [
+        {
+          projectId: ctx.projectId,
+          hour: outcomeHour(ctx.receivedAt),
+          outcome: "accepted",
+          category,
+          reason: "",
+          quantity: 1,
+        },
+      ],
+    },
+    eventId: parsed.row.eventId,
+    itemType: isTransaction ? "transaction" : "event",
+  };
+}
+
+/**
+ * The outcome of a request shed for want of room (503): one `invalid`
+ * outcome with reason `internal`, which is what Relay records for an
+ * envelope it cannot queue (`BadStoreRequest::QueueFailed` in
+ * relay-server/src/endpoints/common.rs), under `category`: `unknown` for
+ * an envelope (its items are unread), `error` for a `/store/` body.
+ */
+export function prepareShedWrites(
+  projectId: number,
+  category: "error" | "unknown",
+  at: number,
+): IngestBatch {
+  return {
+    events: [],
+    attachments: [],
+    outcomes: [
+      {
+        projectId,
+        hour: outcomeHour(at),
+        outcome: "invalid",
+        category,
+        reason: "internal",
+        quantity: 1,
+      },
+    ],
   };
 }
 
@@ -346,7 +418,7 @@ class OutcomeCounter {
     private readonly projectId: number,
     receivedAt: Date,
   ) {
-    this.hour = new Date(Math.floor(receivedAt.getTime() / 3_600_000) * 3_600_000);
+    this.hour = outcomeHour(receivedAt);
   }
 
   add(outcome: string, category: string, reason: string, quantity: number) {

@@ -39,6 +39,17 @@ export type OutcomeRow = {
   quantity: number;
 };
 
+const HOUR_MS = 3_600_000;
+
+/**
+ * The hour an outcome counts in, as `outcomes.hour` holds it: `at`
+ * (a Date or epoch ms) truncated to the whole UTC hour.
+ */
+export function outcomeHour(at: Date | number): Date {
+  const ms = typeof at === "number" ? at : at.getTime();
+  return new Date(Math.floor(ms / HOUR_MS) * HOUR_MS);
+}
+
 export type IngestBatch = {
   events: EventRow[];
   attachments: AttachmentRow[];

@@ -1,0 +1,88 @@
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { defaultLimits } from "@sluice/protocol";
+import { createDirectoryBlobStore } from "@sluice/storage";
+import { describe, expect, it } from "vitest";
+import { type IngestContext, prepareShedWrites, prepareStoreWrites } from "./prepare-writes.ts";
+
+const receivedAt = new Date("2026-03-04T05:06:07.890Z");
+const ctx: IngestContext = {
+  projectId: 7,
+  keyId: 3,
+  receivedAt,
+  limits: defaultLimits,
+  maxEventAgeMs: 90 * 86_400_000,
+  blobs: createDirectoryBlobStore(mkdtempSync(join(tmpdir(), "sluice-prepare-"))),
+  payloadStorage: "jsonb",
+};
+const eventId = "a".repeat(32);
+const body = (value: unknown) => Buffer.from(JSON.stringify(value));
+
+describe("prepareStoreWrites", () => {
+  it("stores an error event with one accepted outcome in its hour", () => {
+    const prepared = prepareStoreWrites(body({ event_id: eventId, message: "boom" }), ctx);
+    expect(prepared).toMatchObject({ ok: true, eventId, itemType: "event" });
+    if (!prepared.ok) return;
+    expect(prepared.writes.events).toHaveLength(1);
+    expect(prepared.writes.events[0]).toMatchObject({
+      projectId: 7,
+      keyId: 3,
+      eventId,
+      receivedAt,
+    });
+    expect(prepared.writes.attachments).toEqual([]);
+    expect(prepared.writes.outcomes).toEqual([
+      {
+        projectId: 7,
+        hour: new Date("2026-03-04T05:00:00.000Z"),
+        outcome: "accepted",
+        category: "error",
+        reason: "",
+        quantity: 1,
+      },
+    ]);
+  });
+
+  it("counts a transaction without storing it", () => {
+    const prepared = prepareStoreWrites(body({ event_id: eventId, type: "transaction" }), ctx);
+    expect(prepared).toMatchObject({ ok: true, eventId, itemType: "transaction" });
+    if (!prepared.ok) return;
+    expect(prepared.writes.events).toEqual([]);
+    expect(prepared.writes.outcomes).toMatchObject([
+      { outcome: "accepted", category: "transaction" },
+    ]);
+  });
+
+  it("generates an event id when the body has none", () => {
+    const prepared = prepareStoreWrites(body({ message: "no id" }), ctx);
+    expect(prepared.ok && prepared.eventId).toMatch(/^[0-9a-f]{32}$/);
+  });
+
+  it("refuses a body that is not an event object, or has a bad event_id", () => {
+    for (const bad of [Buffer.from("not json"), body([1, 2]), body({ event_id: "nope" })]) {
+      const prepared = prepareStoreWrites(bad, ctx);
+      expect(prepared).toMatchObject({ ok: false, status: 400 });
+      expect(!prepared.ok && prepared.detail).toMatch(/^invalid event: /);
+    }
+  });
+});
+
+describe("prepareShedWrites", () => {
+  it("is one invalid/internal outcome in the hour of the time given", () => {
+    expect(prepareShedWrites(7, "unknown", Date.parse("2026-03-04T05:59:59Z"))).toEqual({
+      events: [],
+      attachments: [],
+      outcomes: [
+        {
+          projectId: 7,
+          hour: new Date("2026-03-04T05:00:00.000Z"),
+          outcome: "invalid",
+          category: "unknown",
+          reason: "internal",
+          quantity: 1,
+        },
+      ],
+    });
+  });
+});

@@ -20,9 +20,6 @@ import { readJsonBody } from "./read-json-body.ts";
 import { serializeDeploy, serializeRelease } from "./release-serializers.ts";
 import { requireScope } from "./require-scope.ts";
 
-/** A release version in a path or body: the one rule of `@sluice/protocol`. */
-export const isValidVersion = isValidReleaseVersion;
-
 /** Projects a body may name at once (slugs, as sentry-cli sends, or ids). */
 const MAX_NAMED_PROJECTS = 1_000;
 
@@ -46,7 +43,7 @@ const releaseFields = z.object({
 });
 
 const newRelease = releaseFields.extend({
-  version: z.string().refine(isValidVersion, "invalid release version"),
+  version: z.string().refine(isValidReleaseVersion, "invalid release version"),
   projects: projectNames.optional(),
 });
 

@@ -1,38 +1,33 @@
-import { createHash } from "node:crypto";
-import { promisify } from "node:util";
-import { gunzip } from "node:zlib";
 import { listArtifactBundles, recordUploadChunks, summarizeReleases } from "@sluice/db";
+import { isValidReleaseVersion } from "@sluice/protocol";
 import type { Context, Hono } from "hono";
 import { z } from "zod";
 import { assembleBundle } from "../uploads/assemble-bundle.ts";
 import { ACCEPTED_UPLOADS, UPLOAD_LIMITS } from "../uploads/upload-limits.ts";
+import { MAX_ASSEMBLE_CHUNKS, sha1Checksum, validateChunks } from "../uploads/validate-chunks.ts";
 import type { ApiEnv } from "./api-env.ts";
 import { namedProjects, organizationParam, projectParam, releaseParam } from "./lookups.ts";
 import { pageOf } from "./pagination.ts";
 import { readJsonBody } from "./read-json-body.ts";
 import { readMultipart } from "./read-multipart.ts";
-import { isValidVersion, projectNames } from "./release-routes.ts";
+import { projectNames } from "./release-routes.ts";
 import { requireScope } from "./require-scope.ts";
 
-const gunzipAsync = promisify(gunzip);
-const SHA1 = /^[0-9a-f]{40}$/;
 /** Room for multipart boundaries and part headers beside the chunks' bytes. */
 const MULTIPART_OVERHEAD = 1024 * 1024;
 
-const sha1 = z
-  .string()
-  .transform((s) => s.toLowerCase())
-  .pipe(z.string().regex(SHA1, "must be 40 hex digits"));
-
 const bundleAssemble = z.object({
-  checksum: sha1,
-  chunks: z.array(sha1).max(10_000),
+  checksum: sha1Checksum,
+  chunks: z.array(sha1Checksum).max(MAX_ASSEMBLE_CHUNKS),
   projects: projectNames.min(1),
-  version: z.string().refine(isValidVersion, "invalid release version").nullish(),
+  version: z.string().refine(isValidReleaseVersion, "invalid release version").nullish(),
   dist: z.string().max(64).nullish(),
 });
 
-const releaseAssemble = z.object({ checksum: sha1, chunks: z.array(sha1).max(10_000) });
+const releaseAssemble = z.object({
+  checksum: sha1Checksum,
+  chunks: z.array(sha1Checksum).max(MAX_ASSEMBLE_CHUNKS),
+});
 
 /** Sentry's chunk-upload error shape is `{"error": ...}` (src/sentry/api/endpoints/chunk.py). */
 const chunkError = (c: Context, error: string) => c.json({ error }, 400);
@@ -69,31 +64,10 @@ export function registerUploadRoutes(api: Hono<ApiEnv>): void {
       const org = await organizationParam(c);
       const read = await readMultipart(c, UPLOAD_LIMITS.maxRequestSize + MULTIPART_OVERHEAD);
       if (!read.ok) return chunkError(c, read.status === 413 ? "Request too large" : read.detail);
-      const parts = read.form.files;
-      if (parts.length > UPLOAD_LIMITS.chunksPerRequest) return chunkError(c, "Too many chunks");
-      const chunks: { sha1: string; bytes: Buffer }[] = [];
-      let total = 0;
-      for (const part of parts) {
-        if (part.field !== "file" && part.field !== "file_gzip") continue;
-        let bytes = Buffer.from(part.bytes);
-        if (part.field === "file_gzip") {
-          try {
-            bytes = await gunzipAsync(bytes, { maxOutputLength: UPLOAD_LIMITS.chunkSize });
-          } catch {
-            return chunkError(c, "Chunk size too large, or not gzip");
-          }
-        }
-        if (bytes.length > UPLOAD_LIMITS.chunkSize) return chunkError(c, "Chunk size too large");
-        total += bytes.length;
-        if (total > UPLOAD_LIMITS.maxRequestSize) return chunkError(c, "Request too large");
-        const actual = createHash("sha1").update(bytes).digest("hex");
-        if (actual !== part.filename.toLowerCase()) {
-          return chunkError(c, `Chunk named ${part.filename} has SHA-1 ${actual}`);
-        }
-        chunks.push({ sha1: actual, bytes });
-      }
+      const checked = await validateChunks(read.form.files);
+      if (!checked.ok) return chunkError(c, checked.error);
       const stored = [];
-      for (const chunk of chunks) {
+      for (const chunk of checked.chunks) {
         const { key } = await blobs.put("chunks", chunk.bytes);
         stored.push({ sha1: chunk.sha1, size: chunk.bytes.length, blobKey: key });
       }

@@ -23,10 +23,7 @@ export type ChunkPart = { field: string; filename: string; bytes: Uint8Array };
 export type Chunk = { sha1: string; bytes: Buffer };
 
 /** The limits `validateChunks` enforces (`UPLOAD_LIMITS` unless a test passes smaller ones). */
-export type ChunkLimits = Pick<
-  typeof UPLOAD_LIMITS,
-  "chunkSize" | "chunksPerRequest" | "maxRequestSize"
->;
+export type ChunkLimits = { chunkSize: number; chunksPerRequest: number; maxRequestSize: number };
 
 /**
  * The chunks of one chunk-upload request, checked as Sentry's chunk

@@ -5,11 +5,13 @@ import { formatReport, runFuzz } from "./fuzz/fuzz-run.ts";
 const COUNT = 20_000;
 
 /**
- * Slowest `/healthz` answer allowed here. `npm run fuzz` holds every poll to
- * 100 ms; on a shared 2-core CI machine (load average 5 while this runs)
- * scheduling alone costs polls 100-350 ms, so the test allows 500 ms: the
- * stalls it exists to catch froze the process for 0.9 to 38 s. p99 is printed.
+ * `/healthz` must answer within 100 ms: every poll with `npm run fuzz`, and
+ * here 99 of 100, with none over 500 ms. On this 2-core machine the fuzzer,
+ * the server and Postgres share the cores, and scheduling alone costs a
+ * poll in a hundred 100-350 ms; the stalls this exists to catch froze the
+ * process for 0.9 to 38 s.
  */
+const HEALTHZ_P99_MS = 100;
 const HEALTHZ_LIMIT_MS = Number(process.env.TEST_FUZZ_HEALTHZ_MS ?? 500);
 
 describe("black-box fuzzing of a spawned sluice serve", () => {
@@ -23,5 +25,6 @@ describe("black-box fuzzing of a spawned sluice serve", () => {
     console.log(formatReport(report));
     expect(report.violations.map((v) => `#${v.index} ${v.reason} ${v.detail ?? ""}`)).toEqual([]);
     expect(report.inputs).toBeGreaterThanOrEqual(COUNT);
+    expect(report.healthz.p99Ms).toBeLessThanOrEqual(HEALTHZ_P99_MS);
   }, 300_000);
 });

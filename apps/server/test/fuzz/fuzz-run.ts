@@ -57,7 +57,7 @@ export const defaultFuzzOptions: FuzzOptions = {
   timeLimitMs: 10 * 60_000,
   concurrency: 8,
   healthzLimitMs: 100,
-  rssLimitMiB: 512,
+  rssLimitMiB: 384,
   requestTimeoutMs: 30_000,
   failureDir: join(tmpdir(), "sluice-fuzz-failures"),
   keepFailures: 10,
@@ -304,6 +304,8 @@ async function startServer(): Promise<Server> {
     DATABASE_URL: db.url,
     SLUICE_DATA_DIR: dataDir,
     SLUICE_METRICS_PORT: "0",
+    // A budget well under the RSS limit, so the bound on RSS is the budget's.
+    SLUICE_MAX_BYTES_IN_FLIGHT: String(64 * 1024 * 1024),
     PORT: "0",
     HOST: "127.0.0.1",
     LOG_LEVEL: "warn",

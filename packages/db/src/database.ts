@@ -40,17 +40,54 @@ export function createDatabase(
 }
 
 /**
- * Runs `work` in a transaction on one pooled client: COMMIT when it
- * resolves, ROLLBACK and rethrow when it throws.
+ * What a raw query function takes: the pool (each query on whichever
+ * connection is free) or one checked-out client (a transaction's, from
+ * `withTransaction`). Drizzle queries take an `Orm` instead.
  */
-export async function inTransaction<T>(
-  pool: pg.Pool,
-  work: (client: pg.PoolClient) => Promise<T>,
+export type Queryable = pg.Pool | pg.PoolClient;
+
+/** One open transaction: a raw client and a drizzle handle on that same connection. */
+export type Transaction = { client: pg.PoolClient; orm: Orm };
+
+export type TransactionOptions = {
+  /**
+   * False: COMMIT does not wait for the WAL flush (`SET LOCAL
+   * synchronous_commit = off`). Only for transactions whose loss in a
+   * crash is harmless, because what they write can be derived again.
+   */
+  synchronousCommit?: boolean;
+  /** `SET LOCAL lock_timeout`, ms: a lock not granted in time fails the statement (55P03). */
+  lockTimeoutMs?: number;
+  /** `SET LOCAL statement_timeout`, ms (57014 past it). */
+  statementTimeoutMs?: number;
+};
+
+/**
+ * Runs `work` in one transaction on one pooled client: BEGIN (with the
+ * `options` set for this transaction only), COMMIT when `work` resolves,
+ * ROLLBACK and rethrow when it throws. `tx.client` takes raw query
+ * functions, `tx.orm` drizzle ones; the drizzle handle is built only when
+ * asked for. `db` is the database or its pool. Throws `RangeError`, before
+ * connecting, for a timeout that is not a non-negative number of ms.
+ */
+export async function withTransaction<T>(
+  db: Database | pg.Pool,
+  work: (tx: Transaction) => Promise<T>,
+  options: TransactionOptions = {},
 ): Promise<T> {
+  const pool = "orm" in db ? db.pool : db;
+  const begin = beginStatement(options);
   const client = await pool.connect();
   try {
-    await client.query("BEGIN");
-    const result = await work(client);
+    await client.query(begin);
+    let orm: Orm | undefined;
+    const result = await work({
+      client,
+      get orm() {
+        orm ??= drizzle(client, { schema });
+        return orm;
+      },
+    });
     await client.query("COMMIT");
     return result;
   } catch (error) {
@@ -59,4 +96,31 @@ export async function inTransaction<T>(
   } finally {
     client.release();
   }
+}
+
+/** BEGIN and the transaction's settings, sent as one simple query (one round trip). */
+function beginStatement(options: TransactionOptions): string {
+  let sql = "BEGIN";
+  if (options.synchronousCommit === false) sql += "; SET LOCAL synchronous_commit = off";
+  if (options.lockTimeoutMs !== undefined) {
+    sql += `; SET LOCAL lock_timeout = ${wholeMs(options.lockTimeoutMs)}`;
+  }
+  if (options.statementTimeoutMs !== undefined) {
+    sql += `; SET LOCAL statement_timeout = ${wholeMs(options.statementTimeoutMs)}`;
+  }
+  return sql;
+}
+
+function wholeMs(ms: number): number {
+  if (!Number.isFinite(ms) || ms < 0) throw new RangeError(`not a timeout in ms: ${ms}`);
+  return Math.floor(ms);
+}
+
+/**
+ * Runs `SELECT 1` on a pooled connection: resolves when the database
+ * answers, throws its error (or the pool's connection timeout) when not.
+ * For readiness checks.
+ */
+export async function ping(db: Database): Promise<void> {
+  await db.pool.query("SELECT 1");
 }

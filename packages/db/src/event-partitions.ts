@@ -1,8 +1,10 @@
 import type pg from "pg";
-import { inTransaction } from "./database.ts";
+import { withTransaction } from "./database.ts";
 import { CONCURRENT_CREATE_CODES } from "./migrate.ts";
 
 const DAY_MS = 86_400_000;
+/** How long creating a partition may wait for its lock on `events` before it gives up. */
+const PARTITION_LOCK_TIMEOUT_MS = 2_000;
 
 /** `events_p20261123` for the UTC day that holds `day`. */
 export function eventPartitionName(day: Date): string {
@@ -32,13 +34,15 @@ export async function ensureEventPartitions(
     const exists = await pool.query("SELECT 1 FROM pg_class WHERE relname = $1", [name]);
     if (exists.rowCount) continue;
     try {
-      await inTransaction(pool, async (client) => {
-        await client.query("SET LOCAL lock_timeout = '2s'");
-        await client.query(
-          `CREATE TABLE IF NOT EXISTS ${name} PARTITION OF events
-           FOR VALUES FROM ('${from.toISOString()}') TO ('${to.toISOString()}')`,
-        );
-      });
+      await withTransaction(
+        pool,
+        ({ client }) =>
+          client.query(
+            `CREATE TABLE IF NOT EXISTS ${name} PARTITION OF events
+             FOR VALUES FROM ('${from.toISOString()}') TO ('${to.toISOString()}')`,
+          ),
+        { lockTimeoutMs: PARTITION_LOCK_TIMEOUT_MS },
+      );
       created.push(name);
     } catch (error) {
       const code = (error as { code?: string }).code;

@@ -2,8 +2,12 @@ export {
   createDatabase,
   type Database,
   type DatabaseOptions,
-  inTransaction,
   type Orm,
+  ping,
+  type Queryable,
+  type Transaction,
+  type TransactionOptions,
+  withTransaction,
 } from "./database.ts";
 export { ensureEventPartitions } from "./event-partitions.ts";
 export { compressPayload, decompressPayload, type PayloadStorage } from "./event-payload.ts";

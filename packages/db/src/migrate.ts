@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { parseSync } from "libpg-query";
 import type pg from "pg";
+import { withTransaction } from "./database.ts";
 import { type MigrationFile, readMigrationFiles } from "./migration-files.ts";
 import {
   releaseMigrationLock,
@@ -170,25 +171,24 @@ async function applyFile(pool: pg.Pool, file: MigrationFile, options: MigrateOpt
 
 async function applyInTransaction(pool: pg.Pool, file: MigrationFile, options: MigrateOptions) {
   const started = Date.now();
-  const client = await pool.connect();
-  try {
-    await client.query("BEGIN");
-    await setTimeouts(client, options, "LOCAL");
-    await holdLock(client, file, options);
-    const done = await client.query("SELECT 1 FROM sluice_migrations WHERE version = $1", [
-      file.version,
-    ]);
-    if (done.rowCount === 0) {
-      await client.query(file.sql);
-      await recordApplied(client, file, started);
-    }
-    await client.query("COMMIT");
-  } catch (error) {
-    await client.query("ROLLBACK").catch(() => {});
-    throw error;
-  } finally {
-    client.release();
-  }
+  const timeouts = {
+    lockTimeoutMs: options.lockTimeoutMs,
+    statementTimeoutMs: options.statementTimeoutMs,
+  };
+  await withTransaction(
+    pool,
+    async ({ client }) => {
+      await holdLock(client, file, options);
+      const done = await client.query("SELECT 1 FROM sluice_migrations WHERE version = $1", [
+        file.version,
+      ]);
+      if (done.rowCount === 0) {
+        await client.query(file.sql);
+        await recordApplied(client, file, started);
+      }
+    },
+    timeouts,
+  );
 }
 
 /**
@@ -207,7 +207,7 @@ async function applyOutsideTransaction(
   const statements = await splitStatements(file.sql);
   const client = await pool.connect();
   try {
-    await setTimeouts(client, options, "SESSION");
+    await setSessionTimeouts(client, options);
     for (const statement of statements) {
       await holdLock(client, file, options);
       await dropInvalidIndex(client, statement, options);
@@ -221,13 +221,9 @@ async function applyOutsideTransaction(
   }
 }
 
-async function setTimeouts(
-  client: pg.PoolClient,
-  options: MigrateOptions,
-  scope: "LOCAL" | "SESSION",
-) {
-  await client.query(`SET ${scope} lock_timeout = ${Math.floor(options.lockTimeoutMs)}`);
-  await client.query(`SET ${scope} statement_timeout = ${Math.floor(options.statementTimeoutMs)}`);
+async function setSessionTimeouts(client: pg.PoolClient, options: MigrateOptions) {
+  await client.query(`SET SESSION lock_timeout = ${Math.floor(options.lockTimeoutMs)}`);
+  await client.query(`SET SESSION statement_timeout = ${Math.floor(options.statementTimeoutMs)}`);
 }
 
 async function holdLock(client: pg.PoolClient, file: MigrationFile, options: MigrateOptions) {

@@ -1,4 +1,4 @@
-import type pg from "pg";
+import type { Queryable } from "./database.ts";
 
 /**
  * The migration lock: one row of `sluice_migration_lock` held with a lease
@@ -7,11 +7,11 @@ import type pg from "pg";
  * holder that dies stops renewing and the lease expires.
  */
 export async function tryTakeMigrationLock(
-  pool: pg.Pool,
+  db: Queryable,
   holder: string,
   leaseMs: number,
 ): Promise<boolean> {
-  const result = await pool.query(
+  const result = await db.query(
     `INSERT INTO sluice_migration_lock (id, holder, taken_at, heartbeat_at, expires_at)
      VALUES (1, $1, now(), now(), now() + make_interval(secs => $2 / 1000.0))
      ON CONFLICT (id) DO UPDATE
@@ -27,11 +27,11 @@ export async function tryTakeMigrationLock(
 
 /** Renews the lease; false when it was lost (expired and taken by another node). */
 export async function renewMigrationLock(
-  client: pg.Pool | pg.PoolClient,
+  db: Queryable,
   holder: string,
   leaseMs: number,
 ): Promise<boolean> {
-  const result = await client.query(
+  const result = await db.query(
     `UPDATE sluice_migration_lock
         SET heartbeat_at = now(), expires_at = now() + make_interval(secs => $2 / 1000.0)
       WHERE id = 1 AND holder = $1 AND expires_at > now()`,
@@ -40,8 +40,8 @@ export async function renewMigrationLock(
   return result.rowCount === 1;
 }
 
-export async function releaseMigrationLock(pool: pg.Pool, holder: string): Promise<void> {
-  await pool.query("DELETE FROM sluice_migration_lock WHERE id = 1 AND holder = $1", [holder]);
+export async function releaseMigrationLock(db: Queryable, holder: string): Promise<void> {
+  await db.query("DELETE FROM sluice_migration_lock WHERE id = 1 AND holder = $1", [holder]);
 }
 
 export type MigrationLockHolder = {
@@ -51,8 +51,8 @@ export type MigrationLockHolder = {
   expiresAt: Date;
 };
 
-export async function readMigrationLock(pool: pg.Pool): Promise<MigrationLockHolder | null> {
-  const result = await pool.query(
+export async function readMigrationLock(db: Queryable): Promise<MigrationLockHolder | null> {
+  const result = await db.query(
     `SELECT holder, taken_at AS "takenAt", heartbeat_at AS "heartbeatAt", expires_at AS "expiresAt"
        FROM sluice_migration_lock WHERE id = 1`,
   );

@@ -92,7 +92,7 @@ export function registerReleaseRoutes(api: Hono<ApiEnv>): void {
       throw new ApiError(400, "projects: at least one project, and only this organization's");
     }
     const { created, release } = await ensureRelease(
-      db.orm,
+      db,
       org.id,
       body.version,
       chosen.map((p) => p.id),
@@ -110,7 +110,7 @@ export function registerReleaseRoutes(api: Hono<ApiEnv>): void {
       const project = await projectParam(c);
       const body = await readJsonBody(c, newRelease);
       const { created, release } = await ensureRelease(
-        db.orm,
+        db,
         org.id,
         body.version,
         [project.id],

@@ -63,11 +63,11 @@ export async function assembleBundle(
   }
   const result = await buildArtifacts(services, request, known);
   if (!result.ok) {
-    await finishArtifactBundle(db.orm, claimed.id, { state: "error", detail: result.error });
+    await finishArtifactBundle(db, claimed.id, { state: "error", detail: result.error });
     services.log.info({ checksum: request.checksum, reason: result.error }, "bundle rejected");
     return { state: "error", missingChunks: [], detail: result.error };
   }
-  await finishArtifactBundle(db.orm, claimed.id, {
+  await finishArtifactBundle(db, claimed.id, {
     state: "ok",
     bundleDebugId: result.bundleId,
     files: result.files.map((f) => ({ ...f, bundleId: claimed.id })),

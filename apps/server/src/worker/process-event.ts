@@ -10,11 +10,12 @@ import {
   findIssuesByHashes,
   type HashClaim,
   type IssueCount,
-  inTransaction,
   lockUnprocessedEvents,
   markEventsProcessed,
   readEvents,
   recordEventFailures,
+  type Transaction,
+  withTransaction,
 } from "@sluice/db";
 import { computeEventGrouping, describeIssue } from "@sluice/grouping";
 import { type EventUser, type NormalizedEvent, normalizeEvent } from "@sluice/protocol";
@@ -56,6 +57,8 @@ class LostIssueRace extends Error {}
 /** SQLSTATEs a batch is simply run again for: deadlock, serialization failure. */
 const RETRY_CODES = new Set(["40P01", "40001"]);
 const RETRIES = 5;
+/** The grouping transaction commits without waiting for the WAL flush (see its call). */
+const GROUPING_TRANSACTION = { synchronousCommit: false } as const;
 
 /** An event read, normalized, symbolicated and hashed, ready to group. */
 type Prepared = {
@@ -138,7 +141,16 @@ export async function processEvents(
   if (prepared.length > 0) {
     for (let attempt = 1; ; attempt++) {
       try {
-        const results = await inTransaction(deps.db.pool, (client) => group(client, prepared));
+        // Safe without waiting for the WAL flush: this transaction is atomic and
+        // only derives state. If a crash loses it, the events are still
+        // unprocessed and the sweeper runs them again; the ingest commit behind
+        // every 200 stays synchronous. Waiting would hold hot issues' row locks
+        // through an fsync.
+        const results = await withTransaction(
+          deps.db,
+          ({ client }) => group(client, prepared),
+          GROUPING_TRANSACTION,
+        );
         for (const [id, result] of results) outcomes.set(id, { ok: true, result });
         break;
       } catch (error) {
@@ -293,15 +305,9 @@ async function prepare(deps: ProcessDeps, row: EventToProcess): Promise<Prepared
 }
 
 async function group(
-  client: Parameters<typeof lockUnprocessedEvents>[0],
+  client: Transaction["client"],
   prepared: Prepared[],
 ): Promise<Map<string, ProcessResult>> {
-  // Safe without waiting for the WAL flush: this transaction is atomic and
-  // only derives state. If a crash loses it, the events are still
-  // unprocessed and the sweeper runs them again; the ingest commit behind
-  // every 200 stays synchronous. Waiting would hold hot issues' row locks
-  // through an fsync.
-  await client.query("SET LOCAL synchronous_commit = off");
   const results = new Map<string, ProcessResult>();
   const unprocessed = await lockUnprocessedEvents(
     client,

@@ -1,5 +1,5 @@
 import { and, asc, eq, inArray, isNull, sql } from "drizzle-orm";
-import type { Orm } from "../database.ts";
+import { type Database, type Orm, withTransaction } from "../database.ts";
 import { artifactBundles, artifacts, uploadChunks } from "../schema.ts";
 
 export type Artifact = typeof artifacts.$inferSelect;
@@ -105,13 +105,13 @@ export async function claimArtifactBundle(
  * with `files` and sets its state `ok`, or sets `error` with `detail`.
  */
 export async function finishArtifactBundle(
-  orm: Orm,
+  db: Database,
   bundleId: number,
   outcome:
     | { state: "ok"; bundleDebugId: string | null; files: NewArtifact[] }
     | { state: "error"; detail: string },
 ): Promise<void> {
-  await orm.transaction(async (tx) => {
+  await withTransaction(db, async ({ orm: tx }) => {
     if (outcome.state === "error") {
       await tx
         .update(artifactBundles)

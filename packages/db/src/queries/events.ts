@@ -1,6 +1,5 @@
 import { and, desc, eq } from "drizzle-orm";
-import type pg from "pg";
-import type { Orm } from "../database.ts";
+import type { Orm, Queryable } from "../database.ts";
 import { payloadOfRow } from "../event-payload.ts";
 import { eventIds, events } from "../schema.ts";
 
@@ -90,8 +89,8 @@ export type FailedEvent = {
 };
 
 /** Events marked failed (`event_failures.failed_at`), most recent first, at most `limit`. */
-export async function listFailedEvents(pool: pg.Pool, limit: number): Promise<FailedEvent[]> {
-  const result = await pool.query(
+export async function listFailedEvents(db: Queryable, limit: number): Promise<FailedEvent[]> {
+  const result = await db.query(
     `SELECT o.slug AS organization, p.slug AS project, f.project_id, f.event_id::text,
             f.received_at, f.failures, f.last_error, f.failed_at
        FROM event_failures f
@@ -127,12 +126,12 @@ export type UnprocessedEvent = { projectId: number; eventId: string; receivedAt:
  * those are never enqueued again.
  */
 export async function listEventsToSweep(
-  pool: pg.Pool,
+  db: Queryable,
   minAgeMs: number,
   limit: number,
   after: UnprocessedEvent | null,
 ): Promise<UnprocessedEvent[]> {
-  const result = await pool.query(
+  const result = await db.query(
     `SELECT e.project_id, e.event_id::text AS event_id, e.received_at FROM events e
       WHERE e.processed_at IS NULL AND e.received_at < now() - make_interval(secs => $1 / 1000.0)
         AND ($3::timestamptz IS NULL OR (e.received_at, e.project_id, e.event_id) > ($3, $4, $5::uuid))

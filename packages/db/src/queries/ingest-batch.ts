@@ -1,4 +1,4 @@
-import type pg from "pg";
+import type { Queryable } from "../database.ts";
 
 /**
  * One event to store: `payloadText` is JSON text that Postgres `jsonb`
@@ -70,8 +70,8 @@ export type StoredEvent = { projectId: number; eventId: string; receivedAt: Date
  * (project, event_id) and outcomes unique by key, sorted (no deadlocks).
  * Returns the events stored for the first time. Throws the database error.
  */
-export async function insertIngestBatch(pool: pg.Pool, batch: IngestBatch): Promise<StoredEvent[]> {
-  const result = await pool.query({
+export async function insertIngestBatch(db: Queryable, batch: IngestBatch): Promise<StoredEvent[]> {
+  const result = await db.query({
     name: "sluice_insert_ingest_batch_3",
     text: INSERT_BATCH,
     values: [

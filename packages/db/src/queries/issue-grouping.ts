@@ -1,4 +1,5 @@
 import type pg from "pg";
+import type { Queryable } from "../database.ts";
 import { compressPayload, payloadOfRow } from "../event-payload.ts";
 
 /**
@@ -43,11 +44,8 @@ const keysJson = (keys: EventKey[]) =>
  * the read: that row carries `decodeError` (one poison event must not fail
  * its batch).
  */
-export async function readEvents(
-  queryable: pg.Pool | pg.PoolClient,
-  keys: EventKey[],
-): Promise<EventToProcess[]> {
-  const result = await queryable.query(
+export async function readEvents(db: Queryable, keys: EventKey[]): Promise<EventToProcess[]> {
+  const result = await db.query(
     `SELECT e.project_id, e.event_id::text, e.received_at, e.payload, e.payload_compressed,
             e."timestamp", e.processed_at, f.failed_at
        FROM json_to_recordset($1::json) AS k(p bigint, e uuid, r timestamptz)
@@ -94,14 +92,14 @@ const MAX_ERROR_TEXT = 300;
  * `eventKeyString`s, with every event's failure count.
  */
 export async function recordEventFailures(
-  pool: pg.Pool,
+  db: Queryable,
   failures: EventFailure[],
   maxFailures: number,
 ): Promise<{ newlyFailed: Set<string>; counts: Map<string, number> }> {
   const newlyFailed = new Set<string>();
   const counts = new Map<string, number>();
   if (failures.length === 0) return { newlyFailed, counts };
-  const result = await pool.query(
+  const result = await db.query(
     `INSERT INTO event_failures AS f (project_id, event_id, received_at, failures, last_error,
                                       last_failed_at, failed_at)
      SELECT d.p, d.e, d.r, 1, d.m, now(), CASE WHEN d.x OR $2 <= 1 THEN now() END

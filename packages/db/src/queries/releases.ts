@@ -1,6 +1,5 @@
 import { and, asc, desc, eq, inArray, type SQL, sql } from "drizzle-orm";
-import type pg from "pg";
-import type { Orm } from "../database.ts";
+import { type Database, type Orm, type Queryable, withTransaction } from "../database.ts";
 import { deploys, issues, projects, releaseProjects, releases } from "../schema.ts";
 
 export type Release = typeof releases.$inferSelect;
@@ -36,13 +35,13 @@ export type ReleaseFields = {
  * it to `projectIds`. Fields are set only on creation.
  */
 export async function ensureRelease(
-  orm: Orm,
+  db: Database,
   organizationId: number,
   version: string,
   projectIds: number[],
   fields: ReleaseFields,
 ): Promise<{ created: boolean; release: Release }> {
-  return orm.transaction(async (tx) => {
+  return withTransaction(db, async ({ orm: tx }) => {
     const inserted = await tx
       .insert(releases)
       .values({ organizationId, version, ...fields })
@@ -253,14 +252,14 @@ const SEEN_THROTTLE_MS = 60_000;
  * transaction: it is idempotent and only ever widens the times.
  */
 export async function recordReleaseSeen(
-  pool: pg.Pool,
+  db: Queryable,
   projectId: number,
   version: string,
   environment: string | null,
   at: Date,
 ): Promise<void> {
   const env = environment ?? "";
-  const seen = await pool.query(
+  const seen = await db.query(
     `SELECT rp.first_event, rp.last_event, re.first_seen AS env_first, re.last_seen AS env_last
        FROM releases r
        JOIN projects p ON p.organization_id = r.organization_id AND p.id = $1
@@ -284,7 +283,7 @@ export async function recordReleaseSeen(
     first <= at &&
     last.getTime() >= at.getTime() - SEEN_THROTTLE_MS;
   if (row && fresh(row.first_event, row.last_event) && fresh(row.env_first, row.env_last)) return;
-  await pool.query(
+  await db.query(
     `WITH release AS (
        INSERT INTO releases (organization_id, version)
        SELECT organization_id, $2 FROM projects WHERE id = $1

@@ -114,7 +114,11 @@ export type Config = {
   shutdown: {
     /** After SIGTERM, how long the node keeps serving while readiness fails (ms). */
     drainDelayMs: number;
-    /** Budget for in-flight requests, commits, hand-offs and jobs after that (ms). */
+    /**
+     * Budget for in-flight requests, group commits and active jobs after that
+     * (ms). Queue hand-offs after a commit are not waited for (the sweeper
+     * enqueues what they missed).
+     */
     timeoutMs: number;
   };
   /** Idle keep-alive connections are kept this long, above load balancers' idle timeouts (ms). */

@@ -1,6 +1,42 @@
-/** The roles one `sluice serve` process can take (DESIGN.md "Roles"). */
+import type { Hono } from "hono";
+import type { Services } from "./services.ts";
+
+/**
+ * The roles one `sluice serve` process can take (DESIGN.md "Roles"), in the
+ * order they start and drain: ingest drains before the worker, so the jobs
+ * of its last commits reach a queue that is still consumed.
+ */
 export const ROLES = ["ingest", "api", "worker"] as const;
 export type Role = (typeof ROLES)[number];
+
+/** Work that runs in the background until stopped (a sweeper, a maintenance job). */
+export type Loop = { stop(): Promise<void> };
+
+/**
+ * A background loop as a module: the role that owns it lists it and starts
+ * it; the composition root stops every loop after every role has drained.
+ */
+export type BackgroundLoop = { start(services: Services): Loop };
+
+/**
+ * What a started role gives the composition root: `mount`, which adds the
+ * role's routes to the process's app (served on the traffic port, called
+ * once, before the server listens), the `loops` it started, and `drain`,
+ * called once the server no longer accepts connections, which resolves when
+ * the role's own work in progress is finished.
+ */
+export type StartedRole = {
+  mount?(app: Hono): void;
+  loops?: Loop[];
+  drain(): Promise<void>;
+};
+
+/**
+ * A role's module (`ingest/ingest-module.ts`, `api/api-module.ts`,
+ * `worker/worker-module.ts`), loaded with `import()` only when the process
+ * takes that role. `start` may throw; nothing of the role runs then.
+ */
+export type RoleModule = { start(services: Services): StartedRole | Promise<StartedRole> };
 
 /** Parses `--role=all|ingest|api|worker[,...]`; throws with the bad name. */
 export function parseRoles(value: string): Set<Role> {

@@ -1,11 +1,9 @@
 import { ensureEventPartitions, listEventsToSweep, tryTakeLease } from "@sluice/db";
+import type { BackgroundLoop, Loop } from "../roles.ts";
 import type { Services } from "../services.ts";
 
 const SWEEP_BATCH = 1000;
 const MAINTENANCE_INTERVAL_MS = 3_600_000;
-
-/** A loop that runs `tick` every `intervalMs` until stopped. */
-export type Loop = { stop(): Promise<void> };
 
 /** Runs `tick` every `intervalMs`; `stop` waits for a running tick, which sees `stopping()`. */
 function every(intervalMs: number, tick: (stopping: () => boolean) => Promise<void>): Loop {
@@ -57,12 +55,14 @@ export async function sweepUnprocessed(
 }
 
 /**
- * The sweeper: under the `sweeper` lease, so one node
- * at a time, it enqueues again every event stored more than
+ * The sweeper: every `sweeper.intervalMs`, under the `sweeper` lease, so one
+ * node at a time, it enqueues again every event stored more than
  * `sweeper.minAgeMs` ago and still unprocessed (Redis flushed, worker killed,
  * enqueue failed). Jobs are idempotent, so a duplicate costs nothing.
  */
-export function startSweeper(services: Services): Loop {
+export const sweeperLoop: BackgroundLoop = { start: startSweeper };
+
+function startSweeper(services: Services): Loop {
   const { config, db, log, instanceId } = services;
   return every(config.sweeper.intervalMs, async (stopping) => {
     try {
@@ -80,7 +80,9 @@ export function startSweeper(services: Services): Loop {
 }
 
 /** Hourly, under the `maintenance` lease: create the coming days' event partitions. */
-export function startMaintenance(services: Services): Loop {
+export const maintenanceLoop: BackgroundLoop = { start: startMaintenance };
+
+function startMaintenance(services: Services): Loop {
   const { db, log, instanceId } = services;
   return every(MAINTENANCE_INTERVAL_MS, async () => {
     try {

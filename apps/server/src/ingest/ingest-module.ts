@@ -1,0 +1,54 @@
+import { insertIngestBatch, type StoredEvent } from "@sluice/db";
+import type { StartedRole } from "../roles.ts";
+import type { Services } from "../services.ts";
+import { GroupCommitter } from "./group-committer.ts";
+import { registerIngestRoutes } from "./ingest-routes.ts";
+import { createKeyCache } from "./key-cache.ts";
+
+/** Connections of the pool that group commits leave to key lookups and readiness checks. */
+const POOL_CONNECTIONS_KEPT = 2;
+
+/**
+ * The ingest role: the Sentry ingest routes (`registerIngestRoutes`) over
+ * one `GroupCommitter` that writes with `insertIngestBatch` and hands the
+ * events stored for the first time to the queue after each commit. The
+ * hand-off is not awaited by the request nor by `drain`: a failed one is
+ * counted (`sluice_queue_enqueue_failures_total`) and left to the sweeper.
+ * `drain` resolves when every pending group commit has committed or failed.
+ */
+export function start(services: Services): StartedRole {
+  const { config, db, queue, log, metrics } = services;
+  const handOff = (stored: StoredEvent[]) => {
+    const jobs = stored.map((e) => ({
+      projectId: e.projectId,
+      eventId: e.eventId,
+      receivedAt: e.receivedAt.toISOString(),
+    }));
+    queue.enqueueEvents(jobs).catch((error) => {
+      metrics.enqueueFailures.inc();
+      log.warn(
+        { err: error, events: jobs.length },
+        "enqueue failed; the sweeper will enqueue these events",
+      );
+    });
+  };
+  const committer = new GroupCommitter(
+    (batch) => insertIngestBatch(db.pool, batch),
+    handOff,
+    (events, seconds) => {
+      metrics.groupCommitEvents.observe(events);
+      metrics.groupCommitDuration.observe(seconds);
+    },
+    {
+      windowMs: config.groupCommit.windowMs,
+      maxEvents: config.groupCommit.maxEvents,
+      maxInFlight: Math.max(1, config.dbPoolSize - POOL_CONNECTIONS_KEPT),
+    },
+  );
+  const deps = {
+    services,
+    keys: createKeyCache(db.orm, { maxEntries: config.keyCacheEntries }),
+    committer,
+  };
+  return { mount: (app) => registerIngestRoutes(app, deps), drain: () => committer.drain() };
+}

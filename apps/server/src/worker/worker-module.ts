@@ -1,0 +1,55 @@
+import type { EventProcessPayload } from "@sluice/queue";
+import type { BackgroundLoop, StartedRole } from "../roles.ts";
+import type { Services } from "../services.ts";
+import { maintenanceLoop, sweeperLoop } from "./background-loops.ts";
+import { createEventSymbolicator } from "./event-symbolicator.ts";
+import { JobBatcher } from "./job-batcher.ts";
+import { processEvents } from "./process-event.ts";
+import { createReleaseSeenRecorder } from "./release-seen.ts";
+
+/** How long the worker's first job of a batch waits for company (ms). */
+const WORKER_BATCH_WINDOW_MS = 5;
+
+/** The loops every worker process runs; each takes its lease, so one node at a time works. */
+const WORKER_LOOPS: BackgroundLoop[] = [sweeperLoop, maintenanceLoop];
+
+/**
+ * The worker role: consumes `event.process` jobs, `config.workerConcurrency`
+ * at once, gathered by a `JobBatcher` into batches for `processEvents`, and
+ * counts each job in `sluice_jobs_total` and `sluice_job_duration_seconds`;
+ * it also starts the sweeper and maintenance loops. `drain` stops taking
+ * jobs and resolves when the active ones have finished (the loops are
+ * stopped by the caller, after every role has drained).
+ */
+export function start(services: Services): StartedRole {
+  const { config, db, queue, log, metrics } = services;
+  const deps = {
+    db,
+    log,
+    symbolicate: createEventSymbolicator(db, services.blobs, config.sourceMapCacheBytes),
+    recordRelease: createReleaseSeenRecorder(db),
+    maxFailures: config.maxEventFailures,
+    onFailed: (events: number) => metrics.eventsFailed.inc(events),
+  };
+  const batcher = new JobBatcher((jobs: EventProcessPayload[]) => processEvents(deps, jobs), {
+    windowMs: WORKER_BATCH_WINDOW_MS,
+    maxBatch: config.workerConcurrency,
+  });
+  const worker = queue.startWorker(async (job) => {
+    const started = performance.now();
+    try {
+      const result = await batcher.add(job);
+      metrics.jobs.inc({ job: "event.process", result });
+      if (result === "missing") log.warn({ job }, "event.process: no such event");
+    } catch (error) {
+      metrics.jobs.inc({ job: "event.process", result: "error" });
+      throw error;
+    } finally {
+      metrics.jobDuration.observe({ job: "event.process" }, (performance.now() - started) / 1000);
+    }
+  }, config.workerConcurrency);
+  return {
+    loops: WORKER_LOOPS.map((loop) => loop.start(services)),
+    drain: () => worker.close(),
+  };
+}

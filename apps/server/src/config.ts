@@ -57,7 +57,7 @@ const envSchema = z.object({
 });
 
 /** Where blobs live: `SLUICE_DATA_DIR/blobs`, or an S3(-compatible) bucket when `SLUICE_S3_BUCKET` is set. */
-export type BlobStoreConfig =
+type BlobStoreConfig =
   | { kind: "directory" }
   | {
       kind: "s3";

@@ -1,3 +1,4 @@
+import { ping } from "@sluice/db";
 import { Hono } from "hono";
 import { routePath } from "hono/route";
 import { methodLabel } from "../metrics.ts";
@@ -53,7 +54,7 @@ async function readinessChecks(services: Services) {
     ]);
   const [postgres, queue] = await Promise.all([
     within(
-      services.db.pool.query("SELECT 1").then(() => true),
+      ping(services.db).then(() => true),
       false,
     ),
     within(services.queue.ping(), false),

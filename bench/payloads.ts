@@ -81,7 +81,7 @@ export function buildEvent(
 }
 
 /** An envelope body (one event item) or a `/store/` body, optionally gzipped. */
-export function encodeBody(
+function encodeBody(
   event: Record<string, unknown>,
   form: "envelope" | "store",
   gzip: boolean,

@@ -25,7 +25,7 @@ const CLOJURE_FN = /(\$fn__)\d+/g;
  * newstyle configs call it): `http:`, `https:`, `applewebdata:` and `blob:`
  * are; `file://` paths are not, so their filename still groups.
  */
-export function hasUrlOrigin(path: string | undefined): boolean {
+function hasUrlOrigin(path: string | undefined): boolean {
   return path !== undefined && /^(https?|applewebdata|blob):/.test(path);
 }
 

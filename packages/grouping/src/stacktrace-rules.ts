@@ -418,7 +418,7 @@ function rangeOf(range: "up" | "down" | null, i: number, length: number): [numbe
  * framework modules are not in-app) and the native/Cocoa in-app, SDK and
  * `_block_invoke` rules. Applied before a project's own rules.
  */
-export const BUILT_IN_STACKTRACE_RULES_TEXT = `
+const BUILT_IN_STACKTRACE_RULES_TEXT = `
 family:native package:/var/containers/Bundle/Application/** +app
 family:native package:/private/var/containers/Bundle/Application/** +app
 family:native package:**/Developer/CoreSimulator/Devices/** +app

@@ -6,7 +6,7 @@ import { z } from "zod";
  * using, with the release whose code no longer reads or writes it. It may
  * be dropped no earlier than two releases after that one (N+2).
  */
-export const deprecationShape = z.object({
+const deprecationShape = z.object({
   table: z.string().min(1),
   column: z.string().min(1).optional(),
   stoppedIn: z.string().regex(/^\d+\.\d+\.\d+$/),

@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { z } from "zod";
 
 /** One cut release: its version, the commit it was cut from, and the last migration it shipped. */
-export const releaseShape = z.object({
+const releaseShape = z.object({
   version: z.string().regex(/^\d+\.\d+\.\d+$/),
   commit: z.string().regex(/^[0-9a-f]{40}$/),
   date: z.string().regex(/^\d{4}-\d{2}-\d{2}$/),

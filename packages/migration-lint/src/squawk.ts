@@ -12,7 +12,7 @@ const run = promisify(execFile);
  * renames, type changes, NOT NULL, indexes, constraints, defaults, IF [NOT]
  * EXISTS and drops with the N+2 knowledge squawk does not have.
  */
-export const SQUAWK_EXCLUDED = [
+const SQUAWK_EXCLUDED = [
   "require-lock-timeout",
   "require-statement-timeout",
   "renaming-column",

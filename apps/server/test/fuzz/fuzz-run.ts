@@ -63,7 +63,7 @@ export const defaultFuzzOptions: FuzzOptions = {
   keepFailures: 10,
 };
 
-export type Violation = {
+type Violation = {
   index: number;
   kind: string;
   reason: string;

@@ -31,7 +31,7 @@ export type FuzzTarget = {
 };
 
 /** A small seeded PRNG (mulberry32): input `i` of seed `s` is the same on every run. */
-export class Rng {
+class Rng {
   private state: number;
 
   constructor(seed: number) {
@@ -702,7 +702,7 @@ function projectPath(rng: Rng, target: FuzzTarget, form: "envelope" | "store"): 
  * Every this many inputs, one real capture as its SDK sent it: it must be
  * answered 200, so a mutation that broke the project for everyone shows.
  */
-export const CANARY_EVERY = 250;
+const CANARY_EVERY = 250;
 
 /**
  * Builds input `index` of the run seeded `seed`: a real SDK capture

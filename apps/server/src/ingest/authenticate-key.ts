@@ -1,14 +1,11 @@
 import { authFromPairs, type IngestAuth, parseDsn } from "@sluice/protocol";
-import type { KeyLookupResult, KnownKey } from "./key-cache.ts";
+import type { KeyLookup, KeyLookupResult, KnownKey } from "./key-cache.ts";
 import { unavailableOnThrow } from "./prepare-writes.ts";
 
 /** Why a request's key is refused: 401 for no usable key, 403 for a key that may not send here. */
 export type KeyRefusal = { ok: false; status: 401 | 403; detail: string };
 
 export type KeyCheck = { ok: true; key: KnownKey } | KeyRefusal;
-
-/** A key lookup as `KeyCache.find` answers it. */
-export type KeyLookup = { key: KnownKey | null; result: KeyLookupResult };
 
 /** What `checkKey` looks keys up in (the key cache). */
 export type KeyFinder = { find(publicKey: string): Promise<KeyLookup> };

@@ -15,6 +15,9 @@ export type KeyCacheOptions = {
 /** How a lookup was answered: from the cache, by a query, or refused as not a key at all. */
 export type KeyLookupResult = "hit" | "miss" | "invalid";
 
+/** A key lookup: the key (null when unknown) and how it was answered. */
+export type KeyLookup = { key: KnownKey | null; result: KeyLookupResult };
+
 /**
  * DSN key lookups with a short in-memory cache, so ingest does not query the
  * database per request. Unknown keys are cached too (as null), so a flood of
@@ -28,9 +31,7 @@ export function createKeyCache(orm: Orm, options: KeyCacheOptions = {}) {
     ttl: TTL_MS,
     ttlAutopurge: false,
   });
-  async function find(
-    publicKey: string,
-  ): Promise<{ key: KnownKey | null; result: KeyLookupResult }> {
+  async function find(publicKey: string): Promise<KeyLookup> {
     if (!isPublicKey(publicKey)) return { key: null, result: "invalid" };
     const cached = entries.get(publicKey);
     if (cached) return { key: cached.key, result: "hit" };

@@ -52,7 +52,7 @@ export async function checkKey(
 /**
  * The key named by an envelope header's `dsn` (the envelope's own
  * authentication when the request carries none; develop.sentry.dev
- * sdk/data-model/envelopes "Envelope Headers"): a 401 "missing" when the
+ * sdk/foundations/transport/envelopes): a 401 "missing" when the
  * header has no `dsn`, "invalid" when it is not a DSN with a public key.
  */
 export function keyOfEnvelopeDsn(dsn: unknown): { ok: true; auth: IngestAuth } | KeyRefusal {

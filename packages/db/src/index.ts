@@ -45,3 +45,4 @@ export * from "./queries/projects.ts";
 export * from "./queries/releases.ts";
 export * as schema from "./schema.ts";
 export { splitStatements } from "./split-statements.ts";
+export { isStorableText } from "./storable-text.ts";

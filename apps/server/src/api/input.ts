@@ -1,10 +1,6 @@
+import { isStorableText } from "@sluice/db";
 import { z } from "zod";
 import { ApiError } from "./api-error.ts";
-
-/** Postgres `text` refuses NUL and `jsonb` also unpaired surrogates: neither may reach a query. */
-export function isStorableText(value: string): boolean {
-  return !value.includes("\u0000") && value.isWellFormed();
-}
 
 /** A string of at most `max` UTF-16 units that Postgres can store (no NUL, no lone surrogate). */
 export const storableText = (max: number) =>

@@ -5,12 +5,12 @@ import {
   findProjectById,
   findProjectsBySlugOrId,
   findRelease,
+  isStorableText,
   type Project,
 } from "@sluice/db";
 import type { Context } from "hono";
 import type { ApiEnv } from "./api-env.ts";
 import { notFound } from "./api-error.ts";
-import { isStorableText } from "./input.ts";
 
 /** Longest slug or release version a path may name (versions stop at 200): a bound on query input. */
 const MAX_NAME_IN_PATH = 1000;

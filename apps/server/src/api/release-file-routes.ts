@@ -3,6 +3,7 @@ import {
   findReleaseFile,
   hasReleaseFile,
   insertReleaseFile,
+  isStorableText,
   listReleaseFiles,
   renameReleaseFile,
 } from "@sluice/db";
@@ -13,7 +14,6 @@ import { z } from "zod";
 import { fileKeyBytes, UPLOAD_LIMITS } from "../uploads/upload-limits.ts";
 import type { ApiEnv } from "./api-env.ts";
 import { ApiError, notFound } from "./api-error.ts";
-import { isStorableText } from "./input.ts";
 import { idParam, releaseParam } from "./lookups.ts";
 import { pageOf } from "./pagination.ts";
 import { readJsonBody } from "./read-json-body.ts";

@@ -5,10 +5,10 @@ import {
   findArtifactBundle,
   findUploadChunks,
   finishArtifactBundle,
+  isStorableText,
   type NewArtifact,
 } from "@sluice/db";
 import { readSourceBundle } from "@sluice/sourcemaps";
-import { isStorableText } from "../api/input.ts";
 import type { Services } from "../services.ts";
 import { fileKeyBytes, UPLOAD_LIMITS } from "./upload-limits.ts";
 

@@ -7,7 +7,7 @@ const DAY_MS = 86_400_000;
 const PARTITION_LOCK_TIMEOUT_MS = 2_000;
 
 /** `events_p20261123` for the UTC day that holds `day`. */
-export function eventPartitionName(day: Date): string {
+function eventPartitionName(day: Date): string {
   return `events_p${day.toISOString().slice(0, 10).replaceAll("-", "")}`;
 }
 

@@ -3,7 +3,7 @@ import { z } from "zod";
 import type { ApiEnv } from "./api-env.ts";
 import { ApiError } from "./api-error.ts";
 
-export type Page = { limit: number; offset: number };
+type Page = { limit: number; offset: number };
 
 const DEFAULT_PER_PAGE = 100;
 const MAX_PER_PAGE = 100;

@@ -10,7 +10,7 @@ import { findUnstorableText, parseInput } from "./input.ts";
  * bodies (releases, commits, assemble) nest a handful of levels; the bound
  * keeps the parse and the walks after it shallow.
  */
-export const MAX_API_JSON_DEPTH = 64;
+const MAX_API_JSON_DEPTH = 64;
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 

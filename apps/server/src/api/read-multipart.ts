@@ -1,7 +1,7 @@
 import type { Context } from "hono";
 import { readBody } from "../http/read-body.ts";
 
-export type FilePart = { field: string; filename: string; bytes: Uint8Array };
+type FilePart = { field: string; filename: string; bytes: Uint8Array };
 
 export type Multipart = {
   files: FilePart[];

@@ -11,7 +11,7 @@ import { z } from "zod";
 
 const iso = (d: Date) => d.toISOString();
 
-export const organizationJson = z.object({
+const organizationJson = z.object({
   id: z.string(),
   slug: z.string(),
   name: z.string(),
@@ -37,7 +37,7 @@ export function serializeOrganization(org: Organization) {
   });
 }
 
-export const projectJson = z.object({
+const projectJson = z.object({
   id: z.string(),
   slug: z.string(),
   name: z.string(),
@@ -71,7 +71,7 @@ export function serializeProject(project: Project, org: Organization) {
   });
 }
 
-export const issueJson = z.object({
+const issueJson = z.object({
   id: z.string(),
   shortId: z.string(),
   title: z.string(),
@@ -109,7 +109,7 @@ export const issueJson = z.object({
 });
 
 /** Sentry short ids read like `DEFAULT-1A`: the project slug and a base-36 counter. */
-export function shortId(projectSlug: string, n: number): string {
+function shortId(projectSlug: string, n: number): string {
   return `${projectSlug.toUpperCase()}-${n.toString(36).toUpperCase()}`;
 }
 
@@ -154,7 +154,7 @@ export function serializeIssue(issue: Issue, project: Project, orgSlug: string, 
   });
 }
 
-export const eventJson = z.object({
+const eventJson = z.object({
   id: z.string(),
   eventID: z.string(),
   groupID: z.string().nullable(),

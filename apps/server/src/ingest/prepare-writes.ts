@@ -54,7 +54,7 @@ const SESSION_TYPES = new Set(["session", "sessions"]);
 const MAX_CLIENT_REPORT_BYTES = 4 * 1024;
 const MAX_CLIENT_REPORT_DEPTH = 8;
 /** Largest quantity one client report entry counts; counters saturate past 2^63-1 anyway. */
-export const MAX_DISCARD_QUANTITY = 2 ** 31 - 1;
+const MAX_DISCARD_QUANTITY = 2 ** 31 - 1;
 /** Attachment header strings: stored as text (no NUL), and bounded like Sentry's columns. */
 const MAX_ATTACHMENT_NAME_CHARS = 1024;
 const MAX_ATTACHMENT_CONTENT_TYPE_CHARS = 256;
@@ -265,7 +265,7 @@ function planEnvelopeWrites(envelope: Envelope, ctx: IngestContext): EnvelopePla
  * the envelope header's `event_id` wins over the payload's, a missing one is
  * generated, and the event time is resolved as Relay does.
  */
-export function parseEventItem(
+function parseEventItem(
   payload: Buffer,
   headerEventId: string | null,
   sentAt: unknown,

@@ -1,6 +1,6 @@
 import { brotliCompressSync, deflateRawSync, deflateSync, gzipSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
-import { ByteBudget } from "../ingest/byte-budget.ts";
+import { ByteBudget } from "./byte-budget.ts";
 import { decodeLegacyStoreBody, openBody, readBody } from "./read-body.ts";
 
 const stream = (bytes: Buffer) => new Blob([bytes]).stream();

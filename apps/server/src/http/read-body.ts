@@ -11,15 +11,7 @@ import {
   inflateRaw,
 } from "node:zlib";
 
-/**
- * A request's share of the process's bytes in flight (ingest's `ByteLease`):
- * `reserve` makes the request hold `bytes` in all if they fit (false
- * when not), `trimTo` gives back what it holds beyond `bytes`.
- */
-export type BodyLease = {
-  reserve(bytes: number): boolean;
-  trimTo(bytes: number): void;
-};
+import type { ByteLease } from "./byte-budget.ts";
 
 export type BodyFailure = { ok: false; status: 400 | 413 | 415 | 503; detail: string };
 
@@ -35,7 +27,7 @@ export type ReadBodyOptions = {
    * decoded bytes are taken from it as they are held; past it, reading
    * stops with a 503.
    */
-  lease?: BodyLease;
+  lease?: ByteLease;
 };
 
 /** Detail of the 503 answered when the process holds too many body bytes. */
@@ -154,7 +146,7 @@ export class BodyReader {
     private readonly encoding: string,
     private readonly decoder: Codec | null,
     private readonly maxBytes: number,
-    private readonly lease: BodyLease | null,
+    private readonly lease: ByteLease | null,
   ) {}
 
   /** Decodes up to the first newline, or `maxLineBytes + 1` bytes when there is none that soon. */

@@ -9,10 +9,16 @@ import {
   parseEnvelopeHeader,
 } from "@sluice/protocol";
 import type { Context, Hono } from "hono";
-import { type BodyFailure, decodeLegacyStoreBody, openBody, readBody } from "../http/read-body.ts";
+import { ByteBudget, type ByteLease } from "../http/byte-budget.ts";
+import {
+  type BodyFailure,
+  decodeLegacyStoreBody,
+  openBody,
+  readBody,
+  SHED_DETAIL,
+} from "../http/read-body.ts";
 import type { Services } from "../services.ts";
 import { checkKey, keyOfEnvelopeDsn } from "./authenticate-key.ts";
-import { ByteBudget, type ByteLease } from "./byte-budget.ts";
 import { INGEST_CORS_HEADERS } from "./cors.ts";
 import type { GroupCommitter } from "./group-committer.ts";
 import type { KeyCache, KnownKey } from "./key-cache.ts";
@@ -157,7 +163,7 @@ function admitBody(
     return reject(c, deps, 413, `request body is larger than ${maxBytes} bytes`);
   }
   if (!lease.wouldFit(length)) {
-    return shed(c, deps, key, category, "too many request bytes in flight; retry later");
+    return shed(c, deps, key, category, SHED_DETAIL);
   }
   return null;
 }

@@ -2,7 +2,7 @@ import type { Hono } from "hono";
 import type { Services } from "./services.ts";
 
 /**
- * The roles one `sluice serve` process can take (DESIGN.md "Roles"), in the
+ * The roles one `sluice serve` process can take (docs/architecture.md §1), in the
  * order they start and drain: ingest drains before the worker, so the jobs
  * of its last commits reach a queue that is still consumed.
  */

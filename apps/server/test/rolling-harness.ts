@@ -22,7 +22,7 @@ export function freePort(): Promise<number> {
  * take a server out, one success puts it back: one slow check on a busy
  * machine must not empty the pool). A request whose connection failed or got no
  * answer is retried on another server: ingest is idempotent on event_id
- * (DESIGN.md promise 4), so that never makes a second event. When no node
+ * (docs/architecture.md §5.4), so that never makes a second event. When no node
  * is ready (Postgres down), HAProxy's own 503 carries `Retry-After` and a
  * `{"detail": ...}` body, like Sluice's.
  */

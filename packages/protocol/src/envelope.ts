@@ -56,7 +56,7 @@ export function parseEnvelopeHeader(line: Buffer): ParseEnvelopeHeaderResult {
  * zero items is valid; blank lines between items are tolerated; item types
  * are not checked here. Payloads are views into `body`, not copies.
  * Source: develop.sentry.dev sdk/foundations/transport/envelopes,
- * relay-server/src/envelope/mod.rs (SENTRY_PROTOCOL.md §3.1).
+ * relay-server/src/envelope/mod.rs (docs/protocol.md §3.1).
  */
 export function parseEnvelope(body: Buffer): ParseEnvelopeResult {
   if (body.length === 0) return { ok: false, detail: "empty envelope" };

@@ -3,7 +3,7 @@ const DASHED = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /**
  * Normalizes an event id to 32 lowercase hex characters, accepting the plain
- * and the dashed UUID forms (SENTRY_PROTOCOL.md §3.1 rule 6, Relay `EventId`).
+ * and the dashed UUID forms (docs/protocol.md §3.1 rule 6, Relay `EventId`).
  * Returns null for anything else.
  */
 export function normalizeEventId(value: unknown): string | null {

@@ -17,7 +17,7 @@ export type AuthSources = {
  * Finds the DSN key of an ingest request in `X-Sentry-Auth`, `Authorization:
  * Sentry`, `Authorization: Basic` or the `sentry_*` query parameters, in
  * Relay's order (relay-server/src/extractors/request_meta.rs `auth_from_parts`,
- * SENTRY_PROTOCOL.md §1.2). More than one source is a 401; none is
+ * docs/protocol.md §1.2). More than one source is a 401; none is
  * `{ ok: false, status: null }` so the envelope endpoint can fall back to the
  * envelope header `dsn`. A `sentry_version` above 7 is a 400.
  */

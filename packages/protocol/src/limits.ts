@@ -1,7 +1,8 @@
 /**
  * Size limits in bytes, applied after decompression. Defaults follow Relay's
  * `impl Default for Limits` (relay-config/src/config.rs) as summarized in
- * SENTRY_PROTOCOL.md §4.2; every one is configurable.
+ * docs/protocol.md §4.2. The envelope, event and attachment limits are
+ * settings (SLUICE_MAX_*_BYTES); the others are fixed.
  */
 export type Limits = {
   /** Whole envelope body after decompression. */

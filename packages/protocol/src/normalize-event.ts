@@ -108,7 +108,7 @@ const MAX_TAG_LENGTH = 200;
 
 /**
  * Normalizes a stored event payload (develop.sentry.dev event-payloads,
- * SENTRY_PROTOCOL.md §6): `exception`/`threads`/`breadcrumbs` as a list or
+ * docs/protocol.md §6): `exception`/`threads`/`breadcrumbs` as a list or
  * `{values}`, `message` as a string or object, `logentry`, tags as an object
  * or pairs (values coerced to strings, keys and values up to 200 chars),
  * lenient levels, `release`/`environment` validated as Sentry does (invalid

@@ -27,7 +27,7 @@ const CLOCK_DRIFT_MS = 55 * 60_000;
 /**
  * Decides the time an event happened, as Relay's normalization does
  * (relay-event-normalization timestamp and clock-drift processors,
- * SENTRY_PROTOCOL.md §6.3): a client clock off by 55 minutes or more, as told
+ * docs/protocol.md §6.3): a client clock off by 55 minutes or more, as told
  * by the envelope's `sent_at`, shifts the time; a time more than 60 s ahead
  * of `receivedAt` or older than `maxAgeMs` becomes `receivedAt`; a missing
  * time is `receivedAt`.

@@ -3,7 +3,7 @@
  * from, most specific first: the URL itself, without query and fragment,
  * and `~/` + its path for "any scheme and host" (Sentry
  * src/sentry/lang/javascript/processor.py `get_cache_keys`,
- * SENTRY_PROTOCOL.md §8.7). `file://` is read as a plain path.
+ * docs/protocol.md §8.7). `file://` is read as a plain path.
  */
 export function candidateUrls(url: string): string[] {
   const candidates = new Set<string>([url]);

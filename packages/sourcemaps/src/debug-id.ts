@@ -5,7 +5,7 @@ const DASHED = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
  * A debug id in its canonical form, the lowercase dashed UUID, or null when
  * `value` is not one. sentry-cli writes ids dashed into `//# debugId=`, the
  * manifest and the map's `debug_id`; SDKs send `debug_meta.images[].debug_id`
- * dashed, and 32 hex digits are accepted too (SENTRY_PROTOCOL.md §8.5).
+ * dashed, and 32 hex digits are accepted too (docs/protocol.md §8.5).
  * Native-style ids with an age suffix (`…-0`) are not source-map ids.
  */
 export function normalizeDebugId(value: unknown): string | null {

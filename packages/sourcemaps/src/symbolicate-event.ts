@@ -66,7 +66,7 @@ const MAX_LINE = 150;
 
 /**
  * Rewrites the JavaScript frames of `event` through uploaded source maps
- * (SENTRY_PROTOCOL.md §8.7): a frame whose file has a `debug_meta` image of
+ * (docs/protocol.md §8.7): a frame whose file has a `debug_meta` image of
  * type `sourcemap` uses the map with that debug id; otherwise the release's
  * uploads are searched by URL and the minified file's `Sourcemap` header or
  * `sourceMappingURL` leads to its map. A mapped frame gets the original
@@ -350,7 +350,7 @@ function cleanFilename(source: string): string {
 /**
  * Whether a mapped path is the application's: dependencies (`node_modules`,
  * webpack's `~/`) are not, webpack's `./` is; null leaves `in_app` as the
- * SDK sent it (Sentry processor.py, SENTRY_PROTOCOL.md §8.7 step 5).
+ * SDK sent it (Sentry processor.py, docs/protocol.md §8.7 step 5).
  */
 function inAppOf(absPath: string): boolean | null {
   if (/(^|\/)node_modules\//.test(absPath) || /^webpack:\/\/\/?~\//.test(absPath)) return false;

@@ -12,7 +12,7 @@ import { registerReleaseRoutes } from "./release-routes.ts";
 import { registerUploadRoutes } from "./upload-routes.ts";
 
 /**
- * The Sentry REST API under `/api/0/` (SENTRY_PROTOCOL.md §9): bearer-token
+ * The Sentry REST API under `/api/0/` (docs/protocol.md §9): bearer-token
  * auth on every route, JSON on every answer, `{"detail": ...}` errors.
  */
 export function createApiRoutes(services: Services): Hono<ApiEnv> {

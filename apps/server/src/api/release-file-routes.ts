@@ -92,7 +92,7 @@ const fileExists = () =>
 /**
  * The legacy release-file API that sentry-cli 2.x (`releases files`, and
  * uploads when the server accepts no bundles) and older bundler plugins use
- * (SENTRY_PROTOCOL.md §8.6): list (with `checksum` filters), multipart
+ * (docs/protocol.md §8.6): list (with `checksum` filters), multipart
  * upload with `file`, `name`, `dist` and `header` parts (409 when the name
  * exists), download, rename and delete; on the organization and project
  * paths. Files are symbolication artifacts of the release like bundle files.

@@ -79,7 +79,7 @@ async function releaseJson(c: Context<ApiEnv>, organizationId: number, release: 
  * Releases and deploys as sentry-cli (`releases new|finalize|list|info|
  * delete|set-commits`, `deploys new|list`) and the bundler plugins call
  * them: organization-scoped and the older project-scoped paths
- * (SENTRY_PROTOCOL.md §9.3). Creating an existing release answers 208 with
+ * (docs/protocol.md §9.3). Creating an existing release answers 208 with
  * it, as Sentry does.
  */
 export function registerReleaseRoutes(api: Hono<ApiEnv>): void {

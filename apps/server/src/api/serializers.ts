@@ -4,7 +4,7 @@ import { normalizeEvent } from "@sluice/protocol";
 import { z } from "zod";
 
 /**
- * Sentry's JSON shapes (SENTRY_PROTOCOL.md §9): ids as strings, ISO times,
+ * Sentry's JSON shapes (docs/protocol.md §9): ids as strings, ISO times,
  * Sentry's field names. Every response is parsed through its schema before
  * it is sent, so a column that is not in the shape never leaks.
  */

@@ -33,7 +33,7 @@ const releaseAssemble = z.object({
 const chunkError = (c: Context, error: string) => c.json({ error }, 400);
 
 /**
- * sentry-cli's upload protocol (SENTRY_PROTOCOL.md §8): the chunk-upload
+ * sentry-cli's upload protocol (docs/protocol.md §8): the chunk-upload
  * options, chunk POSTs (multipart, parts named by the SHA-1 of their
  * uncompressed bytes, `file_gzip` parts gzipped), and the two assemble
  * endpoints, for artifact bundles and for 2.x release bundles.

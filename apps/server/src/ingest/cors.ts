@@ -1,7 +1,7 @@
 /**
  * CORS headers of every ingest response, preflight or not, success or error,
  * as Relay sends them (relay-server/src/middlewares/cors.rs,
- * SENTRY_PROTOCOL.md §1.3), so that browser SDKs can read rate limits.
+ * docs/protocol.md §1.3), so that browser SDKs can read rate limits.
  */
 export const INGEST_CORS_HEADERS: Record<string, string> = {
   "Access-Control-Allow-Origin": "*",

@@ -12,7 +12,7 @@ import { readSourceBundle } from "@sluice/sourcemaps";
 import type { Services } from "../services.ts";
 import { fileKeyBytes, UPLOAD_LIMITS } from "./upload-limits.ts";
 
-/** The answer of an assemble endpoint (SENTRY_PROTOCOL.md §8.4). */
+/** The answer of an assemble endpoint (docs/protocol.md §8.4). */
 export type AssembleResponse = {
   state: "not_found" | "created" | "assembling" | "ok" | "error";
   missingChunks: string[];

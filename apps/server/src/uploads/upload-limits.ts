@@ -1,6 +1,6 @@
 /**
  * What `GET /api/0/organizations/{org}/chunk-upload/` tells sentry-cli, and
- * what the upload endpoints enforce (SENTRY_PROTOCOL.md §8.2; the values are
+ * what the upload endpoints enforce (docs/protocol.md §8.2; the values are
  * Sentry's defaults from src/sentry/api/endpoints/chunk.py, except the file
  * size, which bounds the memory one assembly takes). Bytes unless named.
  */

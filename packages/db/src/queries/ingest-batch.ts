@@ -66,7 +66,7 @@ export type StoredEvent = { projectId: number; eventId: string; receivedAt: Date
  * attachments are idempotent on (project, event, filename, sha1), outcome
  * counters are added to, saturating at 2^63-1. Rows are passed as three JSON parameters read by
  * `json_to_recordset`, the cheapest multi-row path from Node measured here
- * (shared/docs/DESIGN.md). The caller must pass events unique by
+ * (docs/architecture.md §3.4). The caller must pass events unique by
  * (project, event_id) and outcomes unique by key, sorted (no deadlocks).
  * Returns the events stored for the first time. Throws the database error.
  */

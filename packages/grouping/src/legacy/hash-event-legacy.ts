@@ -154,7 +154,7 @@ function messageVariants(event: NormalizedEvent): Variants {
   return message ? [["default", [parameterizeMessage(message)]]] : [];
 }
 
-/** Fingerprint variables (src/sentry/grouping/fingerprinting/utils.py, §7.6). */
+/** Fingerprint variables (src/sentry/grouping/fingerprinting/utils.py; docs/protocol.md §7.6). */
 function resolveVariable(entry: string, event: NormalizedEvent): string {
   const match = /^\{\{\s*([\w.]+)\s*\}\}$/.exec(entry);
   if (!match) return entry;

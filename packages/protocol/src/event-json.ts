@@ -53,7 +53,7 @@ export function parseBoundedJson(
     return { ok: false, reason: "size", detail: `longer than ${maxBytes} bytes` };
   }
   const text = typeof input === "string" ? input : input.toString("utf8");
-  if (scanJson(text).depth > maxDepth) {
+  if (jsonDepthExceeds(text, maxDepth)) {
     return { ok: false, reason: "depth", detail: `JSON nesting deeper than ${maxDepth} levels` };
   }
   try {
@@ -61,6 +61,27 @@ export function parseBoundedJson(
   } catch (error) {
     return { ok: false, reason: "syntax", detail: `invalid JSON: ${(error as Error).message}` };
   }
+}
+
+/**
+ * Whether arrays and objects in JSON `text` nest deeper than `maxDepth`: one
+ * pass over the characters that skips strings, stopping at the first level
+ * too deep. Malformed text is left for `JSON.parse` to refuse.
+ */
+export function jsonDepthExceeds(text: string, maxDepth: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++;
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x7b || c === 0x5b) {
+      if (++depth > maxDepth) return true;
+    } else if (c === 0x7d || c === 0x5d) depth--;
+  }
+  return false;
 }
 
 const UNSAFE_ESCAPE = /\\u(?:0000|[dD][89a-fA-F])/;

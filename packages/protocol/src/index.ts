@@ -18,6 +18,7 @@ export { newEventId, normalizeEventId } from "./event-id.ts";
 export {
   type BoundedJsonResult,
   type EventJsonResult,
+  jsonDepthExceeds,
   parseBoundedJson,
   parseEventJson,
 } from "./event-json.ts";

@@ -2,6 +2,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { type ParseEnvelopeResult, parseEnvelope } from "../src/envelope.ts";
+import { timed } from "./timed.ts";
 
 // Fixed seeds: a failure prints its counterexample and replays the same way on every machine.
 const SEED = 0x5e1ce;
@@ -12,19 +13,6 @@ const SEED = 0x5e1ce;
  * 2-core machine; nesting that allocates a value per byte costs 100-300 ns.
  */
 const budgetMs = (bytes: number, nsPerByte = 40) => 50 + (bytes * nsPerByte) / 1e6;
-
-/** Runs `fn` up to three times and keeps the fastest, so one GC pause is not a failure. */
-function timed<T>(fn: () => T): { value: T; ms: number } {
-  let best = Number.POSITIVE_INFINITY;
-  let value: T | undefined;
-  for (let attempt = 0; attempt < 3; attempt++) {
-    const start = performance.now();
-    value = fn();
-    best = Math.min(best, performance.now() - start);
-    if (best < 20) break;
-  }
-  return { value: value as T, ms: best };
-}
 
 /** Parses within the budget for its size and returns the result, checked for a documented shape. */
 function parseChecked(body: Buffer, nsPerByte?: number): ParseEnvelopeResult {

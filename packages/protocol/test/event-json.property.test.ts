@@ -2,25 +2,13 @@ import { readdirSync, readFileSync } from "node:fs";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { type EventJsonResult, parseEventJson } from "../src/event-json.ts";
+import { timed } from "./timed.ts";
 
 const SEED = 0x5e1ce;
 const MAX_DEPTH = 128;
 
 /** 50 ms plus 40 ns a byte: 2x what V8 needs for flat JSON on a loaded 2-core machine. */
 const budgetMs = (chars: number) => 50 + (chars * 40) / 1e6;
-
-/** Runs `fn` up to three times and keeps the fastest, so one GC pause is not a failure. */
-function timed<T>(fn: () => T): { value: T; ms: number } {
-  let best = Number.POSITIVE_INFINITY;
-  let value: T | undefined;
-  for (let attempt = 0; attempt < 3; attempt++) {
-    const start = performance.now();
-    value = fn();
-    best = Math.min(best, performance.now() - start);
-    if (best < 20) break;
-  }
-  return { value: value as T, ms: best };
-}
 
 function depthOf(value: unknown): number {
   if (value === null || typeof value !== "object") return 0;

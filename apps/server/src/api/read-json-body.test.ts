@@ -1,6 +1,6 @@
+import { jsonDepthExceeds } from "@sluice/protocol";
 import { describe, expect, it } from "vitest";
 import { findUnstorableText } from "./input.ts";
-import { jsonDepthExceeds } from "./read-json-body.ts";
 
 describe("jsonDepthExceeds", () => {
   it("counts arrays and objects, not brackets inside strings", () => {

@@ -1,3 +1,4 @@
+import { jsonDepthExceeds } from "@sluice/protocol";
 import type { Context } from "hono";
 import type { z } from "zod";
 import { readBody } from "../http/read-body.ts";
@@ -58,25 +59,4 @@ export async function readJsonBody<T extends z.ZodType>(
     throw new ApiError(400, `${unstorable}: must not contain NUL or unpaired surrogates`);
   }
   return parseInput(schema, value, "body");
-}
-
-/**
- * Whether arrays and objects in JSON `text` nest deeper than `maxDepth`: one
- * pass over the characters that skips strings, stopping at the first level
- * too deep. Malformed text is left for `JSON.parse` to refuse.
- */
-export function jsonDepthExceeds(text: string, maxDepth: number): boolean {
-  let depth = 0;
-  let inString = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (inString) {
-      if (c === 0x5c) i++;
-      else if (c === 0x22) inString = false;
-    } else if (c === 0x22) inString = true;
-    else if (c === 0x7b || c === 0x5b) {
-      if (++depth > maxDepth) return true;
-    } else if (c === 0x7d || c === 0x5d) depth--;
-  }
-  return false;
 }

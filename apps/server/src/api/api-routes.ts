@@ -5,6 +5,7 @@ import type { ApiEnv } from "./api-env.ts";
 import { ApiError, apiErrorResponse } from "./api-error.ts";
 import { hashApiToken } from "./api-token.ts";
 import { registerEventRoutes } from "./event-routes.ts";
+import { registerGroupingRoutes } from "./grouping-routes.ts";
 import { registerIssueRoutes } from "./issue-routes.ts";
 import { registerOrganizationRoutes } from "./organization-routes.ts";
 import { registerReleaseFileRoutes } from "./release-file-routes.ts";
@@ -49,5 +50,6 @@ export function createApiRoutes(services: Services): Hono<ApiEnv> {
   registerReleaseRoutes(api);
   registerUploadRoutes(api);
   registerReleaseFileRoutes(api);
+  registerGroupingRoutes(api);
   return api;
 }

@@ -278,6 +278,15 @@ describe("grouping controls: project rules, merge, unmerge", () => {
     expect(await json<IssueJson>(api(t, `/api/0/issues/${p}/`))).toMatchObject({ count: "2" });
     const again = await api(t, `/api/0/issues/${p}/hashes/?id=${primary[0]}`, { method: "PUT" });
     expect(again.status).toBe(409);
+    // Another organization's path never reaches this issue; bad hashes are refused unread.
+    expect((await api(t, `/api/0/organizations/elsewhere/issues/${p}/hashes/`)).status).toBe(404);
+    expect(
+      (await api(t, `/api/0/organizations/elsewhere/issues/${p}/hashes/?id=x`, { method: "PUT" }))
+        .status,
+    ).toBe(404);
+    expect(
+      (await api(t, `/api/0/issues/${p}/hashes/?id=${"%00".repeat(3)}`, { method: "PUT" })).status,
+    ).toBe(400);
   });
 
   it("never splits an issue when a merge runs while the worker groups its events", async () => {

@@ -342,11 +342,14 @@ async function group(
   // its hashes (merge, unmerge), so the second read is stable for locked
   // issues. An owner that is not locked (an issue made or given hashes
   // meanwhile) or a merged one means the batch runs again (see lockIssues).
-  const locked = new Set((await findIssuesByHashes(client, pairs)).values());
-  const merged = await lockIssues(client, [...locked]);
-  const owners = await findIssuesByHashes(client, pairs);
-  if (merged.size > 0 || [...owners.values()].some((id) => !locked.has(id))) {
-    throw new LostIssueRace();
+  let owners = await findIssuesByHashes(client, pairs);
+  const locked = new Set(owners.values());
+  if (locked.size > 0) {
+    const merged = await lockIssues(client, [...locked]);
+    owners = await findIssuesByHashes(client, pairs);
+    if (merged.size > 0 || [...owners.values()].some((id) => !locked.has(id))) {
+      throw new LostIssueRace();
+    }
   }
   const issueOf = new Map<Prepared, number>();
   const claims: HashClaim[] = [];

@@ -62,6 +62,16 @@ export const projects = pgTable(
   (t) => [unique().on(t.organizationId, t.slug)],
 );
 
+/** A project's grouping rules in Sentry's syntax; '' is none (migration 0006). */
+export const projectGroupingRules = pgTable("project_grouping_rules", {
+  projectId: ref("project_id")
+    .primaryKey()
+    .references(() => projects.id),
+  fingerprintingRules: text("fingerprinting_rules").notNull().default(""),
+  groupingEnhancements: text("grouping_enhancements").notNull().default(""),
+  updatedAt: ts("updated_at").notNull().defaultNow(),
+});
+
 export const projectKeys = pgTable("project_keys", {
   id: id(),
   projectId: ref("project_id")
@@ -110,6 +120,8 @@ export const issues = pgTable(
     lastRelease: text("last_release"),
     resolvedAt: ts("resolved_at"),
     createdAt: ts("created_at").notNull().defaultNow(),
+    /** The issue this one was merged into (migration 0006); null while it is live. */
+    mergedIntoId: ref("merged_into_id"),
   },
   (t) => [unique().on(t.projectId, t.shortId)],
 );
@@ -162,6 +174,8 @@ export const events = pgTable(
     issueId: ref("issue_id"),
     processedAt: ts("processed_at"),
     payloadCompressed: bytea("payload_compressed"),
+    /** The event's first group hash (migration 0006); null for events grouped before it. */
+    primaryHash: text("primary_hash"),
   },
   (t) => [primaryKey({ columns: [t.projectId, t.eventId, t.receivedAt] })],
 );

@@ -9,6 +9,7 @@ import type { ApiEnv } from "./api-env.ts";
 import { ApiError, apiErrorResponse } from "./api-error.ts";
 import { registerAuditLogRoutes } from "./audit-log-routes.ts";
 import { registerEventRoutes } from "./event-routes.ts";
+import { registerGroupingRoutes } from "./grouping-routes.ts";
 import { registerIssueRoutes } from "./issue-routes.ts";
 import { registerMemberRoutes } from "./member-routes.ts";
 import { registerOrganizationRoutes } from "./organization-routes.ts";
@@ -78,5 +79,6 @@ export function createApiRoutes(services: Services): Hono<ApiEnv> {
   registerReleaseRoutes(api);
   registerUploadRoutes(api);
   registerReleaseFileRoutes(api);
+  registerGroupingRoutes(api);
   return api;
 }

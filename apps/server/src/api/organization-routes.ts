@@ -7,7 +7,7 @@ import { pageOf } from "./pagination.ts";
 import { requireScope } from "./require-scope.ts";
 import { serializeOrganization, serializeProject } from "./serializers.ts";
 
-/** Organizations, their projects and the projects' DSN keys. */
+/** Organizations, their projects and the projects' DSN keys (one project: project-settings-routes.ts). */
 export function registerOrganizationRoutes(api: Hono<ApiEnv>): void {
   api.get("/api/0/organizations", requireScope("org:read"), async (c) => {
     const visible = await c.get("access").organizations();
@@ -26,11 +26,6 @@ export function registerOrganizationRoutes(api: Hono<ApiEnv>): void {
       listProjects(db.orm, org.id, limit, offset, access.projectIds),
     );
     return c.json(rows.map((p) => serializeProject(p, org)));
-  });
-
-  api.get("/api/0/projects/:org/:project", requireScope("project:read"), async (c) => {
-    const org = await organizationParam(c);
-    return c.json(serializeProject(await projectParam(c), org));
   });
 
   api.get("/api/0/projects/:org/:project/keys", requireScope("project:read"), async (c) => {

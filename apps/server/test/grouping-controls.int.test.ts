@@ -1,6 +1,6 @@
 import { createApiToken } from "@sluice/db";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { hashApiToken, newApiToken } from "../src/api/api-token.ts";
+import { hashApiToken, newApiToken } from "../src/accounts/auth-tokens.ts";
 import { BULK_MUTATION_LIMIT } from "../src/api/issue-bulk-routes.ts";
 import { createProjectWithKey } from "../src/commands/default-project.ts";
 import { GROUPING_RULES_TTL_MS } from "../src/worker/grouping-rules-cache.ts";

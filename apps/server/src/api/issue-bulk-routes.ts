@@ -13,7 +13,7 @@ import type { ApiEnv } from "./api-env.ts";
 import { ApiError } from "./api-error.ts";
 import { parseInput } from "./input.ts";
 import { parseIssueQuery } from "./issue-routes.ts";
-import { organizationParam, projectParam } from "./lookups.ts";
+import { organizationAndAccess, organizationParam, projectParam } from "./lookups.ts";
 import { readJsonBody } from "./read-json-body.ts";
 import { requireScope } from "./require-scope.ts";
 
@@ -74,10 +74,18 @@ export function registerIssueBulkRoutes(api: Hono<ApiEnv>): void {
   });
 
   api.put("/api/0/organizations/:org/issues", requireScope("event:write"), async (c) => {
-    const org = await organizationParam(c);
+    const { org, access } = await organizationAndAccess(c);
     const projects = (c.req.queries("project") ?? []).filter((p) => p !== "-1");
-    const projectIds = projects.map((p) => parseInput(idParam, p, "project"));
-    return bulkMutate(c, org.id, projectIds.length > 0 ? projectIds : null);
+    const named = projects.map((p) => parseInput(idParam, p, "project"));
+    // A member without Open Membership reaches only its teams' projects.
+    const projectIds =
+      access.projectIds === "all"
+        ? named.length > 0
+          ? named
+          : null
+        : (named.length > 0 ? named : access.projectIds).filter((id) => access.canSeeProject(id));
+    if (projectIds !== null && projectIds.length === 0) return c.body(null, 204);
+    return bulkMutate(c, org.id, projectIds);
   });
 }
 

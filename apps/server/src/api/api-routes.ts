@@ -15,6 +15,7 @@ import { registerMemberRoutes } from "./member-routes.ts";
 import { registerOrganizationRoutes } from "./organization-routes.ts";
 import { registerReleaseFileRoutes } from "./release-file-routes.ts";
 import { registerReleaseRoutes } from "./release-routes.ts";
+import { registerTeamRoutes } from "./team-routes.ts";
 import { registerTokenRoutes } from "./token-routes.ts";
 import { registerUploadRoutes } from "./upload-routes.ts";
 import { registerUserRoutes } from "./user-routes.ts";
@@ -71,6 +72,7 @@ export function createApiRoutes(services: Services): Hono<ApiEnv> {
   });
   registerOrganizationRoutes(api);
   registerMemberRoutes(api);
+  registerTeamRoutes(api);
   registerTokenRoutes(api);
   registerUserRoutes(api);
   registerAuditLogRoutes(api);

@@ -21,6 +21,7 @@ const organizationJson = z.object({
   requireEmailVerification: z.boolean(),
   status: z.object({ id: z.string(), name: z.string() }),
   features: z.array(z.string()),
+  openMembership: z.boolean(),
 });
 
 export function serializeOrganization(org: Organization) {
@@ -34,6 +35,7 @@ export function serializeOrganization(org: Organization) {
     requireEmailVerification: false,
     status: { id: "active", name: "active" },
     features: [],
+    openMembership: org.openMembership,
   });
 }
 

@@ -76,7 +76,7 @@ const envSchema = z.object({
 });
 
 /** Single sign-on through an OpenID Connect provider (README "Single sign-on"). */
-export type OidcConfig = {
+type OidcConfig = {
   issuer: string;
   clientId: string;
   clientSecret: string;
@@ -89,7 +89,7 @@ export type OidcConfig = {
 };
 
 /** Users, sessions and sign-in (README "Accounts and access"). */
-export type AccountsConfig = {
+type AccountsConfig = {
   /** A session unused this long ends (s). */
   sessionIdleTimeoutS: number;
   /** A session ends this long after sign-in however it is used (s). */

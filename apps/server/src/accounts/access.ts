@@ -1,7 +1,6 @@
 import {
   type ApiToken,
   findMembership,
-  findOrganization,
   findOrganizationById,
   listMemberProjectIds,
   listOrganizations,
@@ -123,16 +122,4 @@ export function loadAccess(services: Services, who: Caller | Viewer): Access {
       return found;
     },
   };
-}
-
-/** The organization with `slug` when the caller may see it, with the access; else null. */
-export async function organizationWithAccess(
-  services: Services,
-  access: Access,
-  slug: string,
-): Promise<{ org: Organization; access: OrganizationAccess } | null> {
-  const org = await findOrganization(services.db.orm, slug);
-  if (!org) return null;
-  const orgAccess = await access.forOrganization(org);
-  return orgAccess ? { org, access: orgAccess } : null;
 }

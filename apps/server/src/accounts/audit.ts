@@ -18,7 +18,7 @@ export type AuditEvent =
   | "user.sign_in";
 
 /** Who did it, as the audit log names them: a user, or a token by its label. */
-export function actorOf(caller: Caller | null): { actorUserId: number | null; actorLabel: string } {
+function actorOf(caller: Caller | null): { actorUserId: number | null; actorLabel: string } {
   if (!caller) return { actorUserId: null, actorLabel: "sluice" };
   if (caller.kind === "user") return { actorUserId: caller.user.id, actorLabel: caller.user.email };
   return { actorUserId: null, actorLabel: `token ${caller.token.label ?? caller.token.id}` };

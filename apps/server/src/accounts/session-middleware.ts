@@ -35,7 +35,7 @@ export function sessionAuth(services: Services): MiddlewareHandler<WebEnv> {
 const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
 
 /** True when two strings are equal, in time that does not depend on where they differ. */
-export function sameSecret(a: string, b: string): boolean {
+function sameSecret(a: string, b: string): boolean {
   const x = Buffer.from(a);
   const y = Buffer.from(b);
   return x.length === y.length && timingSafeEqual(x, y);

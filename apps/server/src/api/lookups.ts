@@ -42,7 +42,7 @@ export function idParam(c: Context<ApiEnv>, name: string): number | null {
  * when the caller is not in the organization (its existence does not
  * leak), 403 when it is but lacks the scope.
  */
-export async function accessIn(c: Context<ApiEnv>, org: Organization): Promise<OrganizationAccess> {
+async function accessIn(c: Context<ApiEnv>, org: Organization): Promise<OrganizationAccess> {
   const access = await c.get("access").forOrganization(org);
   if (!access) throw notFound("organization");
   const scope = c.get("scope");

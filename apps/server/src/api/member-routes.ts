@@ -31,7 +31,7 @@ const memberUpdate = z.object({ orgRole: roleField.optional(), role: roleField.o
  * Sentry's member shape (OrganizationMemberSerializer): a pending member
  * is an invitation not yet accepted.
  */
-export function serializeMember(member: MemberWithUser, inviteLink: string | null = null) {
+function serializeMember(member: MemberWithUser, inviteLink: string | null = null) {
   return {
     id: String(member.id),
     email: member.email,

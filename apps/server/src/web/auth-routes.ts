@@ -32,16 +32,7 @@ import { endSession, SESSION_COOKIE, startSession } from "../accounts/sessions.t
 import { signInWithPassword } from "../accounts/sign-in.ts";
 import type { Services } from "../services.ts";
 import { authPage } from "./auth-page.ts";
-
-/** Longest `next` path kept through sign-in (characters). */
-const MAX_NEXT_LENGTH = 2_000;
-
-/** `next` when it is a path on this site (not `//host` or a URL), else null: no open redirect. */
-export function safeNext(next: string | undefined | null): string | null {
-  if (!next || next.length > MAX_NEXT_LENGTH) return null;
-  if (!next.startsWith("/") || next.startsWith("//") || next.startsWith("/\\")) return null;
-  return [...next].some((ch) => ch.charCodeAt(0) < 0x20) ? null : next;
-}
+import { safeNext } from "./safe-next.ts";
 
 /** Where a user lands after signing in without a `next`: their first organization's issues. */
 async function landing(services: Services, user: User): Promise<string> {

@@ -14,7 +14,13 @@ import type { Context, Hono } from "hono";
 import { z } from "zod";
 import type { ApiEnv } from "./api-env.ts";
 import { ApiError, notFound } from "./api-error.ts";
-import { namedProjects, organizationParam, projectParam, releaseParam } from "./lookups.ts";
+import {
+  namedProjects,
+  organizationAndAccess,
+  organizationParam,
+  projectParam,
+  releaseParam,
+} from "./lookups.ts";
 import { pageOf } from "./pagination.ts";
 import { readJsonBody } from "./read-json-body.ts";
 import { serializeDeploy, serializeRelease } from "./release-serializers.ts";
@@ -122,10 +128,16 @@ export function registerReleaseRoutes(api: Hono<ApiEnv>): void {
 
   const list = (scoped: boolean) => async (c: Context<ApiEnv>) => {
     const { db } = c.get("services");
-    const org = await organizationParam(c);
+    const { org, access } = await organizationAndAccess(c);
     const project = scoped ? await projectParam(c) : null;
+    // Without a project in the path, a member sees the releases of its projects.
+    const projectIds = project
+      ? [project.id]
+      : access.projectIds === "all"
+        ? null
+        : access.projectIds;
     const rows = await pageOf(c, (limit, offset) =>
-      listReleases(db.orm, org.id, project?.id ?? null, limit, offset),
+      listReleases(db.orm, org.id, projectIds, limit, offset),
     );
     return c.json(rows.map(serializeRelease));
   };

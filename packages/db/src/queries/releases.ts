@@ -81,7 +81,7 @@ export async function findRelease(
     eq(releases.organizationId, organizationId),
     eq(releases.version, version),
   ];
-  if (projectId !== null) conditions.push(linkedTo(projectId));
+  if (projectId !== null) conditions.push(linkedTo([projectId]));
   const rows = await orm
     .select()
     .from(releases)
@@ -91,8 +91,8 @@ export async function findRelease(
 }
 
 /** The release of the row being selected is linked to `projectId`. */
-function linkedTo(projectId: number): SQL {
-  return sql`EXISTS (SELECT 1 FROM ${releaseProjects} WHERE ${releaseProjects.releaseId} = ${releases.id} AND ${releaseProjects.projectId} = ${projectId})`;
+function linkedTo(projectIds: number[]): SQL {
+  return sql`EXISTS (SELECT 1 FROM ${releaseProjects} WHERE ${releaseProjects.releaseId} = ${releases.id} AND ${inArray(releaseProjects.projectId, projectIds)})`;
 }
 
 /** Changes the given fields; returns the release after, null when absent. */
@@ -121,12 +121,13 @@ export async function deleteRelease(orm: Orm, id: number): Promise<void> {
 export async function listReleases(
   orm: Orm,
   organizationId: number,
-  projectId: number | null,
+  projectIds: number[] | null,
   limit: number,
   offset: number,
 ): Promise<ReleaseSummary[]> {
+  if (projectIds !== null && projectIds.length === 0) return [];
   const conditions: SQL[] = [eq(releases.organizationId, organizationId)];
-  if (projectId !== null) conditions.push(linkedTo(projectId));
+  if (projectIds !== null) conditions.push(linkedTo(projectIds));
   const rows = await orm
     .select()
     .from(releases)

@@ -42,6 +42,7 @@ export * from "./queries/leases.ts";
 export * from "./queries/organizations.ts";
 export * from "./queries/project-keys.ts";
 export * from "./queries/projects.ts";
+export * from "./queries/quotas.ts";
 export * from "./queries/releases.ts";
 export * as schema from "./schema.ts";
 export { splitStatements } from "./split-statements.ts";

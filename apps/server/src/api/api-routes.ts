@@ -7,6 +7,7 @@ import { hashApiToken } from "./api-token.ts";
 import { registerEventRoutes } from "./event-routes.ts";
 import { registerIssueRoutes } from "./issue-routes.ts";
 import { registerOrganizationRoutes } from "./organization-routes.ts";
+import { registerQuotaRoutes } from "./quota-routes.ts";
 import { registerReleaseFileRoutes } from "./release-file-routes.ts";
 import { registerReleaseRoutes } from "./release-routes.ts";
 import { registerUploadRoutes } from "./upload-routes.ts";
@@ -49,5 +50,6 @@ export function createApiRoutes(services: Services): Hono<ApiEnv> {
   registerReleaseRoutes(api);
   registerUploadRoutes(api);
   registerReleaseFileRoutes(api);
+  registerQuotaRoutes(api);
   return api;
 }

@@ -1,5 +1,4 @@
-import { listOrganizations, listProjectKeys, listProjects } from "@sluice/db";
-import { formatDsn } from "@sluice/protocol";
+import { listOrganizations, listProjects } from "@sluice/db";
 import type { Hono } from "hono";
 import type { ApiEnv } from "./api-env.ts";
 import { organizationParam, projectParam } from "./lookups.ts";
@@ -7,7 +6,7 @@ import { pageOf } from "./pagination.ts";
 import { requireScope } from "./require-scope.ts";
 import { serializeOrganization, serializeProject } from "./serializers.ts";
 
-/** Organizations, their projects and the projects' DSN keys. */
+/** Organizations and their projects (DSN keys: key-routes.ts). */
 export function registerOrganizationRoutes(api: Hono<ApiEnv>): void {
   api.get("/api/0/organizations", requireScope("org:read"), async (c) => {
     const { db } = c.get("services");
@@ -29,28 +28,5 @@ export function registerOrganizationRoutes(api: Hono<ApiEnv>): void {
   api.get("/api/0/projects/:org/:project", requireScope("project:read"), async (c) => {
     const org = await organizationParam(c);
     return c.json(serializeProject(await projectParam(c), org));
-  });
-
-  api.get("/api/0/projects/:org/:project/keys", requireScope("project:read"), async (c) => {
-    const { db, config } = c.get("services");
-    const project = await projectParam(c);
-    const keys = await listProjectKeys(db.orm, project.id);
-    return c.json(
-      keys.map((key) => {
-        const dsn = formatDsn(config.publicUrl, key.publicKey, project.id);
-        return {
-          id: key.publicKey,
-          name: key.label,
-          label: key.label,
-          public: key.publicKey,
-          secret: null,
-          projectId: project.id,
-          isActive: key.isActive,
-          rateLimit: null,
-          dsn: { public: dsn, secret: dsn },
-          dateCreated: key.createdAt.toISOString(),
-        };
-      }),
-    );
   });
 }

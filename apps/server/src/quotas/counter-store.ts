@@ -1,0 +1,189 @@
+import { Redis } from "ioredis";
+
+/** One counter of a check: its key, limit (-1: only counted), expiry (epoch s) and quantity. */
+type CounterSpec = { key: string; limit: number; expireAt: number; quantity: number };
+
+/**
+ * One check: all of its counters are consumed together or none is (Relay's
+ * `is_rate_limited.lua`). `dependsOn` is the index, in the same batch, of
+ * a check that must have been accepted first (attachments go with their
+ * event, Relay `EnvelopeLimiter`); -1 for none.
+ */
+export type CounterCheck = { counters: CounterSpec[]; dependsOn: number };
+
+/** Per check: `null` accepted, `"skipped"` its dependency was refused, else the index of each refusing counter. */
+export type CheckResult = null | "skipped" | number[];
+
+/**
+ * Where counters live: Redis (every node of a fleet shares them) or this
+ * process. `run` evaluates a batch of checks in order, atomically, in one
+ * round trip; `read` returns counters' values (0 when absent).
+ */
+export type CounterStore = {
+  run(checks: CounterCheck[]): Promise<CheckResult[]>;
+  read(keys: string[]): Promise<number[]>;
+  close(): Promise<void>;
+};
+
+/**
+ * The batched form of Relay's `is_rate_limited.lua`
+ * (relay-quotas/src/is_rate_limited.lua): a fixed-window counter per quota;
+ * a check is refused when any counter would pass its limit, and then
+ * nothing of it is counted. One EVALSHA runs many checks in order.
+ * KEYS: every counter's key, check after check. ARGV: the number of checks,
+ * then per check its dependency (0-based index, -1 none) and counter count,
+ * then per counter limit, expiry and quantity. Returns, per counter, 0
+ * (fine), 1 (refusing) or 2 (check skipped).
+ */
+const BATCH_SCRIPT = `
+local results = {}
+local accepted = {}
+local a = 2
+local k = 1
+for c = 1, tonumber(ARGV[1]) do
+  local depends = tonumber(ARGV[a])
+  local n = tonumber(ARGV[a + 1])
+  a = a + 2
+  local skipped = depends >= 0 and not accepted[depends + 1]
+  local failed = skipped
+  for q = 0, n - 1 do
+    local flag = 2
+    if not skipped then
+      flag = 0
+      local limit = tonumber(ARGV[a + q * 3])
+      if limit >= 0 then
+        local consumed = tonumber(redis.call('GET', KEYS[k + q]) or '0')
+        if consumed + tonumber(ARGV[a + q * 3 + 2]) > limit then
+          flag = 1
+          failed = true
+        end
+      end
+    end
+    results[#results + 1] = flag
+  end
+  if not failed then
+    for q = 0, n - 1 do
+      local quantity = tonumber(ARGV[a + q * 3 + 2])
+      if quantity > 0 then
+        redis.call('INCRBY', KEYS[k + q], quantity)
+        redis.call('EXPIREAT', KEYS[k + q], ARGV[a + q * 3 + 1])
+      end
+    end
+  end
+  accepted[c] = not failed
+  k = k + n
+  a = a + n * 3
+end
+return results
+`;
+
+function resultsOf(checks: CounterCheck[], flags: number[]): CheckResult[] {
+  let at = 0;
+  return checks.map((check) => {
+    const own = flags.slice(at, at + check.counters.length);
+    at += check.counters.length;
+    if (own.some((f) => f === 2)) return "skipped";
+    const refusing = own.flatMap((f, i) => (f === 1 ? [i] : []));
+    return refusing.length > 0 ? refusing : null;
+  });
+}
+
+/**
+ * Counters in Redis. Commands fail at once while Redis is unreachable (no
+ * offline queue, one attempt) and after `commandTimeoutMs`, so the caller
+ * can fail open without holding requests.
+ */
+export function createRedisCounterStore(
+  url: string,
+  commandTimeoutMs: number,
+  onError: (error: Error) => void,
+): CounterStore {
+  const redis = new Redis(url, {
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    commandTimeout: commandTimeoutMs,
+    lazyConnect: false,
+    retryStrategy: (times) => Math.min(times * 200, 2_000),
+  });
+  redis.on("error", onError);
+  redis.defineCommand("sluiceQuotaBatch", { lua: BATCH_SCRIPT });
+  type WithScript = Redis & {
+    sluiceQuotaBatch(numKeys: number, ...args: (string | number)[]): Promise<number[]>;
+  };
+  return {
+    async run(checks) {
+      const keys: string[] = [];
+      const args: (string | number)[] = [checks.length];
+      for (const check of checks) {
+        args.push(check.dependsOn, check.counters.length);
+        for (const c of check.counters) {
+          keys.push(c.key);
+          args.push(c.limit, c.expireAt, c.quantity);
+        }
+      }
+      const flags = await (redis as WithScript).sluiceQuotaBatch(keys.length, ...keys, ...args);
+      return resultsOf(checks, flags.map(Number));
+    },
+    async read(keys) {
+      if (keys.length === 0) return [];
+      const values = await redis.mget(...keys);
+      return values.map((v) => Number(v ?? 0));
+    },
+    async close() {
+      redis.disconnect();
+    },
+  };
+}
+
+/** How often the in-process store drops expired counters (ms). */
+const SWEEP_MS = 10_000;
+
+/**
+ * Counters in this process, for Sluice without Redis: the same semantics as
+ * the script, synchronously. Expired counters are dropped every 10 s of
+ * `now` (ms, injectable for tests).
+ */
+export function createMemoryCounterStore(now: () => number): CounterStore {
+  const counters = new Map<string, { value: number; expireAt: number }>();
+  let lastSweep = now();
+  const value = (key: string, nowS: number) => {
+    const entry = counters.get(key);
+    return entry && entry.expireAt > nowS ? entry.value : 0;
+  };
+  return {
+    async run(checks) {
+      const nowMs = now();
+      const nowS = nowMs / 1000;
+      if (nowMs - lastSweep > SWEEP_MS) {
+        for (const [key, entry] of counters) if (entry.expireAt <= nowS) counters.delete(key);
+        lastSweep = nowMs;
+      }
+      const accepted: boolean[] = [];
+      const flags: number[] = [];
+      for (const check of checks) {
+        const skipped = check.dependsOn >= 0 && !accepted[check.dependsOn];
+        let failed = skipped;
+        for (const c of check.counters) {
+          const refused = !skipped && c.limit >= 0 && value(c.key, nowS) + c.quantity > c.limit;
+          if (refused) failed = true;
+          flags.push(skipped ? 2 : refused ? 1 : 0);
+        }
+        if (!failed) {
+          for (const c of check.counters) {
+            if (c.quantity <= 0) continue;
+            counters.set(c.key, { value: value(c.key, nowS) + c.quantity, expireAt: c.expireAt });
+          }
+        }
+        accepted.push(!failed);
+      }
+      return resultsOf(checks, flags);
+    },
+    async read(keys) {
+      const nowS = now() / 1000;
+      return keys.map((key) => value(key, nowS));
+    },
+    async close() {
+      counters.clear();
+    },
+  };
+}

@@ -235,6 +235,8 @@ export function createQuotaLimiter(options: QuotaLimiterOptions): QuotaGate {
     );
     const eventCategory = categories.find((c) => ERROR_CATEGORIES.includes(c)) ?? null;
     const remote: { category: string; quotas: Quota[]; check: CounterCheck }[] = [];
+    /** Items that require the event but no quota counts: refused only with the event. */
+    const followers: string[] = [];
     let eventRefusedLocally = false;
     for (const category of categories) {
       const quantity = quantities.get(category) ?? 0;
@@ -245,7 +247,10 @@ export function createQuotaLimiter(options: QuotaLimiterOptions): QuotaGate {
         continue;
       }
       const applying = quotas.filter((q) => quotaApplies(q, category));
-      if (applying.length === 0) continue;
+      if (applying.length === 0) {
+        if (dependent) followers.push(category);
+        continue;
+      }
       const local = applying.find(
         (q) =>
           q.limit === 0 ||
@@ -274,7 +279,15 @@ export function createQuotaLimiter(options: QuotaLimiterOptions): QuotaGate {
         },
       });
     }
-    if (remote.length === 0) return decision;
+    const followEvent = () => {
+      const reason = eventCategory ? decision.refused.get(eventCategory) : undefined;
+      if (reason !== undefined)
+        for (const category of followers) decision.refused.set(category, reason);
+    };
+    if (remote.length === 0) {
+      followEvent();
+      return decision;
+    }
     const results = await submit(remote.map((r) => r.check));
     if (!results) return decision;
     remote.forEach((r, i) => {
@@ -294,6 +307,7 @@ export function createQuotaLimiter(options: QuotaLimiterOptions): QuotaGate {
       }
       refuse(r.category, r.quotas[result[0] as number] as Quota);
     });
+    followEvent();
     return decision;
   }
 

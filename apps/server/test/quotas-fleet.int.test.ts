@@ -227,4 +227,38 @@ describe("limits shared by a fleet", () => {
       await countRows(t.sql, "outcomes", "outcome = 'rate_limited' AND category = 'error'"),
     ).toBe(1);
   }, 90_000);
+
+  it("trips spike protection past its floor, and shows it on the project", async () => {
+    const t = await startTestSluice({ env: { SLUICE_SPIKE_FLOOR_PER_MINUTE: "5" } });
+    started.push(t);
+    const before = await (await api(t, "/api/0/projects/sluice/default/spike-protection/")).json();
+    expect(before).toMatchObject({ isEnabled: true, isActive: false, trips: 0 });
+    const statuses = [];
+    for (let i = 0; i < 10; i++) {
+      const r = await post(t.url, t.projectId, t.publicKey, eventEnvelope());
+      statuses.push(r.status);
+      if (r.status === 429) {
+        expect(r.headers.get("x-sentry-rate-limits")).toMatch(
+          /^\d+:default;error;security:project:spike_protection$/,
+        );
+      }
+    }
+    // The bound is the floor (a new project has no trailing average), unless the minute rolled over.
+    expect(statuses.filter((s) => s === 200).length).toBeGreaterThanOrEqual(5);
+    expect(statuses.filter((s) => s === 200).length).toBeLessThanOrEqual(10 - 1);
+    let shown: { isActive?: boolean; trips?: number; bound?: number } = {};
+    for (let i = 0; i < 50 && !shown.isActive; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      shown = (await (
+        await api(t, "/api/0/projects/sluice/default/spike-protection/")
+      ).json()) as typeof shown;
+    }
+    expect(shown).toMatchObject({ isActive: true, trips: 1, bound: 5 });
+    expect(await metric(t, 'sluice_spike_protection_total{change="start"}')).toBe(1);
+    const off = await api(t, "/api/0/projects/sluice/default/spike-protection/", {
+      method: "PUT",
+      body: JSON.stringify({ isEnabled: false }),
+    });
+    expect(await off.json()).toMatchObject({ isEnabled: false });
+  }, 60_000);
 });

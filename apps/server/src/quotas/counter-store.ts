@@ -28,51 +28,62 @@ export type CounterStore = {
 /**
  * The batched form of Relay's `is_rate_limited.lua`
  * (relay-quotas/src/is_rate_limited.lua): a fixed-window counter per quota;
- * a check is refused when any counter would pass its limit, and then
- * nothing of it is counted. One EVALSHA runs many checks in order.
- * KEYS: every counter's key, check after check. ARGV: the number of checks,
- * then per check its dependency (0-based index, -1 none) and counter count,
- * then per counter limit, expiry and quantity. Returns, per counter, 0
- * (fine), 1 (refusing) or 2 (check skipped).
+ * a check is refused when any of its counters would pass its limit, and
+ * then none of them counts it. One EVALSHA runs a batch of checks in order.
+ * The checks of a batch mostly share their counters, so each distinct
+ * counter is sent, read (GET) and written (INCRBY, EXPIREAT) once per
+ * batch, not once per check: KEYS are the distinct counters, ARGV[2i-1]
+ * and ARGV[2i] the limit (-1: only counted) and expiry (epoch s) of KEYS[i],
+ * and the last ARGV the checks, `dependency|key:quantity,key:quantity;…`
+ * (dependency: 0-based index of a check that must have been accepted,
+ * -1 none; key: 1-based index into KEYS). Returns, per counter of each
+ * check, 0 (fine), 1 (refusing) or 2 (check skipped).
  */
 const BATCH_SCRIPT = `
+local n = #KEYS
+local value, limit, delta = {}, {}, {}
+for i = 1, n do
+  value[i] = tonumber(redis.call('GET', KEYS[i]) or '0')
+  limit[i] = tonumber(ARGV[2 * i - 1])
+  delta[i] = 0
+end
 local results = {}
 local accepted = {}
-local a = 2
-local k = 1
-for c = 1, tonumber(ARGV[1]) do
-  local depends = tonumber(ARGV[a])
-  local n = tonumber(ARGV[a + 1])
-  a = a + 2
-  local skipped = depends >= 0 and not accepted[depends + 1]
+local c = 0
+for dep, body in string.gmatch(ARGV[2 * n + 1], '(-?%d+)|([^;]*)') do
+  c = c + 1
+  local d = tonumber(dep)
+  local skipped = d >= 0 and not accepted[d + 1]
   local failed = skipped
-  for q = 0, n - 1 do
+  local items = {}
+  for k, q in string.gmatch(body, '(%d+):(%d+)') do
+    items[#items + 1] = { tonumber(k), tonumber(q) }
+  end
+  for _, item in ipairs(items) do
     local flag = 2
     if not skipped then
       flag = 0
-      local limit = tonumber(ARGV[a + q * 3])
-      if limit >= 0 then
-        local consumed = tonumber(redis.call('GET', KEYS[k + q]) or '0')
-        if consumed + tonumber(ARGV[a + q * 3 + 2]) > limit then
-          flag = 1
-          failed = true
-        end
+      local l = limit[item[1]]
+      if l >= 0 and value[item[1]] + item[2] > l then
+        flag = 1
+        failed = true
       end
     end
     results[#results + 1] = flag
   end
   if not failed then
-    for q = 0, n - 1 do
-      local quantity = tonumber(ARGV[a + q * 3 + 2])
-      if quantity > 0 then
-        redis.call('INCRBY', KEYS[k + q], quantity)
-        redis.call('EXPIREAT', KEYS[k + q], ARGV[a + q * 3 + 1])
-      end
+    for _, item in ipairs(items) do
+      value[item[1]] = value[item[1]] + item[2]
+      delta[item[1]] = delta[item[1]] + item[2]
     end
   end
   accepted[c] = not failed
-  k = k + n
-  a = a + n * 3
+end
+for i = 1, n do
+  if delta[i] > 0 then
+    redis.call('INCRBY', KEYS[i], delta[i])
+    redis.call('EXPIREAT', KEYS[i], ARGV[2 * i])
+  end
 end
 return results
 `;
@@ -112,16 +123,30 @@ export function createRedisCounterStore(
   };
   return {
     async run(checks) {
+      const index = new Map<string, number>();
       const keys: string[] = [];
-      const args: (string | number)[] = [checks.length];
+      const limits: (string | number)[] = [];
+      const packed: string[] = [];
       for (const check of checks) {
-        args.push(check.dependsOn, check.counters.length);
+        const items: string[] = [];
         for (const c of check.counters) {
-          keys.push(c.key);
-          args.push(c.limit, c.expireAt, c.quantity);
+          let at = index.get(c.key);
+          if (at === undefined) {
+            keys.push(c.key);
+            limits.push(c.limit, c.expireAt);
+            at = keys.length;
+            index.set(c.key, at);
+          }
+          items.push(`${at}:${c.quantity}`);
         }
+        packed.push(`${check.dependsOn}|${items.join(",")}`);
       }
-      const flags = await (redis as WithScript).sluiceQuotaBatch(keys.length, ...keys, ...args);
+      const flags = await (redis as WithScript).sluiceQuotaBatch(
+        keys.length,
+        ...keys,
+        ...limits,
+        packed.join(";"),
+      );
       return resultsOf(checks, flags.map(Number));
     },
     async read(keys) {

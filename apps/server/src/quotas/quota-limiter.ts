@@ -185,7 +185,9 @@ export function createQuotaLimiter(options: QuotaLimiterOptions): QuotaGate {
     quantities: Map<string, number>,
   ): Promise<QuotaDecision> {
     const decision: QuotaDecision = { refused: new Map(), limits: [] };
-    const entry = await limitsCache.fetch(scoping.projectId);
+    // The cached answer without a promise: the common case costs no await.
+    const entry =
+      limitsCache.get(scoping.projectId) ?? (await limitsCache.fetch(scoping.projectId));
     const limits = entry?.limits ?? null;
     const nowMs = options.now();
     const quotas: Quota[] = [];
@@ -197,7 +199,11 @@ export function createQuotaLimiter(options: QuotaLimiterOptions): QuotaGate {
       if (row.windowSeconds > 0) quotas.push(storedQuota(row));
     let spike: SpikeState | null = null;
     if (limits?.spikeProtectionEnabled && ERROR_CATEGORIES.some((c) => quantities.has(c))) {
-      spike = await refreshSpike(scoping.projectId, nowMs);
+      const known = spikes.get(scoping.projectId);
+      spike =
+        known && nowMs - known.computedAt < REFRESH_MS
+          ? known
+          : await refreshSpike(scoping.projectId, nowMs);
       quotas.push(spikeQuota(scoping.projectId, spike.bound));
     }
     if (quotas.length === 0) return decision;
@@ -251,10 +257,10 @@ export function createQuotaLimiter(options: QuotaLimiterOptions): QuotaGate {
         if (dependent) followers.push(category);
         continue;
       }
+      const slots = applying.map((q) => windowSlot(q, nowMs));
+      const keys = applying.map((q, i) => counterKey(options.prefix, q, slots[i] as number));
       const local = applying.find(
-        (q) =>
-          q.limit === 0 ||
-          (exhausted.get(counterKey(options.prefix, q, windowSlot(q, nowMs))) ?? 0) > nowMs,
+        (q, i) => q.limit === 0 || (exhausted.get(keys[i] as string) ?? 0) > nowMs,
       );
       if (local) {
         refuse(category, local);
@@ -267,15 +273,12 @@ export function createQuotaLimiter(options: QuotaLimiterOptions): QuotaGate {
         quotas: applying,
         check: {
           dependsOn: dependent ? eventIndex : -1,
-          counters: applying.map((q) => {
-            const slot = windowSlot(q, nowMs);
-            return {
-              key: counterKey(options.prefix, q, slot),
-              limit: q.limit,
-              expireAt: windowEnd(q, slot) + q.historySeconds,
-              quantity,
-            };
-          }),
+          counters: applying.map((q, i) => ({
+            key: keys[i] as string,
+            limit: q.limit,
+            expireAt: windowEnd(q, slots[i] as number) + q.historySeconds,
+            quantity,
+          })),
         },
       });
     }

@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import { createApiToken } from "@sluice/db";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { hashApiToken, newApiToken } from "../src/api/api-token.ts";
+import { createProjectWithKey } from "../src/commands/default-project.ts";
 import { api, countRows, startTestSluice, type TestSluice, waitFor } from "./harness.ts";
 
 const hex = () => randomUUID().replaceAll("-", "");
@@ -22,8 +23,8 @@ function envelope(options: { attachment?: boolean; session?: boolean; event?: bo
   return { id, body: `${lines.join("\n")}\n` };
 }
 
-async function send(t: TestSluice, body: string, key = t.publicKey) {
-  return fetch(`${t.url}/api/${t.projectId}/envelope/?sentry_key=${key}&sentry_version=7`, {
+async function send(t: TestSluice, body: string, key = t.publicKey, projectId = t.projectId) {
+  return fetch(`${t.url}/api/${projectId}/envelope/?sentry_key=${key}&sentry_version=7`, {
     method: "POST",
     body,
   });
@@ -133,23 +134,24 @@ describe("rate limits that SDKs understand", () => {
   });
 
   it("refuses everything under a quota of 0, reads project quotas from the API, and serves stats_v2", async () => {
-    const created = await api(t, "/api/0/projects/sluice/default/quotas/", {
+    // A project ingest has not seen yet, so it reads the quota at its first request.
+    const { project, dsn } = await createProjectWithKey(t.services, "sluice", "checkout");
+    const created = await api(t, "/api/0/projects/sluice/checkout/quotas/", {
       method: "POST",
       body: JSON.stringify({ categories: ["transaction"], limit: 0, window: 3600 }),
     });
     expect(created.status).toBe(201);
     expect(await created.json()).toMatchObject({
       scope: "project",
-      project: "default",
+      project: "checkout",
       categories: ["transaction"],
       limit: 0,
       window: 3600,
       reasonCode: "project_quota",
     });
-    await new Promise((r) => setTimeout(r, 10_500)); // ingest re-reads quotas every 10 s
     const tx = JSON.stringify({ event_id: hex() });
     const body = `${tx}\n${JSON.stringify({ type: "transaction" })}\n${JSON.stringify({ type: "transaction" })}\n`;
-    const refused = await send(t, body);
+    const refused = await send(t, body, new URL(dsn).username, project.id);
     expect(refused.status).toBe(429);
     expect(refused.headers.get("retry-after")).toBe("60");
     expect(refused.headers.get("x-sentry-rate-limits")).toBe(

@@ -84,7 +84,6 @@ await measure("in-process counters", createMemoryCounterStore(Date.now));
 const redisStore = createRedisCounterStore(redisUrl, 1_000, (error) =>
   console.error(error.message),
 );
-await new Promise((resolve) => setTimeout(resolve, 500)); // connected (no offline queue)
 await measure("Redis counters", redisStore);
 const redis = new Redis(redisUrl);
 let cursor = "0";

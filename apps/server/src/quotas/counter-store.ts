@@ -1,5 +1,8 @@
 import { Redis } from "ioredis";
 
+/** How long after creation a command may wait for the first connection (ms). */
+const STARTUP_WAIT_MS = 5_000;
+
 /** One counter of a check: its key, limit (-1: only counted), expiry (epoch s) and quantity. */
 type CounterSpec = { key: string; limit: number; expireAt: number; quantity: number };
 
@@ -102,7 +105,10 @@ function resultsOf(checks: CounterCheck[], flags: number[]): CheckResult[] {
 /**
  * Counters in Redis. Commands fail at once while Redis is unreachable (no
  * offline queue, one attempt) and after `commandTimeoutMs`, so the caller
- * can fail open without holding requests.
+ * can fail open without holding requests. Only the first commands, sent
+ * while the process is still connecting (its first 5 s), wait for the
+ * connection (at most `commandTimeoutMs`), so a node does not start by
+ * failing open.
  */
 export function createRedisCounterStore(
   url: string,
@@ -117,12 +123,33 @@ export function createRedisCounterStore(
     retryStrategy: (times) => Math.min(times * 200, 2_000),
   });
   redis.on("error", onError);
+  let connected = false;
+  const firstReady = new Promise<void>((resolve) => {
+    redis.once("ready", () => {
+      connected = true;
+      resolve();
+    });
+  });
+  const createdAt = Date.now();
+  const whenConnecting = async () => {
+    // Past the first seconds a Redis that never came up is down: fail fast then.
+    if (connected || Date.now() - createdAt > STARTUP_WAIT_MS) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      firstReady,
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, commandTimeoutMs);
+      }),
+    ]);
+    clearTimeout(timer);
+  };
   redis.defineCommand("sluiceQuotaBatch", { lua: BATCH_SCRIPT });
   type WithScript = Redis & {
     sluiceQuotaBatch(numKeys: number, ...args: (string | number)[]): Promise<number[]>;
   };
   return {
     async run(checks) {
+      await whenConnecting();
       const index = new Map<string, number>();
       const keys: string[] = [];
       const limits: (string | number)[] = [];
@@ -151,6 +178,7 @@ export function createRedisCounterStore(
     },
     async read(keys) {
       if (keys.length === 0) return [];
+      await whenConnecting();
       const values = await redis.mget(...keys);
       return values.map((v) => Number(v ?? 0));
     },

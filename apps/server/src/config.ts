@@ -26,6 +26,12 @@ const envSchema = z.object({
   SLUICE_PAYLOAD_STORAGE: z.enum(["jsonb", "compressed"]).default("jsonb"),
   SLUICE_GROUP_COMMIT_WINDOW_MS: int(2),
   SLUICE_GROUP_COMMIT_MAX_EVENTS: int(500, 1),
+  SLUICE_GROUP_COMMIT_MAX_PENDING: int(10_000, 1),
+  SLUICE_RATE_LIMIT_BATCH_WINDOW_MS: int(1),
+  SLUICE_RATE_LIMIT_REDIS_TIMEOUT_MS: int(100, 1),
+  SLUICE_SPIKE_MULTIPLE: z.coerce.number().min(1).default(10),
+  SLUICE_SPIKE_FLOOR_PER_MINUTE: int(1_000, 1),
+  SLUICE_SPIKE_TRAILING_MINUTES: int(60, 1),
   SLUICE_SWEEP_INTERVAL_MS: int(10_000, 10),
   SLUICE_SWEEP_MIN_AGE_MS: int(30_000),
   SLUICE_RETENTION_DAYS: int(90, 1),
@@ -143,7 +149,16 @@ export type Config = {
    * read it, so set it once no older node runs).
    */
   payloadStorage: PayloadStorage;
-  groupCommit: { windowMs: number; maxEvents: number };
+  /** `maxPending`: requests waiting for a commit past which ingest answers 503 before reading the body. */
+  groupCommit: { windowMs: number; maxEvents: number; maxPending: number };
+  /** Rate limits and quotas (README "Rate limits and quotas"). */
+  quotas: {
+    /** How long a limit check waits for others to share its Redis round trip (ms). */
+    batchWindowMs: number;
+    /** A Redis command slower than this fails open (ms). */
+    redisTimeoutMs: number;
+    spike: { multiple: number; floorPerMinute: number; trailingMinutes: number };
+  };
   sweeper: { intervalMs: number; minAgeMs: number };
   retentionDays: number;
   limits: Limits;
@@ -226,6 +241,16 @@ export function readConfig(env: NodeJS.ProcessEnv): ConfigResult {
       groupCommit: {
         windowMs: e.SLUICE_GROUP_COMMIT_WINDOW_MS,
         maxEvents: e.SLUICE_GROUP_COMMIT_MAX_EVENTS,
+        maxPending: e.SLUICE_GROUP_COMMIT_MAX_PENDING,
+      },
+      quotas: {
+        batchWindowMs: e.SLUICE_RATE_LIMIT_BATCH_WINDOW_MS,
+        redisTimeoutMs: e.SLUICE_RATE_LIMIT_REDIS_TIMEOUT_MS,
+        spike: {
+          multiple: e.SLUICE_SPIKE_MULTIPLE,
+          floorPerMinute: e.SLUICE_SPIKE_FLOOR_PER_MINUTE,
+          trailingMinutes: e.SLUICE_SPIKE_TRAILING_MINUTES,
+        },
       },
       sweeper: { intervalMs: e.SLUICE_SWEEP_INTERVAL_MS, minAgeMs: e.SLUICE_SWEEP_MIN_AGE_MS },
       retentionDays: e.SLUICE_RETENTION_DAYS,

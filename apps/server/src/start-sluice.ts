@@ -31,7 +31,16 @@ export type RunningSluice = {
  * never loads the worker's code (grouping, source maps).
  */
 const ROLE_MODULES: Record<Role, (() => Promise<RoleModule>)[]> = {
-  ingest: [() => import("./ingest/ingest-module.ts")],
+  // Ingest gets its quota check from the quotas capability, which it may not import (§2).
+  ingest: [
+    async () => {
+      const [ingest, quotas] = await Promise.all([
+        import("./ingest/ingest-module.ts"),
+        import("./quotas/quotas-module.ts"),
+      ]);
+      return { start: (services) => ingest.start(services, quotas.createQuotaGate(services)) };
+    },
+  ],
   api: [() => import("./api/api-module.ts"), () => import("./web/web-module.ts")],
   worker: [() => import("./worker/worker-module.ts")],
 };

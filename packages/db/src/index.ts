@@ -46,6 +46,7 @@ export * from "./queries/organizations.ts";
 export * from "./queries/project-grouping-rules.ts";
 export * from "./queries/project-keys.ts";
 export * from "./queries/projects.ts";
+export * from "./queries/quotas.ts";
 export * from "./queries/releases.ts";
 export * from "./queries/sessions.ts";
 export * from "./queries/users.ts";

@@ -81,6 +81,9 @@ export const projectKeys = pgTable("project_keys", {
   label: text("label").notNull().default("Default"),
   isActive: boolean("is_active").notNull().default(true),
   createdAt: ts("created_at").notNull().defaultNow(),
+  /** Sentry's key rate limit: at most this many events per `rateLimitWindow` seconds (migration 0007). */
+  rateLimitCount: bigint("rate_limit_count", { mode: "number" }),
+  rateLimitWindow: bigint("rate_limit_window", { mode: "number" }),
 });
 
 export const apiTokens = pgTable("api_tokens", {
@@ -481,4 +484,28 @@ export const auditLogEntries = pgTable("audit_log_entries", {
   ipAddress: text("ip_address"),
   data: jsonb("data").$type<Record<string, unknown>>().notNull().default({}),
   createdAt: ts("created_at").notNull().defaultNow(),
+});
+
+/** Quotas by data category over a fixed window; no `projectId`: organization-wide (migration 0007). */
+export const quotas = pgTable("quotas", {
+  id: id(),
+  organizationId: ref("organization_id").notNull(),
+  projectId: ref("project_id"),
+  categories: text("categories").array().notNull().default([]),
+  windowSeconds: bigint("window_seconds", { mode: "number" }).notNull(),
+  quotaLimit: bigint("quota_limit", { mode: "number" }).notNull(),
+  reasonCode: text("reason_code").notNull().default(""),
+  createdAt: ts("created_at").notNull().defaultNow(),
+});
+
+/** Spike protection per project: settings and the current or last spike (migration 0007). */
+export const spikeProtection = pgTable("spike_protection", {
+  projectId: ref("project_id").primaryKey(),
+  enabled: boolean("enabled").notNull().default(true),
+  active: boolean("active").notNull().default(false),
+  bound: bigint("bound", { mode: "number" }),
+  startedAt: ts("started_at"),
+  endedAt: ts("ended_at"),
+  trips: bigint("trips", { mode: "number" }).notNull().default(0),
+  updatedAt: ts("updated_at").notNull().defaultNow(),
 });

@@ -13,6 +13,7 @@ import { registerGroupingRoutes } from "./grouping-routes.ts";
 import { registerIssueRoutes } from "./issue-routes.ts";
 import { registerMemberRoutes } from "./member-routes.ts";
 import { registerOrganizationRoutes } from "./organization-routes.ts";
+import { registerQuotaRoutes } from "./quota-routes.ts";
 import { registerReleaseFileRoutes } from "./release-file-routes.ts";
 import { registerReleaseRoutes } from "./release-routes.ts";
 import { registerTeamRoutes } from "./team-routes.ts";
@@ -82,5 +83,6 @@ export function createApiRoutes(services: Services): Hono<ApiEnv> {
   registerUploadRoutes(api);
   registerReleaseFileRoutes(api);
   registerGroupingRoutes(api);
+  registerQuotaRoutes(api);
   return api;
 }

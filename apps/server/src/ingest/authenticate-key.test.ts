@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { judgeKey, keyOfEnvelopeDsn } from "./authenticate-key.ts";
 
-const key = { keyId: 3, projectId: 7, isActive: true };
+const key = { keyId: 3, projectId: 7, isActive: true, rateLimit: null };
 
 describe("judgeKey", () => {
   it("accepts an active key of the path's project, or of any project without one", () => {

@@ -18,6 +18,27 @@ const writes = (...ids: string[]): IngestBatch => ({
 const options = { windowMs: 5, maxEvents: 100, maxInFlight: 1 };
 
 describe("GroupCommitter", () => {
+  it("is overloaded while more requests wait than maxPending, and not once they are answered", async () => {
+    let release: () => void = () => {};
+    const gate = new Promise<void>((r) => (release = r));
+    const committer = new GroupCommitter(
+      async () => {
+        await gate;
+        return [];
+      },
+      () => {},
+      () => {},
+      { ...options, maxPending: 3 },
+    );
+    const first = [committer.submit(writes("a")), committer.submit(writes("b"))];
+    expect(committer.overloaded()).toBe(false);
+    const third = committer.submit(writes("c"));
+    expect(committer.overloaded()).toBe(true);
+    release();
+    await Promise.all([...first, third]);
+    expect(committer.overloaded()).toBe(false);
+  });
+
   it("answers concurrent submissions from one store call, after it returns", async () => {
     const calls: IngestBatch[] = [];
     let release: () => void = () => {};

@@ -12,6 +12,8 @@ export type GroupCommitterOptions = {
   maxEvents: number;
   /** Batches being written at once (each holds one pooled connection). */
   maxInFlight: number;
+  /** Requests waiting or being written past which `overloaded()` is true. */
+  maxPending?: number;
 };
 
 type Pending = { writes: IngestBatch; resolve: (result: CommitResult) => void };
@@ -33,6 +35,8 @@ export class GroupCommitter {
   private pendingEvents = 0;
   private timer: NodeJS.Timeout | null = null;
   private inFlight = 0;
+  /** Requests submitted and not yet answered (waiting or in a batch being written). */
+  private unanswered = 0;
   private idleWaiters: (() => void)[] = [];
 
   constructor(
@@ -44,11 +48,27 @@ export class GroupCommitter {
 
   /** Queues one request's writes; resolves when they are committed or have failed. */
   submit(writes: IngestBatch): Promise<CommitResult> {
-    return new Promise((resolve) => {
-      this.pending.push({ writes, resolve });
+    this.unanswered++;
+    return new Promise<CommitResult>((resolve) => {
+      this.pending.push({
+        writes,
+        resolve: (result) => {
+          this.unanswered--;
+          resolve(result);
+        },
+      });
       this.pendingEvents += writes.events.length;
       this.schedule();
     });
+  }
+
+  /**
+   * True while more requests wait for their commit than `maxPending`: the
+   * database is falling behind, and ingest answers new requests 503 before
+   * reading their bodies (docs/protocol.md §5.3).
+   */
+  overloaded(): boolean {
+    return this.options.maxPending !== undefined && this.unanswered >= this.options.maxPending;
   }
 
   /** Flushes what is pending and waits until nothing is in flight. */

@@ -1,4 +1,5 @@
 import { insertIngestBatch, type StoredEvent } from "@sluice/db";
+import type { QuotaGate } from "../quota-gate.ts";
 import type { StartedRole } from "../roles.ts";
 import type { Services } from "../services.ts";
 import { GroupCommitter } from "./group-committer.ts";
@@ -15,8 +16,9 @@ const POOL_CONNECTIONS_KEPT = 2;
  * hand-off is not awaited by the request nor by `drain`: a failed one is
  * counted (`sluice_queue_enqueue_failures_total`) and left to the sweeper.
  * `drain` resolves when every pending group commit has committed or failed.
+ * `quotas` decides what each request may store (docs/protocol.md §5.6).
  */
-export function start(services: Services): StartedRole {
+export function start(services: Services, quotas: QuotaGate): StartedRole {
   const { config, db, queue, log, metrics } = services;
   const handOff = (stored: StoredEvent[]) => {
     const jobs = stored.map((e) => ({
@@ -42,6 +44,7 @@ export function start(services: Services): StartedRole {
     {
       windowMs: config.groupCommit.windowMs,
       maxEvents: config.groupCommit.maxEvents,
+      maxPending: config.groupCommit.maxPending,
       maxInFlight: Math.max(1, config.dbPoolSize - POOL_CONNECTIONS_KEPT),
     },
   );
@@ -49,6 +52,13 @@ export function start(services: Services): StartedRole {
     services,
     keys: createKeyCache(db.orm, { maxEntries: config.keyCacheEntries }),
     committer,
+    quotas,
   };
-  return { mount: (app) => registerIngestRoutes(app, deps), drain: () => committer.drain() };
+  return {
+    mount: (app) => registerIngestRoutes(app, deps),
+    drain: async () => {
+      await committer.drain();
+      await quotas.close();
+    },
+  };
 }

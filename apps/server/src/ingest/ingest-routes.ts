@@ -9,6 +9,7 @@ import {
   parseEnvelopeHeader,
 } from "@sluice/protocol";
 import type { Context, Hono } from "hono";
+import { Counter } from "prom-client";
 import { ByteBudget, type ByteLease } from "../http/byte-budget.ts";
 import {
   type BodyFailure,
@@ -17,22 +18,36 @@ import {
   readBody,
   SHED_DETAIL,
 } from "../http/read-body.ts";
+import type { QuotaDecision, QuotaGate } from "../quota-gate.ts";
 import type { Services } from "../services.ts";
 import { checkKey, keyOfEnvelopeDsn } from "./authenticate-key.ts";
 import { INGEST_CORS_HEADERS } from "./cors.ts";
 import type { GroupCommitter } from "./group-committer.ts";
 import type { KeyCache, KnownKey } from "./key-cache.ts";
 import {
+  checkLimits,
+  envelopeQuantities,
   type IngestContext,
   prepareEnvelopeWrites,
   prepareShedWrites,
   prepareStoreWrites,
   StorageUnavailableError,
+  storeBodyCategory,
 } from "./prepare-writes.ts";
 
-export type IngestDeps = { services: Services; keys: KeyCache; committer: GroupCommitter };
+export type IngestDeps = {
+  services: Services;
+  keys: KeyCache;
+  committer: GroupCommitter;
+  quotas: QuotaGate;
+};
 
-type ErrorStatus = 400 | 401 | 403 | 413 | 415 | 503;
+type ErrorStatus = 400 | 401 | 403 | 413 | 415 | 429 | 503;
+
+/** Relay's detail for a 429 (`BadStoreRequest::RateLimited`, relay-server/src/endpoints/common.rs). */
+const RATE_LIMITED_DETAIL =
+  "Sentry dropped data due to a quota or internal rate limit being reached. This will not affect your application.";
+const NO_DECISION: QuotaDecision = { refused: new Map(), limits: [] };
 
 /** Seconds a client should wait after a 503 (Relay caps what it advertises at 300 s). */
 const RETRY_AFTER_SECONDS = "5";
@@ -67,7 +82,20 @@ export function registerIngestRoutes(app: Hono, deps: IngestDeps): void {
     });
     app.options(path, (c) => c.body(null, 200));
   }
-  const route = (handler: Handler) => (c: Context) => guarded(c, deps, budget, handler);
+  const overloaded = new Counter({
+    name: "sluice_ingest_overloaded_total",
+    help: "Ingest requests answered 503 before their body was read, because too many requests waited for a group commit.",
+    registers: [metrics.registry],
+  });
+  const route = (handler: Handler) => (c: Context) => {
+    // Before the key or any byte of the body: a node behind on its commits
+    // sheds new work at the cheapest point, and stays ready (docs/protocol.md §5.3).
+    if (deps.committer.overloaded()) {
+      overloaded.inc();
+      return reject(c, deps, 503, "ingest is overloaded; retry later");
+    }
+    return guarded(c, deps, budget, handler);
+  };
   app.post(
     `/api/${PROJECT}/envelope`,
     route((c, d, lease) => handleEnvelope(c, d, lease, null)),
@@ -257,17 +285,62 @@ async function handleEnvelope(
   if (!read.ok) return bodyFailed(c, deps, read, key, "unknown");
   const parsed = parseEnvelope(read.body);
   if (!parsed.ok) return reject(c, deps, 400, parsed.detail);
-  const prepared = await prepareEnvelopeWrites(parsed.envelope, contextFor(deps, key, receivedAt));
+  const tooLarge = checkLimits(parsed.envelope.items, limits);
+  if (tooLarge) return reject(c, deps, 413, tooLarge);
+  const quantities = envelopeQuantities(parsed.envelope, limits);
+  const decision = quantities.size > 0 ? await checkQuotas(deps, key, quantities) : NO_DECISION;
+  const ctx = { ...contextFor(deps, key, receivedAt), refused: decision.refused };
+  const prepared = await prepareEnvelopeWrites(parsed.envelope, ctx);
   if (!prepared.ok) return reject(c, deps, prepared.status, prepared.detail);
+  if (prepared.allRefused) {
+    countItems(deps, prepared.itemOutcomes);
+    return rateLimited(c, deps, decision, prepared.writes);
+  }
   // A commit that fails after the attachment blobs were written leaves them
   // unreferenced, never wrong: blobs are content-addressed and shared, so
   // deleting one here could take it from a concurrent request's event.
   const failure = await commit(c, deps, prepared.writes);
   if (failure) return failure;
-  for (const [type, outcome] of prepared.itemOutcomes) {
-    deps.services.metrics.ingestItems.inc({ item_type: type, outcome });
+  countItems(deps, prepared.itemOutcomes);
+  // Some items refused, the rest stored: a 200 that still tells the SDK to back off (Relay).
+  if (decision.limits.length > 0) {
+    c.header("X-Sentry-Rate-Limits", deps.quotas.formatHeader(decision.limits));
   }
   return c.json(prepared.eventId ? { id: prepared.eventId } : {});
+}
+
+function countItems(deps: IngestDeps, itemOutcomes: [string, string][]) {
+  for (const [type, outcome] of itemOutcomes) {
+    deps.services.metrics.ingestItems.inc({ item_type: type, outcome });
+  }
+}
+
+function checkQuotas(deps: IngestDeps, key: KnownKey, quantities: Map<string, number>) {
+  return deps.quotas.check(
+    { projectId: key.projectId, keyId: key.keyId, keyRateLimit: key.rateLimit },
+    quantities,
+  );
+}
+
+/**
+ * The 429 of a request whose every item a limit refused: `Retry-After` the
+ * longest limit and `X-Sentry-Rate-Limits` all of them (Relay
+ * `BadStoreRequest::RateLimited`, relay-server/src/endpoints/common.rs).
+ * Its `rate_limited` outcomes are submitted without waiting: bookkeeping
+ * must not make refused traffic cost a commit's latency.
+ */
+function rateLimited(
+  c: Context,
+  deps: IngestDeps,
+  decision: QuotaDecision,
+  writes: IngestBatch,
+): Response {
+  if (writes.outcomes.length > 0)
+    void deps.committer.submit({ ...writes, events: [], attachments: [] });
+  const retryAfter = decision.limits.reduce((m, l) => Math.max(m, l.retryAfterSeconds), 0);
+  c.header("Retry-After", String(Math.max(1, retryAfter)));
+  c.header("X-Sentry-Rate-Limits", deps.quotas.formatHeader(decision.limits));
+  return reject(c, deps, 429, RATE_LIMITED_DETAIL);
 }
 
 async function handleStore(c: Context, deps: IngestDeps, lease: ByteLease): Promise<Response> {
@@ -305,8 +378,17 @@ async function handleStore(c: Context, deps: IngestDeps, lease: ByteLease): Prom
     if (!legacy.ok) return reject(c, deps, legacy.status, legacy.detail);
     body = legacy.body;
   }
-  const prepared = prepareStoreWrites(body, contextFor(deps, check.key, receivedAt));
+  const decision = await checkQuotas(deps, check.key, new Map([[storeBodyCategory(body), 1]]));
+  const ctx = { ...contextFor(deps, check.key, receivedAt), refused: decision.refused };
+  const prepared = prepareStoreWrites(body, ctx);
   if (!prepared.ok) return reject(c, deps, prepared.status, prepared.detail);
+  if (prepared.refused) {
+    deps.services.metrics.ingestItems.inc({
+      item_type: prepared.itemType,
+      outcome: "rate_limited",
+    });
+    return rateLimited(c, deps, decision, prepared.writes);
+  }
   const failure = await commit(c, deps, prepared.writes);
   if (failure) return failure;
   deps.services.metrics.ingestItems.inc({ item_type: prepared.itemType, outcome: "accepted" });

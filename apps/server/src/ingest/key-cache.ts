@@ -1,8 +1,15 @@
 import { findProjectKey, type Orm } from "@sluice/db";
 import { isPublicKey } from "@sluice/protocol";
 import { LRUCache } from "lru-cache";
+import type { KeyRateLimit } from "../quota-gate.ts";
 
-export type KnownKey = { keyId: number; projectId: number; isActive: boolean };
+export type KnownKey = {
+  keyId: number;
+  projectId: number;
+  isActive: boolean;
+  /** Sentry's key rate limit (events per window seconds), null when none is set. */
+  rateLimit: KeyRateLimit | null;
+};
 
 /** How long a key lookup is trusted: a disabled key stops working within this. */
 const TTL_MS = 10_000;
@@ -36,7 +43,17 @@ export function createKeyCache(orm: Orm, options: KeyCacheOptions = {}) {
     const cached = entries.get(publicKey);
     if (cached) return { key: cached.key, result: "hit" };
     const row = await findProjectKey(orm, publicKey);
-    const key = row ? { keyId: row.id, projectId: row.projectId, isActive: row.isActive } : null;
+    const key = row
+      ? {
+          keyId: row.id,
+          projectId: row.projectId,
+          isActive: row.isActive,
+          rateLimit:
+            row.rateLimitCount !== null && row.rateLimitWindow !== null
+              ? { count: row.rateLimitCount, window: row.rateLimitWindow }
+              : null,
+        }
+      : null;
     entries.set(publicKey, { key });
     return { key, result: "miss" };
   }

@@ -1,10 +1,16 @@
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { defaultLimits } from "@sluice/protocol";
+import { defaultLimits, parseEnvelope } from "@sluice/protocol";
 import { createDirectoryBlobStore } from "@sluice/storage";
 import { describe, expect, it } from "vitest";
-import { type IngestContext, prepareShedWrites, prepareStoreWrites } from "./prepare-writes.ts";
+import {
+  envelopeQuantities,
+  type IngestContext,
+  prepareEnvelopeWrites,
+  prepareShedWrites,
+  prepareStoreWrites,
+} from "./prepare-writes.ts";
 
 const receivedAt = new Date("2026-03-04T05:06:07.890Z");
 const ctx: IngestContext = {
@@ -83,6 +89,84 @@ describe("prepareShedWrites", () => {
           quantity: 1,
         },
       ],
+    });
+  });
+});
+
+function envelopeOf(lines: unknown[]) {
+  const text = `${lines.map((l) => (typeof l === "string" ? l : JSON.stringify(l))).join("\n")}\n`;
+  const parsed = parseEnvelope(Buffer.from(text));
+  if (!parsed.ok) throw new Error(parsed.detail);
+  return parsed.envelope;
+}
+
+describe("rate-limited envelopes", () => {
+  const envelope = envelopeOf([
+    { event_id: eventId },
+    { type: "event" },
+    { message: "x" },
+    { type: "attachment", length: 5 },
+    "hello",
+    { type: "session" },
+    { sid: "s" },
+    { type: "client_report" },
+    { discarded_events: [] },
+    { type: "nonsense" },
+    "{}",
+  ]);
+
+  it("asks the quotas for the event, attachment bytes and count, and other known items only", () => {
+    expect([...envelopeQuantities(envelope, defaultLimits)]).toEqual([
+      ["error", 1],
+      ["attachment", 5],
+      ["attachment_item", 1],
+      ["session", 1],
+    ]);
+  });
+
+  it("counts refused items rate_limited with their reason and stores the rest", async () => {
+    const refused = new Map([
+      ["error", "key_quota"],
+      ["attachment", "key_quota"],
+    ]);
+    const prepared = await prepareEnvelopeWrites(envelope, { ...ctx, refused });
+    if (!prepared.ok) throw new Error(prepared.detail);
+    expect(prepared.writes.events).toEqual([]);
+    expect(prepared.writes.attachments).toEqual([]);
+    expect(prepared.allRefused).toBe(false);
+    const counted = prepared.writes.outcomes.map((o) => [
+      o.outcome,
+      o.category,
+      o.reason,
+      o.quantity,
+    ]);
+    expect(counted).toEqual(
+      expect.arrayContaining([
+        ["rate_limited", "error", "key_quota", 1],
+        ["rate_limited", "attachment", "key_quota", 5],
+        ["rate_limited", "attachment_item", "key_quota", 1],
+        ["accepted", "session", "", 1],
+      ]),
+    );
+    const all = await prepareEnvelopeWrites(envelope, {
+      ...ctx,
+      refused: new Map([...refused, ["session", "q"]]),
+    });
+    expect(all.ok && all.allRefused).toBe(true);
+  });
+
+  it("counts a refused /store/ body rate_limited and stores nothing", () => {
+    const prepared = prepareStoreWrites(body({ event_id: eventId }), {
+      ...ctx,
+      refused: new Map([["error", "spike_protection"]]),
+    });
+    if (!prepared.ok) throw new Error(prepared.detail);
+    expect(prepared.refused).toBe(true);
+    expect(prepared.writes.events).toEqual([]);
+    expect(prepared.writes.outcomes[0]).toMatchObject({
+      outcome: "rate_limited",
+      category: "error",
+      reason: "spike_protection",
     });
   });
 });

@@ -31,6 +31,12 @@ export type IngestContext = {
   blobs: BlobStore;
   /** How event payloads are stored (SLUICE_PAYLOAD_STORAGE). */
   payloadStorage: PayloadStorage;
+  /**
+   * Data categories refused by a rate limit or quota, each with its reason
+   * code: their items are counted `rate_limited` and not stored
+   * (`envelopeQuantities` says what was asked).
+   */
+  refused?: ReadonlyMap<string, string>;
 };
 
 export type PreparedWrites =
@@ -40,6 +46,8 @@ export type PreparedWrites =
       eventId: string | null;
       /** (item type label, outcome) pairs for metrics; labels come from a closed set. */
       itemOutcomes: [string, string][];
+      /** True when a rate limit refused items and nothing but client reports was kept (a 429). */
+      allRefused: boolean;
     }
   | { ok: false; status: 400 | 413; detail: string };
 
@@ -88,7 +96,36 @@ export async function prepareEnvelopeWrites(
     writes: { events: plan.events, attachments, outcomes: plan.outcomes },
     eventId: plan.eventId,
     itemOutcomes: plan.itemOutcomes,
+    allRefused: plan.allRefused,
   };
+}
+
+/**
+ * What an envelope asks the quotas for, per data category, in Relay's units
+ * (`EnvelopeSummary` in relay-server/src/utils/rate_limits.rs): 1 for the
+ * event (`error`), the bytes of all attachments (`attachment`) and their
+ * count (`attachment_item`), 1 per other item of a known category. Client
+ * reports (`internal`) and unknown items are never limited.
+ */
+export function envelopeQuantities(envelope: Envelope, limits: Limits): Map<string, number> {
+  const quantities = new Map<string, number>();
+  const add = (category: string, n: number) =>
+    quantities.set(category, (quantities.get(category) ?? 0) + n);
+  let event = false;
+  for (const item of envelope.items) {
+    const type = item.headers.type;
+    if (type === "event") {
+      if (!event) add("error", 1);
+      event = true;
+    } else if (type === "attachment") {
+      add("attachment", Math.min(item.payload.length, limits.maxAttachmentsBytes));
+      add("attachment_item", 1);
+    } else {
+      const category = dataCategoryOf(type);
+      if (category !== "internal" && category !== "unknown") add(category, 1);
+    }
+  }
+  return quantities;
 }
 
 export type PreparedStoreWrites =
@@ -98,6 +135,10 @@ export type PreparedStoreWrites =
       eventId: string;
       /** The item type label for metrics. */
       itemType: "event" | "transaction";
+      /** The body's category, for the quota check. */
+      category: "error" | "transaction";
+      /** True when a rate limit refused the body (counted `rate_limited`, not stored). */
+      refused: boolean;
     }
   | { ok: false; status: 400; detail: string };
 
@@ -106,32 +147,46 @@ export type PreparedStoreWrites =
  * one group commit stores: an error event is stored with an `accepted`
  * outcome under `error`; a transaction is counted under `transaction` and
  * not stored, as envelope transactions are. A body that is not an event
- * is a 400.
+ * is a 400. When `ctx.refused` names the body's category, the body is
+ * counted `rate_limited` with that reason code and not stored.
  */
 export function prepareStoreWrites(body: Buffer, ctx: IngestContext): PreparedStoreWrites {
   const parsed = parseEventItem(body, null, undefined, ctx);
   if (!parsed.ok) return { ok: false, status: 400, detail: `invalid event: ${parsed.detail}` };
   const isTransaction = parsed.type === "transaction";
   const category = isTransaction ? "transaction" : "error";
+  const reason = ctx.refused?.get(category);
+  const refused = reason !== undefined;
   return {
     ok: true,
     writes: {
-      events: isTransaction ? [] : [parsed.row],
+      events: isTransaction || refused ? [] : [parsed.row],
       attachments: [],
       outcomes: [
         {
           projectId: ctx.projectId,
           hour: outcomeHour(ctx.receivedAt),
-          outcome: "accepted",
+          outcome: refused ? "rate_limited" : "accepted",
           category,
-          reason: "",
+          reason: reason ?? "",
           quantity: 1,
         },
       ],
     },
     eventId: parsed.row.eventId,
     itemType: isTransaction ? "transaction" : "event",
+    category,
+    refused,
   };
+}
+
+/**
+ * The `/store/` body's category before the quota check: `transaction` when
+ * the JSON says so near its start or anywhere (a cheap scan, not a parse;
+ * `prepareStoreWrites` decides for real and counts what it parsed).
+ */
+export function storeBodyCategory(body: Buffer): "error" | "transaction" {
+  return /"type"\s*:\s*"transaction"/.test(body.toString("latin1")) ? "transaction" : "error";
 }
 
 /**
@@ -194,6 +249,7 @@ type EnvelopePlan =
       outcomes: OutcomeRow[];
       eventId: string | null;
       itemOutcomes: [string, string][];
+      allRefused: boolean;
     }
   | { ok: false; status: 400 | 413; detail: string };
 
@@ -212,9 +268,13 @@ function planEnvelopeWrites(envelope: Envelope, ctx: IngestContext): EnvelopePla
   const events: EventRow[] = [];
   const counts = new OutcomeCounter(ctx.projectId, ctx.receivedAt);
   const itemOutcomes: [string, string][] = [];
+  const refused = ctx.refused ?? NOTHING_REFUSED;
+  let refusedItems = 0;
+  let keptItems = 0;
+  let parsedEventId: string | null = null;
   for (const item of envelope.items) {
     if (item.headers.type !== "event") continue;
-    if (events.length > 0) {
+    if (events.length > 0 || parsedEventId !== null) {
       counts.add("invalid", "error", "duplicate_item", 1);
       itemOutcomes.push(["event", "invalid"]);
       continue;
@@ -222,11 +282,20 @@ function planEnvelopeWrites(envelope: Envelope, ctx: IngestContext): EnvelopePla
     const parsed = parseEventItem(item.payload, headerEventId, envelope.headers.sent_at, ctx);
     if (!parsed.ok)
       return { ok: false, status: 400, detail: `invalid event item: ${parsed.detail}` };
+    parsedEventId = parsed.row.eventId;
+    const reason = refused.get("error");
+    if (reason !== undefined) {
+      counts.add("rate_limited", "error", reason, 1);
+      itemOutcomes.push(["event", "rate_limited"]);
+      refusedItems++;
+      continue;
+    }
     events.push(parsed.row);
+    keptItems++;
     counts.add("accepted", "error", "", 1);
     itemOutcomes.push(["event", "accepted"]);
   }
-  const eventId = headerEventId ?? events[0]?.eventId ?? null;
+  const eventId = headerEventId ?? parsedEventId;
 
   const attachments: PlannedAttachment[] = [];
   for (const item of envelope.items) {
@@ -241,6 +310,15 @@ function planEnvelopeWrites(envelope: Envelope, ctx: IngestContext): EnvelopePla
         itemOutcomes.push([label, "invalid"]);
         continue;
       }
+      const reason = refused.get("attachment") ?? refused.get("attachment_item");
+      if (reason !== undefined) {
+        counts.add("rate_limited", "attachment", reason, item.payload.length);
+        counts.add("rate_limited", "attachment_item", reason, 1);
+        itemOutcomes.push([label, "rate_limited"]);
+        refusedItems++;
+        continue;
+      }
+      keptItems++;
       attachments.push({ item, row: row.row });
       counts.add("accepted", "attachment", "", item.payload.length);
       counts.add("accepted", "attachment_item", "", 1);
@@ -253,12 +331,30 @@ function planEnvelopeWrites(envelope: Envelope, ctx: IngestContext): EnvelopePla
         itemOutcomes.push([label, "filtered"]);
         continue;
       }
+      const reason = refused.get(category);
+      if (reason !== undefined) {
+        counts.add("rate_limited", category, reason, 1);
+        itemOutcomes.push([label, "rate_limited"]);
+        refusedItems++;
+        continue;
+      }
+      keptItems++;
       counts.add("accepted", category, "", 1);
     }
     itemOutcomes.push([label, "accepted"]);
   }
-  return { ok: true, events, attachments, outcomes: counts.rows(), eventId, itemOutcomes };
+  return {
+    ok: true,
+    events,
+    attachments,
+    outcomes: counts.rows(),
+    eventId,
+    itemOutcomes,
+    allRefused: refusedItems > 0 && keptItems === 0,
+  };
 }
+
+const NOTHING_REFUSED: ReadonlyMap<string, string> = new Map();
 
 /**
  * Parses one event payload (an envelope `event` item or a `/store/` body):
@@ -305,7 +401,12 @@ function parseEventItem(
   };
 }
 
-function checkLimits(items: EnvelopeItem[], limits: Limits): string | null {
+/**
+ * The first size limit the envelope's items break (Relay's `max_*` limits,
+ * docs/protocol.md §4.2), as the 413's detail, or null. Checked before the
+ * quotas, so a refused envelope consumes none.
+ */
+export function checkLimits(items: EnvelopeItem[], limits: Limits): string | null {
   let attachmentCount = 0;
   let attachmentBytes = 0;
   let sessionCount = 0;
@@ -383,24 +484,44 @@ function headerString(
 }
 
 /**
- * Adds a client report's discarded events to the outcomes. A report that is
- * too large, too deep or not JSON is ignored, as is any malformed entry; each
- * quantity is clamped to `MAX_DISCARD_QUANTITY`.
+ * A client report's lists and the outcome each becomes, as Relay reads
+ * them (`ClientReport` in relay-event-schema/src/protocol/client_report.rs,
+ * turned into outcomes in relay-server/src/services/outcome.rs): SDKs fill
+ * only `discarded_events`; the other lists come from Relays in front of
+ * Sluice, which report what they refused or filtered themselves.
+ */
+const CLIENT_REPORT_LISTS: [string, string][] = [
+  ["discarded_events", "client_discard"],
+  ["rate_limited_events", "rate_limited"],
+  ["filtered_events", "filtered"],
+  ["filtered_sampling_events", "filtered_sampling"],
+];
+
+/**
+ * Adds a client report's entries to the outcomes (`CLIENT_REPORT_LISTS`).
+ * A report that is too large, too deep or not JSON is ignored, as is any
+ * malformed entry; at most 100 entries are read in all; each quantity is
+ * clamped to `MAX_DISCARD_QUANTITY`.
  */
 function countClientReport(payload: Buffer, counts: OutcomeCounter) {
   const parsed = parseBoundedJson(payload, MAX_CLIENT_REPORT_BYTES, MAX_CLIENT_REPORT_DEPTH);
   if (!parsed.ok) return;
-  const report = parsed.value;
-  const discarded = (report as { discarded_events?: unknown })?.discarded_events;
-  if (!Array.isArray(discarded)) return;
-  for (const entry of discarded.slice(0, 100)) {
-    const { reason, category, quantity } = (entry ?? {}) as Record<string, unknown>;
-    if (typeof reason !== "string" || typeof category !== "string") continue;
-    const n =
-      typeof quantity === "number" && Number.isFinite(quantity)
-        ? Math.min(MAX_DISCARD_QUANTITY, Math.max(0, Math.floor(quantity)))
-        : 0;
-    if (n > 0) counts.add("client_discard", outcomeLabel(category), outcomeLabel(reason), n);
+  const report = (parsed.value ?? {}) as Record<string, unknown>;
+  let budget = 100;
+  for (const [list, outcome] of CLIENT_REPORT_LISTS) {
+    const entries = Object.hasOwn(report, list) ? report[list] : undefined;
+    if (!Array.isArray(entries)) continue;
+    for (const entry of entries.slice(0, budget)) {
+      budget--;
+      const { reason, category, quantity } = (entry ?? {}) as Record<string, unknown>;
+      if (typeof reason !== "string" || typeof category !== "string") continue;
+      const n =
+        typeof quantity === "number" && Number.isFinite(quantity)
+          ? Math.min(MAX_DISCARD_QUANTITY, Math.max(0, Math.floor(quantity)))
+          : 0;
+      if (n > 0) counts.add(outcome, outcomeLabel(category), outcomeLabel(reason), n);
+    }
+    if (budget <= 0) return;
   }
 }
 

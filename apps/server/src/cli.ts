@@ -15,6 +15,7 @@ import { verifyBlobs } from "./commands/verify-blobs.ts";
 import { type Config, readConfig } from "./config.ts";
 import { environmentWithConfigFile, reloadConfig } from "./config-file.ts";
 import { createLogger, serializeError } from "./logger.ts";
+import { retentionRunCommand, retentionSetCommand } from "./retention/retention-command.ts";
 import { checkRolesForQueue, parseRoles } from "./roles.ts";
 import { type SchemaAtStart, type Services, startServices } from "./services.ts";
 import { startSluice } from "./start-sluice.ts";
@@ -26,6 +27,8 @@ const USAGE = `usage:
   sluice tokens create [--scopes a,b] [--label text] [--json]
   sluice events failed [--limit N] [--json]   (events the worker gave up on)
   sluice verify     (every attachment and upload blob exists with its SHA-1; exit 1 if not)
+  sluice retention run [--dry-run] [--wait S] [--json]   (drop what is past retention now)
+  sluice retention set <org>/<project> <days|default>    (a project's own, shorter retention)
 
 Settings come from the environment; see README.md.`;
 
@@ -45,6 +48,8 @@ async function main(argv: string[]): Promise<number> {
       scopes: { type: "string" },
       label: { type: "string" },
       limit: { type: "string", default: "100" },
+      "dry-run": { type: "boolean", default: false },
+      wait: { type: "string", default: "120" },
       help: { type: "boolean", short: "h", default: false },
     },
   });
@@ -158,6 +163,27 @@ async function main(argv: string[]): Promise<number> {
         },
         "none",
       );
+    case "retention": {
+      if (sub === "set") {
+        const value = positionals[3];
+        if (!arg || !value)
+          throw new UsageError("retention set needs <org>/<project> <days|default>");
+        return withServices(config, (services) =>
+          retentionSetCommand(services, arg, value, console.log),
+        );
+      }
+      if (sub !== "run") throw new UsageError("unknown retention command");
+      const waitSeconds = Number(values.wait);
+      if (!Number.isInteger(waitSeconds) || waitSeconds < 0 || waitSeconds > 86_400)
+        throw new UsageError("--wait must be whole seconds from 0 to 86400");
+      return withServices(config, (services) =>
+        retentionRunCommand(
+          services,
+          { dryRun: values["dry-run"], waitMs: waitSeconds * 1000, json: values.json },
+          console.log,
+        ),
+      );
+    }
     default:
       throw new UsageError(`unknown command "${command}"`);
   }

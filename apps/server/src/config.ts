@@ -225,6 +225,33 @@ export function readConfig(env: NodeJS.ProcessEnv): ConfigResult {
   };
 }
 
+/** Settings whose values `sluice config print` masks. */
+const SECRET_SETTINGS = new Set(["SLUICE_S3_SECRET_ACCESS_KEY", "SLUICE_S3_ACCESS_KEY_ID"]);
+
+/**
+ * The effective value of every setting (the environment with the defaults
+ * filled in), as `KEY=VALUE` lines for `sluice config print`, with secrets
+ * masked: passwords in URLs and S3 keys. Unset settings without a default
+ * are listed as comments. Assumes `env` passed `readConfig`.
+ */
+export function printableSettings(env: NodeJS.ProcessEnv): string[] {
+  const parsed = envSchema.parse(stripEmpty(env)) as Record<string, unknown>;
+  return Object.keys(envSchema.shape)
+    .sort()
+    .map((key) => {
+      const value = parsed[key];
+      if (value === undefined) return `# ${key} (unset)`;
+      let text = String(value);
+      if (SECRET_SETTINGS.has(key)) text = "****";
+      else if (key.endsWith("_URL") && /^[a-z]+:\/\//.test(text)) {
+        const url = new URL(text);
+        if (url.password) url.password = "****";
+        text = url.toString();
+      }
+      return `${key}=${text}`;
+    });
+}
+
 function stripEmpty(env: NodeJS.ProcessEnv): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [key, value] of Object.entries(env))

@@ -1,4 +1,12 @@
 export {
+  type BlobReference,
+  type DatabaseSnapshot,
+  dumpDatabase,
+  loadDatabase,
+  nonEmptyTables,
+  type TableDump,
+} from "./backup.ts";
+export {
   createDatabase,
   type Database,
   type DatabaseOptions,

@@ -1,9 +1,10 @@
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import { openTestPool } from "@sluice/db/testing";
 import { afterAll, describe, expect, it } from "vitest";
 import { createBackup, RestoreRefused, restoreBackup } from "../src/backup/backup.ts";
 import { verifyBlobs } from "../src/commands/verify-blobs.ts";
@@ -327,4 +328,39 @@ describe("the restore drill", () => {
     expect(r.out).toMatch(/^SLUICE_RETENTION_DAYS=90$/m);
     expect(r.out).toMatch(/^SLUICE_S3_SECRET_ACCESS_KEY=\*\*\*\*$/m);
   }, 120_000);
+
+  it("a backup of the embedded Postgres 18 restores into an external Postgres 15", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "sluice-embedded-backup-"));
+    // As root the embedded Postgres runs as the postgres user, who must reach its directory.
+    chmodSync(dataDir, 0o755);
+    cleanups.push(async () => rmSync(dataDir, { recursive: true, force: true }));
+    const target = await createTestDatabase();
+    cleanups.push(() => target.drop());
+    const bin = new URL("../bin/sluice.js", import.meta.url).pathname;
+    const env: NodeJS.ProcessEnv = { ...process.env, SLUICE_DATA_DIR: dataDir, LOG_LEVEL: "warn" };
+    for (const name of ["DATABASE_URL", "REDIS_URL", "PORT", "SLUICE_URL"]) delete env[name];
+    const cli = (args: string[], extra: NodeJS.ProcessEnv = {}) =>
+      run(process.execPath, [bin, ...args], { env: { ...env, ...extra } }).then(
+        (r) => ({ code: 0, out: r.stdout }),
+        (e) => ({ code: e.code as number, out: `${e.stdout}${e.stderr}` }),
+      );
+    expect((await cli(["projects", "create", "web", "--json"])).code).toBe(0);
+    const dir = join(dataDir, "backup");
+    expect(await cli(["backup", "create", dir])).toMatchObject({ code: 0 });
+    const manifest = JSON.parse(readFileSync(join(dir, "manifest.json"), "utf8"));
+    expect(manifest.postgres.serverVersion).toMatch(/^18\./);
+    expect(manifest.counts.projects).toBe(1);
+    const restored = await cli(["backup", "restore", dir], { DATABASE_URL: target.url });
+    expect(restored).toMatchObject({ code: 0 });
+    expect(await cli(["verify"], { DATABASE_URL: target.url })).toMatchObject({ code: 0 });
+    const pool = openTestPool(target.url);
+    try {
+      const version = (await pool.query("SHOW server_version")).rows[0].server_version;
+      expect(version).toMatch(/^15\./);
+      const projects = await pool.query("SELECT slug FROM projects");
+      expect(projects.rows).toEqual([{ slug: "web" }]);
+    } finally {
+      await pool.end();
+    }
+  }, 180_000);
 });

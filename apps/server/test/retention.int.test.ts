@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createProjectWithKey } from "../src/commands/default-project.ts";
 import { retentionOptions } from "../src/retention/maintenance-lease.ts";
 import { type RetentionOptions, runRetention } from "../src/retention/run-retention.ts";
-import { countRows, startTestSluice, type TestSluice, waitFor } from "./harness.ts";
+import { api, countRows, startTestSluice, type TestSluice, waitFor } from "./harness.ts";
 
 const run = promisify(execFile);
 const root = new URL("../../../", import.meta.url).pathname;
@@ -323,6 +323,14 @@ describe("retention", () => {
     await t.sql.query(
       "UPDATE issues SET last_seen = last_seen - interval '2 days' WHERE title IN ('short epsilon', 'long zeta')",
     );
+    // Read time: the project's events older than its retention are not shown, others are.
+    const eventStatus = async (project: string, id: string) =>
+      (await api(t, `/api/0/projects/sluice/${project}/events/${id}/`)).status;
+    expect(await eventStatus("short-lived", shortIds[0] as string)).toBe(404);
+    expect(await eventStatus("default", longIds[0] as string)).toBe(200);
+    await setProjectRetentionDays(t.sql, other.project.id, null);
+    expect(await eventStatus("short-lived", shortIds[0] as string)).toBe(200);
+    await setProjectRetentionDays(t.sql, other.project.id, 1);
     const partitionsBefore = await countRows(
       t.sql,
       "pg_inherits",

@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createProjectWithKey } from "../src/commands/default-project.ts";
 import { retentionOptions } from "../src/retention/maintenance-lease.ts";
 import { type RetentionOptions, runRetention } from "../src/retention/run-retention.ts";
+import { maintenanceTick } from "../src/worker/background-loops.ts";
 import { api, countRows, startTestSluice, type TestSluice, waitFor } from "./harness.ts";
 
 const run = promisify(execFile);
@@ -297,6 +298,26 @@ describe("retention", () => {
         `during the drop of 7 partitions (5 x 3,000 rows) (${(dropTo - dropFrom).toFixed(0)} ms) p50 ${percentile(dropping, 50).toFixed(1)} p99 ${percentile(dropping, 99).toFixed(1)} max ${Math.max(...dropping, 0).toFixed(1)} (n=${dropping.length}); ` +
         `while DETACH waited on a reader's lock (lock_timeout 100 ms) p99 ${percentile(waiting, 99).toFixed(1)} max ${Math.max(...waiting, 0).toFixed(1)} (n=${waiting.length})`,
     );
+  });
+
+  it("runs in the hourly maintenance under its lease, which it then keeps idle for the next hour", async () => {
+    const now = new Date();
+    await ensureEventPartitions(t.services.db.pool, now, 100, 0);
+    const old = partitionOf(new Date(now.getTime() - 100 * DAY_MS));
+    expect(await countRows(t.sql, "pg_class", `relname = '${old}'`)).toBe(1);
+    await t.sql.query("DELETE FROM leases WHERE name = 'maintenance'");
+    await maintenanceTick(t.services, () => false);
+    // SLUICE_RETENTION_DAYS is 90 by default: the 100-day-old partition is gone.
+    expect(await countRows(t.sql, "pg_class", `relname = '${old}'`)).toBe(0);
+    const lease = await t.sql.query(
+      "SELECT holder, expires_at > now() + interval '50 minutes' AS idle_long FROM leases WHERE name = 'maintenance'",
+    );
+    expect(lease.rows).toEqual([{ holder: `idle:${t.services.instanceId}`, idle_long: true }]);
+    // The same node's next turn within the hour does nothing.
+    await ensureEventPartitions(t.services.db.pool, now, 100, 0);
+    await maintenanceTick(t.services, () => false);
+    expect(await countRows(t.sql, "pg_class", `relname = '${old}'`)).toBe(1);
+    await t.sql.query(`DROP TABLE ${old}`);
   });
 
   it("applies a project's shorter retention without dropping partitions", async () => {

@@ -94,32 +94,39 @@ function startSweeper(services: Services): Loop {
 export const maintenanceLoop: BackgroundLoop = { start: startMaintenance };
 
 function startMaintenance(services: Services): Loop {
+  return every(MAINTENANCE_INTERVAL_MS, (stopping) => maintenanceTick(services, stopping));
+}
+
+/**
+ * One maintenance turn: when this node gets the `maintenance` lease (free,
+ * or expired after the last holder's idle hour), it creates the coming
+ * days' partitions and runs retention, then keeps the lease idle until the
+ * next hour. Failures are logged and counted, never thrown.
+ */
+export async function maintenanceTick(services: Services, stopping: () => boolean): Promise<void> {
   const { config, db, log, instanceId } = services;
-  return every(MAINTENANCE_INTERVAL_MS, async (stopping) => {
+  try {
+    if (!(await tryTakeLease(db.pool, MAINTENANCE_LEASE, instanceId, MAINTENANCE_LEASE_MS))) return;
     try {
-      if (!(await tryTakeLease(db.pool, MAINTENANCE_LEASE, instanceId, MAINTENANCE_LEASE_MS)))
-        return;
-      try {
-        const created = await ensureEventPartitions(db.pool, new Date(), 0, 3);
-        if (created.length > 0) log.info({ created }, "event partitions created");
-        const report = await runRetention(
-          services,
-          retentionOptions(config, services, instanceId, {
-            stopping,
-            onProgress: (step, fields) => log.debug({ step, ...fields }, "retention step"),
-          }),
-        );
-        services.metrics.retentionRuns.inc({ result: report.complete ? "done" : "partial" });
-        log.info(
-          { ...report, partitions: report.partitions.map((p) => p.name) },
-          "retention run finished",
-        );
-      } finally {
-        await finishMaintenance(services, instanceId);
-      }
-    } catch (error) {
-      services.metrics.retentionRuns.inc({ result: "failed" });
-      log.warn({ err: error }, "maintenance failed; retrying next interval");
+      const created = await ensureEventPartitions(db.pool, new Date(), 0, 3);
+      if (created.length > 0) log.info({ created }, "event partitions created");
+      const report = await runRetention(
+        services,
+        retentionOptions(config, services, instanceId, {
+          stopping,
+          onProgress: (step, fields) => log.debug({ step, ...fields }, "retention step"),
+        }),
+      );
+      services.metrics.retentionRuns.inc({ result: report.complete ? "done" : "partial" });
+      log.info(
+        { ...report, partitions: report.partitions.map((p) => p.name) },
+        "retention run finished",
+      );
+    } finally {
+      await finishMaintenance(services, instanceId);
     }
-  });
+  } catch (error) {
+    services.metrics.retentionRuns.inc({ result: "failed" });
+    log.warn({ err: error }, "maintenance failed; retrying next interval");
+  }
 }

@@ -73,7 +73,7 @@ export function createMetrics() {
     }),
     retentionDeleted: new Counter({
       name: "sluice_retention_deleted_total",
-      help: "What retention deleted, by kind (partitions, event_ids, attachments, issues, blobs, upload_chunks, outcomes, default_events).",
+      help: "What retention deleted, by kind (partitions, event_ids, event_failures, attachments, issues, blobs, upload_chunks, outcomes, default_events).",
       labelNames: ["kind"],
       registers,
     }),

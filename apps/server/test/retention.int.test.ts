@@ -173,6 +173,11 @@ describe("retention", () => {
               ($1, date_trunc('hour', now()) - interval '400 days', 'accepted', 'error', 7)`,
       [t.projectId],
     );
+    await t.sql.query(
+      `INSERT INTO event_failures (project_id, event_id, received_at, failures)
+       VALUES ($1, $2, now() - interval '3 days', 5), ($1, $3, now(), 1)`,
+      [t.projectId, oldIds[5], newIds[5]],
+    );
     const oldIssue = await t.sql.query("SELECT id FROM issues WHERE title = 'old alpha'");
     expect(oldIssue.rowCount).toBe(1);
     const oldIssueId = oldIssue.rows[0].id;
@@ -210,6 +215,8 @@ describe("retention", () => {
     expect(byteShare).toBeLessThan(rowShare + 0.1);
     expect(await countRows(t.sql, "events")).toBe(301);
     expect(report.eventIds).toBe(300);
+    expect(report.eventFailures).toBe(1);
+    expect(await countRows(t.sql, "event_failures")).toBe(1);
     expect(await countRows(t.sql, "event_ids")).toBe(301);
     // The issue whose events all expired is gone with its hashes and users; the others stay.
     expect(report.issues).toBe(1);
@@ -301,9 +308,13 @@ describe("retention", () => {
   });
 
   it("runs in the hourly maintenance under its lease, which it then keeps idle for the next hour", async () => {
-    const now = new Date();
-    await ensureEventPartitions(t.services.db.pool, now, 100, 0);
-    const old = partitionOf(new Date(now.getTime() - 100 * DAY_MS));
+    const day = new Date(Math.floor(Date.now() / DAY_MS) * DAY_MS - 100 * DAY_MS);
+    const old = partitionOf(day);
+    const createOld = () =>
+      t.sql.query(
+        `CREATE TABLE ${old} PARTITION OF events FOR VALUES FROM ('${day.toISOString()}') TO ('${new Date(day.getTime() + DAY_MS).toISOString()}')`,
+      );
+    await createOld();
     expect(await countRows(t.sql, "pg_class", `relname = '${old}'`)).toBe(1);
     await t.sql.query("DELETE FROM leases WHERE name = 'maintenance'");
     await maintenanceTick(t.services, () => false);
@@ -314,7 +325,7 @@ describe("retention", () => {
     );
     expect(lease.rows).toEqual([{ holder: `idle:${t.services.instanceId}`, idle_long: true }]);
     // The same node's next turn within the hour does nothing.
-    await ensureEventPartitions(t.services.db.pool, now, 100, 0);
+    await createOld();
     await maintenanceTick(t.services, () => false);
     expect(await countRows(t.sql, "pg_class", `relname = '${old}'`)).toBe(1);
     await t.sql.query(`DROP TABLE ${old}`);

@@ -14,6 +14,7 @@ import {
   listProjectRetention,
   listQueuedBlobDeletions,
   readLease,
+  trimEventFailures,
   trimEventIds,
 } from "@sluice/db";
 import type { Services } from "../services.ts";
@@ -60,6 +61,8 @@ export type RetentionReport = {
   partitionsSkipped: string[];
   defaultEvents: number;
   eventIds: number;
+  /** Processing-failure records of expired events (`sluice events failed`). */
+  eventFailures: number;
   attachments: number;
   issues: number;
   uploadChunks: number;
@@ -93,7 +96,8 @@ function projectCutoff(now: Date, instanceCutoff: Date, retentionDays: number | 
  *    `lockTimeoutMs` and retried with backoff, so ingest waits at most that
  *    long behind it (a partition that never gets its lock is left to the
  *    next run); a partition a crashed run detached is dropped;
- * 2. deletes rows of `events_default` and `event_ids` older than the cutoff;
+ * 2. deletes rows of `events_default`, `event_ids` and `event_failures`
+ *    older than the cutoff;
  * 3. per project (its own, shorter retention if set): attachments, queueing
  *    their blobs, and issues whose last event expired, with hashes and users;
  * 4. upload chunks never assembled, a day after their upload;
@@ -119,6 +123,7 @@ export async function runRetention(
     partitionsSkipped: [],
     defaultEvents: 0,
     eventIds: 0,
+    eventFailures: 0,
     attachments: 0,
     issues: 0,
     uploadChunks: 0,
@@ -205,6 +210,8 @@ export async function runRetention(
   if (!(await mayGoOn())) return report;
   report.eventIds = await inBatches(() => trimEventIds(db.pool, cutoff, options.batch));
   progress("event_ids", { deleted: report.eventIds });
+  report.eventFailures = await inBatches(() => trimEventFailures(db.pool, cutoff, options.batch));
+  progress("event_failures", { deleted: report.eventFailures });
 
   // 3. Per project: attachments and issues.
   for (const project of await listProjectRetention(db.pool)) {

@@ -129,6 +129,20 @@ export async function trimEventIds(db: Queryable, before: Date, batch: number): 
   return result.rowCount ?? 0;
 }
 
+/** Deletes up to `batch` `event_failures` rows of events received before `before`; returns how many. */
+export async function trimEventFailures(
+  db: Queryable,
+  before: Date,
+  batch: number,
+): Promise<number> {
+  const result = await db.query(
+    `DELETE FROM event_failures WHERE (project_id, event_id) IN (
+       SELECT project_id, event_id FROM event_failures WHERE received_at < $1 LIMIT $2)`,
+    [before, batch],
+  );
+  return result.rowCount ?? 0;
+}
+
 /**
  * Deletes up to `batch` attachments of `projectId` stored before `before`
  * and queues their blobs in `blob_deletions` in the same statement, so a

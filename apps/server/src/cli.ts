@@ -18,6 +18,7 @@ import {
   ORGANIZATION_TOKEN_SCOPES,
 } from "./accounts/auth-tokens.ts";
 import { isOrganizationRole } from "./accounts/roles.ts";
+import { createBackup, RestoreRefused, restoreBackup } from "./backup/backup.ts";
 import { createProjectWithKey } from "./commands/default-project.ts";
 import {
   CommandError,
@@ -26,9 +27,10 @@ import {
   resetPasswordCommand,
 } from "./commands/users.ts";
 import { verifyBlobs } from "./commands/verify-blobs.ts";
-import { type Config, readConfig } from "./config.ts";
+import { type Config, printableSettings, readConfig } from "./config.ts";
 import { environmentWithConfigFile, reloadConfig } from "./config-file.ts";
 import { createLogger, serializeError } from "./logger.ts";
+import { retentionRunCommand, retentionSetCommand } from "./retention/retention-command.ts";
 import { checkRolesForQueue, parseRoles } from "./roles.ts";
 import { type SchemaAtStart, type Services, startServices } from "./services.ts";
 import { startSluice } from "./start-sluice.ts";
@@ -43,6 +45,11 @@ const USAGE = `usage:
   sluice users reset-password --email E [--json]
   sluice events failed [--limit N] [--json]   (events the worker gave up on)
   sluice verify     (every attachment and upload blob exists with its SHA-1; exit 1 if not)
+  sluice retention run [--dry-run] [--wait S] [--json]   (drop what is past retention now)
+  sluice retention set <org>/<project> <days|default>    (a project's own, shorter retention)
+  sluice backup create <dir>    (database snapshot, then every blob it refers to, and a manifest)
+  sluice backup restore <dir>   (into an empty database and blob store; then run sluice verify)
+  sluice config print           (effective settings, secrets masked; keep it with your backups)
 
 Settings come from the environment; see README.md.`;
 
@@ -64,6 +71,8 @@ async function main(argv: string[]): Promise<number> {
       email: { type: "string" },
       "password-stdin": { type: "boolean", default: false },
       limit: { type: "string", default: "100" },
+      "dry-run": { type: "boolean", default: false },
+      wait: { type: "string", default: "120" },
       help: { type: "boolean", short: "h", default: false },
     },
   });
@@ -198,6 +207,59 @@ async function main(argv: string[]): Promise<number> {
         },
         "none",
       );
+    case "config":
+      if (sub !== "print") throw new UsageError("unknown config command");
+      for (const line of printableSettings(env)) console.log(line);
+      return 0;
+    case "backup": {
+      if ((sub !== "create" && sub !== "restore") || !arg)
+        throw new UsageError("backup create|restore needs a directory");
+      return withServices(config, async (services) => {
+        try {
+          const started = performance.now();
+          const manifest =
+            sub === "create"
+              ? await createBackup(services, arg, console.log)
+              : await restoreBackup(services, arg, console.log);
+          const seconds = ((performance.now() - started) / 1000).toFixed(1);
+          console.log(
+            `${sub === "create" ? "backup written" : "restored"}: snapshot ${manifest.snapshotAt}, schema ${manifest.schemaVersion}, ${manifest.blobs.count} blobs (${manifest.blobs.bytes} bytes), in ${seconds} s`,
+          );
+          if (manifest.blobs.missing.length > 0 && sub === "create") {
+            console.log(
+              `${manifest.blobs.missing.length} blobs were missing from the store (listed in the manifest); run sluice verify`,
+            );
+            return 1;
+          }
+          return 0;
+        } catch (error) {
+          if (!(error instanceof RestoreRefused)) throw error;
+          console.error(`sluice: ${error.message}`);
+          return 1;
+        }
+      });
+    }
+    case "retention": {
+      if (sub === "set") {
+        const value = positionals[3];
+        if (!arg || !value)
+          throw new UsageError("retention set needs <org>/<project> <days|default>");
+        return withServices(config, (services) =>
+          retentionSetCommand(services, arg, value, console.log),
+        );
+      }
+      if (sub !== "run") throw new UsageError("unknown retention command");
+      const waitSeconds = Number(values.wait);
+      if (!Number.isInteger(waitSeconds) || waitSeconds < 0 || waitSeconds > 86_400)
+        throw new UsageError("--wait must be whole seconds from 0 to 86400");
+      return withServices(config, (services) =>
+        retentionRunCommand(
+          services,
+          { dryRun: values["dry-run"], waitMs: waitSeconds * 1000, json: values.json },
+          console.log,
+        ),
+      );
+    }
     default:
       throw new UsageError(`unknown command "${command}"`);
   }

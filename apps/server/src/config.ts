@@ -35,6 +35,9 @@ const envSchema = z.object({
   SLUICE_SWEEP_INTERVAL_MS: int(10_000, 10),
   SLUICE_SWEEP_MIN_AGE_MS: int(30_000),
   SLUICE_RETENTION_DAYS: int(90, 1),
+  SLUICE_OUTCOMES_RETENTION_DAYS: int(395, 1),
+  SLUICE_RETENTION_LOCK_TIMEOUT_MS: int(500, 1),
+  SLUICE_BLOB_GC_GRACE_MS: int(3_600_000),
   SLUICE_MAX_ENVELOPE_BYTES: int(defaultLimits.maxEnvelopeBytes, 1024),
   SLUICE_MAX_EVENT_BYTES: int(defaultLimits.maxEventBytes, 1024),
   SLUICE_MAX_ATTACHMENT_BYTES: int(defaultLimits.maxAttachmentBytes, 1024),
@@ -161,6 +164,15 @@ export type Config = {
   };
   sweeper: { intervalMs: number; minAgeMs: number };
   retentionDays: number;
+  /** Retention beyond the events' own (docs/operations.md §9). */
+  retention: {
+    /** Days outcome counters are kept (longer than events: they are small and feed usage stats). */
+    outcomesDays: number;
+    /** How long detaching a partition waits for its lock on `events` before it retries (ms). */
+    lockTimeoutMs: number;
+    /** How long a blob stays after its last reference went (ms). */
+    blobGraceMs: number;
+  };
   limits: Limits;
   /** Request body bytes (on the wire and decoded) one process holds at once before it answers 503 (bytes). */
   maxBytesInFlight: number;
@@ -254,6 +266,11 @@ export function readConfig(env: NodeJS.ProcessEnv): ConfigResult {
       },
       sweeper: { intervalMs: e.SLUICE_SWEEP_INTERVAL_MS, minAgeMs: e.SLUICE_SWEEP_MIN_AGE_MS },
       retentionDays: e.SLUICE_RETENTION_DAYS,
+      retention: {
+        outcomesDays: e.SLUICE_OUTCOMES_RETENTION_DAYS,
+        lockTimeoutMs: e.SLUICE_RETENTION_LOCK_TIMEOUT_MS,
+        blobGraceMs: e.SLUICE_BLOB_GC_GRACE_MS,
+      },
       limits: {
         ...defaultLimits,
         maxEnvelopeBytes: e.SLUICE_MAX_ENVELOPE_BYTES,
@@ -316,6 +333,33 @@ export function readConfig(env: NodeJS.ProcessEnv): ConfigResult {
       },
     },
   };
+}
+
+/** Settings whose values `sluice config print` masks. */
+const SECRET_SETTINGS = new Set(["SLUICE_S3_SECRET_ACCESS_KEY", "SLUICE_S3_ACCESS_KEY_ID"]);
+
+/**
+ * The effective value of every setting (the environment with the defaults
+ * filled in), as `KEY=VALUE` lines for `sluice config print`, with secrets
+ * masked: passwords in URLs and S3 keys. Unset settings without a default
+ * are listed as comments. Assumes `env` passed `readConfig`.
+ */
+export function printableSettings(env: NodeJS.ProcessEnv): string[] {
+  const parsed = envSchema.parse(stripEmpty(env)) as Record<string, unknown>;
+  return Object.keys(envSchema.shape)
+    .sort()
+    .map((key) => {
+      const value = parsed[key];
+      if (value === undefined) return `# ${key} (unset)`;
+      let text = String(value);
+      if (SECRET_SETTINGS.has(key)) text = "****";
+      else if (key.endsWith("_URL") && /^[a-z]+:\/\//.test(text)) {
+        const url = new URL(text);
+        if (url.password) url.password = "****";
+        text = url.toString();
+      }
+      return `${key}=${text}`;
+    });
 }
 
 function stripEmpty(env: NodeJS.ProcessEnv): Record<string, string> {

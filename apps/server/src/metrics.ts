@@ -71,6 +71,18 @@ export function createMetrics() {
       buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5],
       registers,
     }),
+    retentionDeleted: new Counter({
+      name: "sluice_retention_deleted_total",
+      help: "What retention deleted, by kind (partitions, event_ids, event_failures, attachments, issues, blobs, upload_chunks, outcomes, default_events).",
+      labelNames: ["kind"],
+      registers,
+    }),
+    retentionRuns: new Counter({
+      name: "sluice_retention_runs_total",
+      help: "Retention runs, by result (done, partial, failed).",
+      labelNames: ["result"],
+      registers,
+    }),
     sweeperRequeued: new Counter({
       name: "sluice_sweeper_requeued_total",
       help: "Unprocessed events the sweeper enqueued again.",

@@ -1,4 +1,12 @@
 export {
+  type BlobReference,
+  type DatabaseSnapshot,
+  dumpDatabase,
+  loadDatabase,
+  nonEmptyTables,
+  type TableDump,
+} from "./backup.ts";
+export {
   createDatabase,
   type Database,
   type DatabaseOptions,
@@ -48,6 +56,7 @@ export * from "./queries/project-keys.ts";
 export * from "./queries/projects.ts";
 export * from "./queries/quotas.ts";
 export * from "./queries/releases.ts";
+export * from "./queries/retention.ts";
 export * from "./queries/sessions.ts";
 export * from "./queries/users.ts";
 export * as schema from "./schema.ts";

@@ -58,6 +58,8 @@ export const projects = pgTable(
     platform: text("platform"),
     nextShortId: bigint("next_short_id", { mode: "number" }).notNull().default(1),
     createdAt: ts("created_at").notNull().defaultNow(),
+    /** Event retention of this project in days, below the instance's (null: the instance's). */
+    retentionDays: bigint("retention_days", { mode: "number" }),
   },
   (t) => [unique().on(t.organizationId, t.slug)],
 );
@@ -232,6 +234,12 @@ export const leases = pgTable("leases", {
   name: text("name").primaryKey(),
   holder: text("holder").notNull(),
   expiresAt: ts("expires_at").notNull(),
+});
+
+/** Blobs whose last reference retention deleted; deleted after a grace period (retention/). */
+export const blobDeletions = pgTable("blob_deletions", {
+  blobKey: text("blob_key").primaryKey(),
+  queuedAt: ts("queued_at").notNull().defaultNow(),
 });
 
 export const releases = pgTable(

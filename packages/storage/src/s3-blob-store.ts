@@ -65,6 +65,30 @@ export function createS3BlobStore(options: S3BlobStoreOptions): BlobStore {
         throw error;
       }
     },
+    async deleteIfWrittenBefore(key, writtenBefore) {
+      // S3 has no conditional delete on time: HEAD, then DELETE. A PUT of the
+      // same bytes between the two is lost (a window of one round trip);
+      // with bucket versioning on (README "Backups") it can be brought back.
+      const { s3, HeadObjectCommand, DeleteObjectCommand } = await sdk();
+      try {
+        const head = await s3.send(
+          new HeadObjectCommand({ Bucket: options.bucket, Key: options.prefix + key }),
+        );
+        if (head.LastModified && head.LastModified >= writtenBefore) return false;
+      } catch (error) {
+        if ((error as { name?: string }).name === "NotFound") return true;
+        throw error;
+      }
+      await s3.send(new DeleteObjectCommand({ Bucket: options.bucket, Key: options.prefix + key }));
+      return true;
+    },
+    async isEmpty() {
+      const { s3, ListObjectsV2Command } = await sdk();
+      const listed = await s3.send(
+        new ListObjectsV2Command({ Bucket: options.bucket, Prefix: options.prefix, MaxKeys: 1 }),
+      );
+      return (listed.KeyCount ?? 0) === 0;
+    },
     close() {
       s3?.destroy();
     },

@@ -3,6 +3,7 @@ import {
   type Organization,
   type ProjectGroupingRuleText,
   type ProjectWithOrganization,
+  setProjectRetentionDays,
   updateProjectGroupingRules,
 } from "@sluice/db";
 import {
@@ -49,6 +50,7 @@ function serializeProjectDetails(
 ) {
   return {
     ...serializeProject(project, org),
+    retentionDays: project.retentionDays ?? null,
     ...projectGroupingJson.parse({
       fingerprintingRules: rules.fingerprintingRules,
       groupingEnhancements: rules.groupingEnhancements,
@@ -125,8 +127,25 @@ async function updateProject(c: Context<ApiEnv>) {
   const project = await projectParam(c);
   const body = await readJsonBody(c, z.record(z.string(), z.unknown()));
   const validated = validateProjectUpdate(body);
-  if (!validated.ok) return c.json(validated.errors, 400);
-  const { orm } = c.get("services").db;
+  const { db, config } = c.get("services");
+  // Sluice's own field: a retention shorter than the instance's (docs/operations.md §9.2).
+  const retention =
+    body.retentionDays === undefined
+      ? null
+      : z.number().int().min(1).max(config.retentionDays).nullable().safeParse(body.retentionDays);
+  if (!validated.ok || (retention && !retention.success)) {
+    const errors = validated.ok ? {} : validated.errors;
+    if (retention && !retention.success)
+      errors.retentionDays = [
+        `Enter a whole number of days from 1 to ${config.retentionDays}, or null.`,
+      ];
+    return c.json(errors, 400);
+  }
+  if (retention?.success) {
+    await setProjectRetentionDays(db.pool, project.id, retention.data);
+    project.retentionDays = retention.data;
+  }
+  const { orm } = db;
   const rules =
     Object.keys(validated.update).length > 0
       ? await updateProjectGroupingRules(orm, project.id, validated.update)

@@ -1,9 +1,16 @@
 import { ensureEventPartitions, listEventsToSweep, tryTakeLease } from "@sluice/db";
+import {
+  finishMaintenance,
+  MAINTENANCE_INTERVAL_MS,
+  MAINTENANCE_LEASE,
+  MAINTENANCE_LEASE_MS,
+  retentionOptions,
+} from "../retention/maintenance-lease.ts";
+import { runRetention } from "../retention/run-retention.ts";
 import type { BackgroundLoop, Loop } from "../roles.ts";
 import type { Services } from "../services.ts";
 
 const SWEEP_BATCH = 1000;
-const MAINTENANCE_INTERVAL_MS = 3_600_000;
 
 /** Runs `tick` every `intervalMs`; `stop` waits for a running tick, which sees `stopping()`. */
 function every(intervalMs: number, tick: (stopping: () => boolean) => Promise<void>): Loop {
@@ -79,19 +86,47 @@ function startSweeper(services: Services): Loop {
   });
 }
 
-/** Hourly, under the `maintenance` lease: create the coming days' event partitions. */
+/**
+ * Hourly, under the `maintenance` lease (held for `MAINTENANCE_LEASE_MS`,
+ * renewed while it works, then kept idle until the next hour): create the
+ * coming days' event partitions, then run retention (retention/).
+ */
 export const maintenanceLoop: BackgroundLoop = { start: startMaintenance };
 
 function startMaintenance(services: Services): Loop {
-  const { db, log, instanceId } = services;
-  return every(MAINTENANCE_INTERVAL_MS, async () => {
+  return every(MAINTENANCE_INTERVAL_MS, (stopping) => maintenanceTick(services, stopping));
+}
+
+/**
+ * One maintenance turn: when this node gets the `maintenance` lease (free,
+ * or expired after the last holder's idle hour), it creates the coming
+ * days' partitions and runs retention, then keeps the lease idle until the
+ * next hour. Failures are logged and counted, never thrown.
+ */
+export async function maintenanceTick(services: Services, stopping: () => boolean): Promise<void> {
+  const { config, db, log, instanceId } = services;
+  try {
+    if (!(await tryTakeLease(db.pool, MAINTENANCE_LEASE, instanceId, MAINTENANCE_LEASE_MS))) return;
     try {
-      if (!(await tryTakeLease(db.pool, "maintenance", instanceId, MAINTENANCE_INTERVAL_MS)))
-        return;
       const created = await ensureEventPartitions(db.pool, new Date(), 0, 3);
       if (created.length > 0) log.info({ created }, "event partitions created");
-    } catch (error) {
-      log.warn({ err: error }, "maintenance failed; retrying next interval");
+      const report = await runRetention(
+        services,
+        retentionOptions(config, services, instanceId, {
+          stopping,
+          onProgress: (step, fields) => log.debug({ step, ...fields }, "retention step"),
+        }),
+      );
+      services.metrics.retentionRuns.inc({ result: report.complete ? "done" : "partial" });
+      log.info(
+        { ...report, partitions: report.partitions.map((p) => p.name) },
+        "retention run finished",
+      );
+    } finally {
+      await finishMaintenance(services, instanceId);
     }
-  });
+  } catch (error) {
+    services.metrics.retentionRuns.inc({ result: "failed" });
+    log.warn({ err: error }, "maintenance failed; retrying next interval");
+  }
 }

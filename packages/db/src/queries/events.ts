@@ -1,4 +1,4 @@
-import { and, desc, eq, inArray } from "drizzle-orm";
+import { and, desc, eq, gte, inArray, type SQL, sql } from "drizzle-orm";
 import type { Orm, Queryable } from "../database.ts";
 import { payloadOfRow } from "../event-payload.ts";
 import { eventIds, events } from "../schema.ts";
@@ -29,7 +29,16 @@ function decoded({
   }
 }
 
-/** Events of an issue, newest first. */
+/**
+ * A project's own, shorter retention, applied when events are read: its
+ * old events stay in their day partition until the instance's retention
+ * drops it (docs/operations.md §9.2), and must not be shown meanwhile.
+ * Projects without one (null) see every stored event (36,500 days).
+ */
+const keptSince = (projectId: SQL) =>
+  sql`now() - make_interval(days => coalesce((SELECT retention_days FROM projects WHERE id = ${projectId}), 36500)::int)`;
+
+/** Events of an issue, newest first (within the project's own retention). */
 export async function listIssueEvents(
   orm: Orm,
   issueId: number,
@@ -39,7 +48,15 @@ export async function listIssueEvents(
   const rows = await orm
     .select()
     .from(events)
-    .where(eq(events.issueId, issueId))
+    .where(
+      and(
+        eq(events.issueId, issueId),
+        gte(
+          events.receivedAt,
+          keptSince(sql`(SELECT project_id FROM issues WHERE id = ${issueId})`),
+        ),
+      ),
+    )
     .orderBy(desc(events.receivedAt), desc(events.eventId))
     .limit(limit)
     .offset(offset);
@@ -61,7 +78,7 @@ export async function findIssueEvents(
 }
 
 /**
- * One event by project and event id (32 hex). Reads `event_ids` first so
+ * One event by project and event id (32 hex), within the project's own retention. Reads `event_ids` first so
  * that the events query touches one day's partition only.
  */
 export async function findEvent(
@@ -72,7 +89,13 @@ export async function findEvent(
   const ids = await orm
     .select({ receivedAt: eventIds.receivedAt })
     .from(eventIds)
-    .where(and(eq(eventIds.projectId, projectId), eq(eventIds.eventId, eventId)))
+    .where(
+      and(
+        eq(eventIds.projectId, projectId),
+        eq(eventIds.eventId, eventId),
+        gte(eventIds.receivedAt, keptSince(sql`${projectId}`)),
+      ),
+    )
     .limit(1);
   const receivedAt = ids[0]?.receivedAt;
   if (!receivedAt) return null;

@@ -13,6 +13,7 @@ const withOrganization = {
   platform: projects.platform,
   nextShortId: projects.nextShortId,
   createdAt: projects.createdAt,
+  retentionDays: projects.retentionDays,
   organizationSlug: organizations.slug,
 };
 

@@ -145,12 +145,20 @@ export function migrationsAppliedBy(node: NodeProcess): string[] {
 
 /**
  * How often each warning or error message (pino level 40 and up) appears in
- * the nodes' logs: printed with the figures, so that a failed roll says why.
+ * the nodes' logs, after the first `since.get(node)` characters of each
+ * (what it logged before): printed with the figures, so that a failed roll
+ * says why.
  */
-export function warningCounts(nodes: NodeProcess[]): Record<string, number> {
+export function warningCounts(
+  nodes: NodeProcess[],
+  since: Map<NodeProcess, number> = new Map(),
+): Record<string, number> {
   const counts: Record<string, number> = {};
   for (const node of nodes) {
-    for (const line of node.log().split("\n")) {
+    for (const line of node
+      .log()
+      .slice(since.get(node) ?? 0)
+      .split("\n")) {
       if (!line.startsWith("{")) continue;
       try {
         const entry = JSON.parse(line) as {

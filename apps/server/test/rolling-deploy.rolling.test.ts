@@ -41,6 +41,17 @@ const SDK_EVENTS = 13;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const current: Version = { label: "current", root: repoRoot };
 
+/**
+ * Servers HAProxy took out during a roll (three are the nodes stopped on
+ * purpose) and how often it had none left, when it answers 503 itself.
+ */
+function balancerEvents(log: string) {
+  return {
+    serversDown: (log.match(/ is DOWN/g) ?? []).length,
+    noServerAvailable: (log.match(/has no server available/g) ?? []).length,
+  };
+}
+
 /** What one roll (forward or back) saw. */
 type Roll = {
   results: LoadResult[];
@@ -80,6 +91,8 @@ describe.each(compatTargets())(
     let sdkDsn: string;
     /** Events the database must hold in the end: every acknowledged one plus the SDK's. */
     let expectedEvents = 0;
+    /** HAProxy's alerts (servers going up and down), to tell its own 503s from Sluice's. */
+    let haproxyLog = "";
 
     beforeAll(async () => {
       old = { label: target.label, root: prepareWorktree(target.commit) };
@@ -113,7 +126,10 @@ describe.each(compatTargets())(
       });
       [api, worker] = started.slice(INGEST_NODES) as [NodeProcess, NodeProcess];
       const lbPort = await freePort();
-      await startHaproxy(dir, lbPort, slots, children);
+      const haproxy = await startHaproxy(dir, lbPort, slots, children);
+      haproxy.stderr?.on("data", (chunk) => {
+        haproxyLog += chunk;
+      });
       await sleep(1_000);
 
       const key = new URL(dsn).username;
@@ -151,6 +167,7 @@ describe.each(compatTargets())(
       );
       const nodes: NodeProcess[] = [...ingest.values(), api, worker];
       const logged = new Map(nodes.map((node) => [node, node.log().length]));
+      const haproxyFrom = haproxyLog.length;
       let first: NodeProcess | undefined;
       let firstWindow: [number, number] = [0, 0];
       for (const [slot, leaving] of [...ingest]) {
@@ -204,6 +221,7 @@ describe.each(compatTargets())(
             during: between(rollStart, rollEnd),
             failures: results.filter((r) => r.status !== 200).length,
             warnings: warningCounts(nodes, logged),
+            balancer: balancerEvents(haproxyLog.slice(haproxyFrom)),
           },
         }),
       );

@@ -89,6 +89,24 @@ export async function sluiceJson(version: Version, env: Record<string, string>, 
   return JSON.parse(stdout);
 }
 
+/**
+ * Runs a `sluice` command of `version` (its own code, against its own
+ * `migrations/`) and returns what it printed; rejects with its output when it
+ * exits non-zero. For commands without `--json`, such as `migrate apply` of
+ * release 0.1.0.
+ */
+export async function runSluice(
+  version: Version,
+  env: Record<string, string>,
+  ...args: string[]
+): Promise<string> {
+  const bin = join(version.root, "apps/server/bin/sluice.js");
+  const { stdout } = await run(process.execPath, [bin, ...args], {
+    env: { ...process.env, ...env, LOG_LEVEL: "warn" },
+  });
+  return stdout;
+}
+
 /** Creates organization `sluice` and project `default` with `version`'s command; returns the DSN. */
 export async function createDefaultProject(
   version: Version,

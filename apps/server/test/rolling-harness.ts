@@ -2,7 +2,10 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
+import { readMigrationFiles } from "@sluice/db";
+import type pg from "pg";
 import { repoRoot } from "./compat-targets.ts";
+import type { NodeProcess } from "./processes.ts";
 
 /** A free loopback port (the kernel's pick, released at once). */
 export function freePort(): Promise<number> {
@@ -118,4 +121,58 @@ export function startLoad(url: string, rate: number, dir: string, children: Chil
       return (JSON.parse(readFileSync(resultsFile, "utf8")) as { results: LoadResult[] }).results;
     },
   };
+}
+
+/** The migration file names a checkout ships (`<root>/migrations/NNNN_*.sql`), in order. */
+export function migrationNames(root: string): string[] {
+  return readMigrationFiles(join(root, "migrations")).map((f) => f.name);
+}
+
+/** The migration file names the database has applied, in version order. */
+export async function appliedMigrationNames(pool: pg.Pool): Promise<string[]> {
+  const result = await pool.query("SELECT name FROM sluice_migrations ORDER BY version");
+  return result.rows.map((r) => r.name as string);
+}
+
+/** The migrations a node applied itself, from its `migration applied` log lines. */
+export function migrationsAppliedBy(node: NodeProcess): string[] {
+  return node
+    .log()
+    .split("\n")
+    .filter((line) => line.includes('"msg":"migration applied"'))
+    .map((line) => (JSON.parse(line) as { migration: string }).migration);
+}
+
+/**
+ * How often each warning or error message (pino level 40 and up) appears in
+ * the nodes' logs, after the first `since.get(node)` characters of each
+ * (what it logged before): printed with the figures, so that a failed roll
+ * says why.
+ */
+export function warningCounts(
+  nodes: NodeProcess[],
+  since: Map<NodeProcess, number> = new Map(),
+): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const node of nodes) {
+    for (const line of node
+      .log()
+      .slice(since.get(node) ?? 0)
+      .split("\n")) {
+      if (!line.startsWith("{")) continue;
+      try {
+        const entry = JSON.parse(line) as {
+          level?: number;
+          msg?: string;
+          err?: { message?: string };
+        };
+        if ((entry.level ?? 0) < 40) continue;
+        const key = `${node.label}: ${entry.msg ?? ""}${entry.err?.message ? ` (${entry.err.message.slice(0, 120)})` : ""}`;
+        counts[key] = (counts[key] ?? 0) + 1;
+      } catch {
+        // a partial last line
+      }
+    }
+  }
+  return counts;
 }

@@ -70,7 +70,7 @@ export async function startSluice(
         running.mount?.(app);
       }
       metricsServer = await startMetricsServer(metrics, config.metricsPort, host, async () => {
-        metrics.queueDepth.set(await queue.depth().catch(() => -1));
+        metrics.queueDepth.set(await queue.depth("event.process").catch(() => -1));
       });
       return { metricsServer, server: await listen(app, port, host, config.keepAliveTimeoutMs) };
     } catch (error) {

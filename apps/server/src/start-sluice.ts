@@ -33,6 +33,7 @@ const ROLE_MODULES: Record<Role, () => Promise<RoleModule>> = {
   ingest: () => import("./ingest/ingest-module.ts"),
   api: () => import("./api/api-module.ts"),
   worker: () => import("./worker/worker-module.ts"),
+  alerts: () => import("./alerts/alerts-module.ts"),
 };
 
 /**

@@ -9,6 +9,7 @@ import { registerIssueRoutes } from "./issue-routes.ts";
 import { registerOrganizationRoutes } from "./organization-routes.ts";
 import { registerReleaseFileRoutes } from "./release-file-routes.ts";
 import { registerReleaseRoutes } from "./release-routes.ts";
+import { registerRuleRoutes } from "./rule-routes.ts";
 import { registerUploadRoutes } from "./upload-routes.ts";
 
 /**
@@ -49,5 +50,6 @@ export function createApiRoutes(services: Services): Hono<ApiEnv> {
   registerReleaseRoutes(api);
   registerUploadRoutes(api);
   registerReleaseFileRoutes(api);
+  registerRuleRoutes(api);
   return api;
 }

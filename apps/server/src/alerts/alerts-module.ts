@@ -52,20 +52,24 @@ export function start(services: Services): StartedRole {
     timeoutMs: config.alerts.timeoutMs,
     userAgent: "sluice-webhooks",
   });
-  const deps = { db, senders, publicUrl: () => services.config.publicUrl };
+  const deps = {
+    db,
+    senders,
+    publicUrl: () => services.config.publicUrl,
+    observe: (action: string, outcome: string, seconds: number) => {
+      notifications.inc({ action, outcome });
+      if (outcome !== "skipped") duration.observe({ action }, seconds);
+    },
+  };
   const worker = queue.work(
     "alert.deliver",
     async (payload, run) => {
       const started = performance.now();
-      let action = "unknown";
       try {
-        const result = await deliverAlert(deps, payload, run);
-        action = result.actionType;
-        notifications.inc({ action, outcome: result.outcome });
-        metrics.jobs.inc({ job: "alert.deliver", result: result.outcome });
+        await deliverAlert(deps, payload, run);
+        metrics.jobs.inc({ job: "alert.deliver", result: "done" });
       } catch (error) {
         const final = run.final || (error as Error)?.name === "PermanentJobError";
-        notifications.inc({ action, outcome: final ? "failed" : "retry" });
         metrics.jobs.inc({ job: "alert.deliver", result: "error" });
         log.warn(
           { err: error, deliveryId: payload.deliveryId, attempt: run.attempt, final },
@@ -73,9 +77,7 @@ export function start(services: Services): StartedRole {
         );
         throw error;
       } finally {
-        const seconds = (performance.now() - started) / 1000;
-        duration.observe({ action }, seconds);
-        metrics.jobDuration.observe({ job: "alert.deliver" }, seconds);
+        metrics.jobDuration.observe({ job: "alert.deliver" }, (performance.now() - started) / 1000);
       }
     },
     config.alerts.concurrency,

@@ -85,20 +85,26 @@ function contextOf(d: DeliveryToSend, publicUrl: string): AlertContext {
  * last attempt, or a permanent failure, marks it failed.
  */
 export async function deliverAlert(
-  deps: { db: Database; senders: Senders; publicUrl: () => string },
+  deps: {
+    db: Database;
+    senders: Senders;
+    publicUrl: () => string;
+    /** Called once per run that found its delivery: action type, outcome, seconds sending. */
+    observe: (actionType: string, outcome: DeliveryOutcome, seconds: number) => void;
+  },
   payload: AlertDeliverPayload,
   run: JobRun,
-): Promise<{ outcome: DeliveryOutcome; actionType: string; error?: unknown }> {
+): Promise<void> {
   const d = await loadDelivery(deps.db.pool, payload.deliveryId);
   if (!d) throw new PermanentJobError(`no delivery ${payload.deliveryId}`);
-  if (d.status !== "pending") return { outcome: "skipped", actionType: d.actionType };
+  if (d.status !== "pending") return deps.observe(d.actionType, "skipped", 0);
   if (d.rule.status !== "active") {
     await recordDeliveryAttempt(deps.db.pool, d.id, {
       ok: false,
       error: "the rule was deleted",
       final: true,
     });
-    return { outcome: "skipped", actionType: d.actionType };
+    return deps.observe(d.actionType, "skipped", 0);
   }
   const secret =
     d.actionType === "webhooks"
@@ -106,6 +112,8 @@ export async function deliverAlert(
           typeof p?.config.secret === "string" ? p.config.secret : null,
         )
       : null;
+  const started = performance.now();
+  const seconds = () => (performance.now() - started) / 1000;
   try {
     await deps.senders.send(
       { actionType: d.actionType, target: d.target, idempotencyKey: d.idempotencyKey, secret },
@@ -123,11 +131,13 @@ export async function deliverAlert(
       error: text.slice(0, MAX_ERROR_CHARS),
       final,
     });
+    deps.observe(d.actionType, final ? "failed" : "retry", seconds());
     if (permanent) throw new PermanentJobError(text);
     throw error;
   }
+  const sent = seconds();
   await recordDeliveryAttempt(deps.db.pool, d.id, { ok: true });
-  return { outcome: "delivered", actionType: d.actionType };
+  deps.observe(d.actionType, "delivered", sent);
 }
 
 /** Where a delivery goes, without secrets in the path: a URL's host, or "email". */

@@ -3,7 +3,7 @@ import type { AddressInfo } from "node:net";
 import { SMTPServer } from "smtp-server";
 
 /** One request an HTTP receiver got. */
-export type Received = { path: string; headers: IncomingHttpHeaders; raw: string; body: unknown };
+type Received = { path: string; headers: IncomingHttpHeaders; raw: string; body: unknown };
 
 /**
  * An HTTP receiver for webhooks, started by the test on a free port, that

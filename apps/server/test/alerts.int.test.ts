@@ -317,6 +317,82 @@ describe("issue alerts, with an ingest node and two workers", () => {
     expect(hooks(burst, "bursts")).toHaveLength(1);
   });
 
+  it("posts Slack, Discord and Teams incoming-webhook messages that link to the issue", async () => {
+    await createRule({
+      name: "chat",
+      actionMatch: "all",
+      frequency: 30,
+      environment: "chat",
+      conditions: [{ id: FIRST_SEEN }],
+      actions: [
+        {
+          id: "sentry.integrations.slack.notify_action.SlackNotifyServiceAction",
+          webhook: `${receiver.url}/slack`,
+        },
+        {
+          id: "sentry.integrations.discord.notify_action.DiscordNotifyServiceAction",
+          webhook: `${receiver.url}/discord`,
+        },
+        {
+          id: "sentry.integrations.msteams.notify_action.MsTeamsNotifyServiceAction",
+          webhook: `${receiver.url}/teams`,
+        },
+      ],
+    });
+    const issue = await issueOf(
+      await send(`chat ${run}`, { environment: "chat", release: "web@2" }),
+    );
+    const at = (path: string) => receiver.received.filter((r) => r.path === path);
+    await waitFor(
+      async () => at("/slack").length + at("/discord").length + at("/teams").length >= 3,
+      20_000,
+      "the chat messages",
+    );
+    await settle();
+    const link = `/organizations/sluice/issues/${issue}/`;
+    for (const path of ["/slack", "/discord", "/teams"]) {
+      expect(at(path)).toHaveLength(1);
+      expect(at(path)[0]?.raw).toContain(link);
+      expect(at(path)[0]?.raw).toContain("web@2");
+      expect(at(path)[0]?.headers["idempotency-key"]).toMatch(/^[0-9a-f-]{36}$/);
+      // Only the webhooks plugin is signed.
+      expect(at(path)[0]?.headers["sentry-hook-signature"]).toBeUndefined();
+    }
+    expect(at("/slack")[0]?.body).toMatchObject({ text: expect.stringContaining(`chat ${run}`) });
+    expect(at("/discord")[0]?.body).toMatchObject({
+      embeds: [{ url: expect.stringContaining(link) }],
+    });
+    expect(at("/teams")[0]?.body).toMatchObject({ type: "message" });
+  });
+
+  it("counts each user once for a unique-user frequency condition", async () => {
+    await createRule({
+      name: "users",
+      actionMatch: "all",
+      frequency: 30,
+      environment: "users",
+      conditions: [
+        {
+          id: "sentry.rules.conditions.event_frequency.EventUniqueUserFrequencyCondition",
+          value: 2,
+          interval: "1h",
+        },
+      ],
+      actions: [WEBHOOKS],
+    });
+    const as = (user: string) => send(`users ${run}`, { environment: "users", user: { id: user } });
+    const issue = await issueOf(await as("a"));
+    await issueOf(await as("a"));
+    await issueOf(await as("b"));
+    await settle();
+    expect(hooks(issue, "users")).toHaveLength(0);
+    await issueOf(await as("c"));
+    await waitFor(async () => hooks(issue, "users").length >= 1, 20_000, "the unique-user alert");
+    await issueOf(await as("d"));
+    await settle();
+    expect(hooks(issue, "users")).toHaveLength(1);
+  });
+
   it("delivers once when the receiver was down, and shows the error on the rule meanwhile", async () => {
     await receiver.down();
     const issue = await issueOf(await send(`while down ${run}`));

@@ -49,7 +49,7 @@ export type GroupingFacts = {
   regressed: Map<number, Date>;
 };
 
-/** One issue of the batch, with its events in batch order. */
+/** One issue of the batch, with its events oldest first (by receive time). */
 type GroupedIssue = {
   issueId: number;
   projectId: number;
@@ -86,6 +86,8 @@ export async function evaluateAlerts(client: pg.PoolClient, facts: GroupingFacts
     byIssue.set(e.issueId, issue);
   }
   const grouped = [...byIssue.values()];
+  for (const issue of grouped)
+    issue.events.sort((a, b) => a.receivedAt.getTime() - b.receivedAt.getTime());
   if (grouped.length === 0) return;
   const projectIds = [...new Set(grouped.map((g) => g.projectId))];
   const rows = await listActiveRulesOf(client, projectIds);

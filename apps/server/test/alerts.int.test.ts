@@ -432,3 +432,43 @@ describe("issue alerts, with an ingest node and two workers", () => {
     );
   });
 });
+
+describe("issue alerts without Redis (one process, the in-process queue)", () => {
+  let t: TestSluice;
+  let receiver: HttpReceiver;
+  beforeAll(async () => {
+    receiver = await startHttpReceiver();
+    t = await startTestSluice({ redis: false });
+  });
+  afterAll(async () => {
+    await t?.stop();
+    await receiver?.close();
+  });
+
+  it("delivers one webhook for a new issue", async () => {
+    const put = await api(t, "/api/0/projects/sluice/default/plugins/webhooks/", {
+      method: "PUT",
+      body: JSON.stringify({ urls: `${receiver.url}/hook` }),
+    });
+    expect(put.status).toBe(200);
+    const rule = await api(t, "/api/0/projects/sluice/default/rules/", {
+      method: "POST",
+      body: JSON.stringify({
+        name: "new issues",
+        actionMatch: "all",
+        frequency: 30,
+        conditions: [{ id: FIRST_SEEN }],
+        actions: [WEBHOOKS],
+      }),
+    });
+    expect(rule.status).toBe(200);
+    const id = randomUUID().replaceAll("-", "");
+    const body = `{"event_id":"${id}"}\n{"type":"event"}\n{"message":"embedded","level":"error"}\n`;
+    const url = `${t.url}/api/${t.projectId}/envelope/?sentry_key=${t.publicKey}`;
+    expect((await fetch(url, { method: "POST", body })).status).toBe(200);
+    await waitFor(async () => receiver.received.length >= 1, 20_000, "the webhook");
+    await new Promise((r) => setTimeout(r, 2_000));
+    expect(receiver.received).toHaveLength(1);
+    expect(receiver.received[0]?.body).toMatchObject({ event: { event_id: id } });
+  });
+});

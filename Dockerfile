@@ -9,6 +9,7 @@ COPY packages/protocol/package.json packages/protocol/
 COPY packages/grouping/package.json packages/grouping/
 COPY packages/db/package.json packages/db/
 COPY packages/queue/package.json packages/queue/
+COPY packages/alert-rules/package.json packages/alert-rules/
 COPY packages/storage/package.json packages/storage/
 COPY packages/sourcemaps/package.json packages/sourcemaps/
 COPY packages/migration-lint/package.json packages/migration-lint/
@@ -26,6 +27,7 @@ COPY packages/protocol/package.json packages/protocol/
 COPY packages/grouping/package.json packages/grouping/
 COPY packages/db/package.json packages/db/
 COPY packages/queue/package.json packages/queue/
+COPY packages/alert-rules/package.json packages/alert-rules/
 COPY packages/storage/package.json packages/storage/
 COPY packages/sourcemaps/package.json packages/sourcemaps/
 COPY packages/migration-lint/package.json packages/migration-lint/

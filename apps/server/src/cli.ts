@@ -36,7 +36,7 @@ import { type SchemaAtStart, type Services, startServices } from "./services.ts"
 import { startSluice } from "./start-sluice.ts";
 
 const USAGE = `usage:
-  sluice serve [--role=all|ingest|api|worker[,...]] [--port N] [--no-migrate]
+  sluice serve [--role=all|ingest|api|worker|alerts[,...]] [--port N] [--no-migrate]
   sluice migrate [status|plan|apply|lint]
   sluice projects create <slug> [--org <slug>] [--json]
   sluice tokens create [--org <slug>] [--scopes a,b] [--label text] [--json]

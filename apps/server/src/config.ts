@@ -45,6 +45,12 @@ const envSchema = z.object({
   SLUICE_MAX_API_BODY_BYTES: int(1024 * 1024, 1024),
   SLUICE_KEY_CACHE_ENTRIES: int(10_000, 1),
   SLUICE_MAX_EVENT_FAILURES: int(5, 1),
+  SLUICE_SMTP_URL: z
+    .url({ protocol: /^smtps?$/, error: "must be an smtp:// or smtps:// URL" })
+    .optional(),
+  SLUICE_ALERT_EMAIL_FROM: z.string().min(3).max(320).optional(),
+  SLUICE_ALERT_TIMEOUT_MS: int(10_000, 100),
+  SLUICE_ALERT_CONCURRENCY: int(8, 1),
   SLUICE_MIGRATION_LEASE_MS: int(30_000, 100),
   SLUICE_MIGRATION_LOCK_TIMEOUT_MS: int(5_000, 1),
   SLUICE_MIGRATION_STATEMENT_TIMEOUT_MS: int(600_000, 1),
@@ -69,9 +75,6 @@ const envSchema = z.object({
   SLUICE_SIGN_IN_MAX_FAILURES_PER_ADDRESS: int(100, 1),
   SLUICE_SIGN_IN_WINDOW_S: int(900, 1),
   SLUICE_TRUST_FORWARDED_FOR: z.enum(["true", "false"]).default("false"),
-  SLUICE_SMTP_URL: z
-    .url({ protocol: /^smtps?$/, error: "must be an smtp:// or smtps:// URL" })
-    .optional(),
   SLUICE_MAIL_FROM: z.string().min(3).default("Sluice <sluice@localhost>"),
   SLUICE_OIDC_ISSUER: z
     .url({ protocol: /^https?$/, error: "must be an http(s):// URL" })
@@ -182,6 +185,16 @@ export type Config = {
   keyCacheEntries: number;
   /** Processing failures after which an event is marked failed and no longer retried. */
   maxEventFailures: number;
+  /** Issue alert delivery (README "Alerts"). */
+  alerts: {
+    /** SMTP server for email actions (nodemailer URL); null: email actions fail. */
+    smtpUrl: string | null;
+    emailFrom: string;
+    /** Time one webhook request or SMTP send may take (ms). */
+    timeoutMs: number;
+    /** Notifications one node sends at once. */
+    concurrency: number;
+  };
   migration: {
     leaseMs: number;
     lockTimeoutMs: number;
@@ -281,6 +294,12 @@ export function readConfig(env: NodeJS.ProcessEnv): ConfigResult {
       maxApiBodyBytes: e.SLUICE_MAX_API_BODY_BYTES,
       keyCacheEntries: e.SLUICE_KEY_CACHE_ENTRIES,
       maxEventFailures: e.SLUICE_MAX_EVENT_FAILURES,
+      alerts: {
+        smtpUrl: e.SLUICE_SMTP_URL ?? null,
+        emailFrom: e.SLUICE_ALERT_EMAIL_FROM ?? e.SLUICE_MAIL_FROM,
+        timeoutMs: e.SLUICE_ALERT_TIMEOUT_MS,
+        concurrency: e.SLUICE_ALERT_CONCURRENCY,
+      },
       migration: {
         leaseMs: e.SLUICE_MIGRATION_LEASE_MS,
         lockTimeoutMs: e.SLUICE_MIGRATION_LOCK_TIMEOUT_MS,

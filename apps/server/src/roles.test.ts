@@ -45,7 +45,7 @@ async function staticallyLoaded(entry: string): Promise<Set<string>> {
 
 describe("roles", () => {
   it("parses all, single roles and lists", () => {
-    expect([...parseRoles("all")]).toEqual(["ingest", "api", "worker"]);
+    expect([...parseRoles("all")]).toEqual(["ingest", "api", "worker", "alerts"]);
     expect([...parseRoles("ingest,api")]).toEqual(["ingest", "api"]);
     expect(() => parseRoles("ingest,reader")).toThrow(/unknown role "reader"/);
   });
@@ -61,7 +61,7 @@ describe("roles", () => {
     const loaded = [...(await staticallyLoaded("apps/server/src/cli.ts"))];
     expect(loaded).toContain("apps/server/src/start-sluice.ts");
     const roleCode = loaded.filter((file) =>
-      /^apps\/server\/src\/(ingest|worker)\/|-module\.ts$|^packages\/(grouping|sourcemaps)\//.test(
+      /^apps\/server\/src\/(ingest|worker|alerts)\/|-module\.ts$|^packages\/(grouping|sourcemaps)\//.test(
         file,
       ),
     );

@@ -4,9 +4,10 @@ import type { Services } from "./services.ts";
 /**
  * The roles one `sluice serve` process can take (docs/architecture.md §1), in the
  * order they start and drain: ingest drains before the worker, so the jobs
- * of its last commits reach a queue that is still consumed.
+ * of its last commits reach a queue that is still consumed. `alerts` sends
+ * the notifications the worker's rule evaluation recorded in Postgres.
  */
-export const ROLES = ["ingest", "api", "worker"] as const;
+export const ROLES = ["ingest", "api", "worker", "alerts"] as const;
 export type Role = (typeof ROLES)[number];
 
 /** Work that runs in the background until stopped (a sweeper, a maintenance job). */

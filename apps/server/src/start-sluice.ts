@@ -43,6 +43,7 @@ const ROLE_MODULES: Record<Role, (() => Promise<RoleModule>)[]> = {
   ],
   api: [() => import("./api/api-module.ts"), () => import("./web/web-module.ts")],
   worker: [() => import("./worker/worker-module.ts")],
+  alerts: [() => import("./alerts/alerts-module.ts")],
 };
 
 /**
@@ -82,7 +83,7 @@ export async function startSluice(
         }
       }
       metricsServer = await startMetricsServer(metrics, config.metricsPort, host, async () => {
-        metrics.queueDepth.set(await queue.depth().catch(() => -1));
+        metrics.queueDepth.set(await queue.depth("event.process").catch(() => -1));
       });
       return { metricsServer, server: await listen(app, port, host, config.keepAliveTimeoutMs) };
     } catch (error) {

@@ -184,7 +184,7 @@ describe("sluice serve with the embedded Postgres, stopped by a second Ctrl-C", 
 describe("sluice commands", () => {
   it("runs as npx sluice from the root of the checkout", async () => {
     const { stdout } = await run("npx", ["sluice", "--help"], { cwd: root, env: bareEnv({}) });
-    expect(stdout).toContain("sluice serve [--role=all|ingest|api|worker[,...]]");
+    expect(stdout).toContain("sluice serve [--role=all|ingest|api|worker|alerts[,...]]");
   });
 
   let db: TestDatabase;

@@ -50,7 +50,7 @@ describe("a poison event", () => {
       eventId,
       receivedAt: receivedAt.toISOString(),
     });
-    await t.services.queue.enqueueEvents([job(poisonId), job(goodId)]);
+    await t.services.queue.enqueue("event.process", [job(poisonId), job(goodId)]);
 
     await waitFor(
       async () => (await countRows(t.sql, "event_failures", "failed_at IS NOT NULL")) === 1,

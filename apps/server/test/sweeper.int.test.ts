@@ -38,9 +38,13 @@ describe("the sweeper", () => {
     const queue = createBullmqQueue({ redisUrl: REDIS_URL, prefix, onError: () => {} });
     try {
       await waitFor(async () => (await queue.depth()) === 1, 5_000, "the job queued");
-      const failing = queue.startWorker(async () => {
-        throw new UnrecoverableError("gone for good");
-      }, 1);
+      const failing = queue.work(
+        "event.process",
+        async () => {
+          throw new UnrecoverableError("gone for good");
+        },
+        1,
+      );
       await waitFor(async () => (await queue.depth()) === 0, 5_000, "the job failed");
       await failing.close();
       expect(await countRows(ingest.sql, "events", "processed_at IS NULL")).toBe(1);

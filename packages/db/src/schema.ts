@@ -517,3 +517,115 @@ export const spikeProtection = pgTable("spike_protection", {
   trips: bigint("trips", { mode: "number" }).notNull().default(0),
   updatedAt: ts("updated_at").notNull().defaultNow(),
 });
+
+// Issue alerts (migrations/0009_alert_rules.sql).
+const n = (name: string) => bigint(name, { mode: "number" });
+
+export const alertRules = pgTable("alert_rules", {
+  id: id(),
+  projectId: ref("project_id")
+    .notNull()
+    .references(() => projects.id),
+  name: text("name").notNull(),
+  environment: text("environment"),
+  actionMatch: text("action_match").notNull().default("all"),
+  filterMatch: text("filter_match").notNull().default("all"),
+  frequencyMinutes: n("frequency_minutes").notNull().default(30),
+  conditions: jsonb("conditions").$type<unknown[]>().notNull().default([]),
+  filters: jsonb("filters").$type<unknown[]>().notNull().default([]),
+  actions: jsonb("actions").$type<unknown[]>().notNull().default([]),
+  status: text("status").notNull().default("active"),
+  createdAt: ts("created_at").notNull().defaultNow(),
+  updatedAt: ts("updated_at").notNull().defaultNow(),
+  deliveriesSent: n("deliveries_sent").notNull().default(0),
+  deliveriesFailed: n("deliveries_failed").notNull().default(0),
+  lastDeliveredAt: ts("last_delivered_at"),
+  lastError: text("last_error"),
+  lastErrorAt: ts("last_error_at"),
+});
+
+export const projectPlugins = pgTable(
+  "project_plugins",
+  {
+    projectId: ref("project_id")
+      .notNull()
+      .references(() => projects.id),
+    plugin: text("plugin").notNull(),
+    enabled: boolean("enabled").notNull().default(true),
+    config: jsonb("config").$type<Record<string, unknown>>().notNull().default({}),
+    updatedAt: ts("updated_at").notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.projectId, t.plugin] })],
+);
+
+export const alertRuleCounters = pgTable(
+  "alert_rule_counters",
+  {
+    ruleId: ref("rule_id")
+      .notNull()
+      .references(() => alertRules.id),
+    issueId: ref("issue_id")
+      .notNull()
+      .references(() => issues.id),
+    intervalSeconds: n("interval_seconds").notNull(),
+    windowStart: ts("window_start").notNull(),
+    events: n("events").notNull().default(0),
+    users: n("users").notNull().default(0),
+  },
+  (t) => [primaryKey({ columns: [t.ruleId, t.issueId, t.intervalSeconds, t.windowStart] })],
+);
+
+export const alertRuleUsers = pgTable(
+  "alert_rule_users",
+  {
+    ruleId: ref("rule_id").notNull(),
+    issueId: ref("issue_id").notNull(),
+    intervalSeconds: n("interval_seconds").notNull(),
+    windowStart: ts("window_start").notNull(),
+    userKey: text("user_key").notNull(),
+  },
+  (t) => [
+    primaryKey({
+      columns: [t.ruleId, t.issueId, t.intervalSeconds, t.windowStart, t.userKey],
+    }),
+  ],
+);
+
+export const alertFirings = pgTable(
+  "alert_firings",
+  {
+    id: id(),
+    ruleId: ref("rule_id")
+      .notNull()
+      .references(() => alertRules.id),
+    issueId: ref("issue_id")
+      .notNull()
+      .references(() => issues.id),
+    triggerKey: text("trigger_key").notNull(),
+    eventId: uuid("event_id").notNull(),
+    eventReceivedAt: ts("event_received_at").notNull(),
+    firedAt: ts("fired_at").notNull().defaultNow(),
+  },
+  (t) => [unique().on(t.ruleId, t.issueId, t.triggerKey)],
+);
+
+export const alertDeliveries = pgTable(
+  "alert_deliveries",
+  {
+    id: id(),
+    firingId: ref("firing_id")
+      .notNull()
+      .references(() => alertFirings.id),
+    actionIndex: n("action_index").notNull(),
+    actionType: text("action_type").notNull(),
+    target: text("target").notNull(),
+    idempotencyKey: uuid("idempotency_key").notNull().defaultRandom(),
+    status: text("status").notNull().default("pending"),
+    attempts: n("attempts").notNull().default(0),
+    lastError: text("last_error"),
+    createdAt: ts("created_at").notNull().defaultNow(),
+    enqueuedAt: ts("enqueued_at"),
+    deliveredAt: ts("delivered_at"),
+  },
+  (t) => [unique().on(t.firingId, t.actionIndex, t.target)],
+);

@@ -16,6 +16,7 @@ import { registerOrganizationRoutes } from "./organization-routes.ts";
 import { registerQuotaRoutes } from "./quota-routes.ts";
 import { registerReleaseFileRoutes } from "./release-file-routes.ts";
 import { registerReleaseRoutes } from "./release-routes.ts";
+import { registerRuleRoutes } from "./rule-routes.ts";
 import { registerTeamRoutes } from "./team-routes.ts";
 import { registerTokenRoutes } from "./token-routes.ts";
 import { registerUploadRoutes } from "./upload-routes.ts";
@@ -84,5 +85,6 @@ export function createApiRoutes(services: Services): Hono<ApiEnv> {
   registerReleaseFileRoutes(api);
   registerGroupingRoutes(api);
   registerQuotaRoutes(api);
+  registerRuleRoutes(api);
   return api;
 }

@@ -26,7 +26,7 @@ export function start(services: Services, quotas: QuotaGate): StartedRole {
       eventId: e.eventId,
       receivedAt: e.receivedAt.toISOString(),
     }));
-    queue.enqueueEvents(jobs).catch((error) => {
+    queue.enqueue("event.process", jobs).catch((error) => {
       metrics.enqueueFailures.inc();
       log.warn(
         { err: error, events: jobs.length },

@@ -45,7 +45,8 @@ export async function sweepUnprocessed(
   while (!options.stopping()) {
     const events = await listEventsToSweep(db.pool, options.minAgeMs, options.batch, after);
     if (events.length === 0) break;
-    await queue.requeueEvents(
+    await queue.requeue(
+      "event.process",
       events.map((e) => ({
         projectId: e.projectId,
         eventId: e.eventId,

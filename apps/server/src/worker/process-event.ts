@@ -22,6 +22,7 @@ import { computeEventGrouping, describeIssue } from "@sluice/grouping";
 import { type EventUser, type NormalizedEvent, normalizeEvent } from "@sluice/protocol";
 import type { EventProcessPayload } from "@sluice/queue";
 import { type Logger, serializeError } from "../logger.ts";
+import { evaluateAlerts } from "./alert-evaluation.ts";
 import type { EventSymbolicator } from "./event-symbolicator.ts";
 import type { GroupingRulesLookup } from "./grouping-rules-cache.ts";
 import type { ReleaseSeenRecorder } from "./release-seen.ts";
@@ -352,6 +353,7 @@ async function group(
     }
   }
   const issueOf = new Map<Prepared, number>();
+  const createdIssues = new Set<number>();
   const claims: HashClaim[] = [];
   for (const p of todo) {
     if (p.event.type === "transaction") continue;
@@ -359,6 +361,7 @@ async function group(
     if (issueId === null) {
       // A new group: one issue for every event of the batch that shares it.
       const created = await createIssue(client, newIssueOf(p));
+      createdIssues.add(created);
       const wanted = p.hashes.map((h) => ({ ...h, projectId: p.key.projectId, issueId: created }));
       const took = await claimIssueHashes(client, wanted);
       if (took.size === 0) throw new LostIssueRace();
@@ -405,7 +408,19 @@ async function group(
     }
     counts.set(issueId, count);
   }
-  await countIssueEvents(client, [...counts.values()]);
+  const regressed = await countIssueEvents(client, [...counts.values()]);
+  // Issue alerts, in this transaction, from what grouping knows (docs/architecture.md §3.12).
+  await evaluateAlerts(client, {
+    created: createdIssues,
+    regressed,
+    events: [...issueOf].map(([p, issueId]) => ({
+      issueId,
+      projectId: p.key.projectId,
+      event: p.event,
+      receivedAt: p.key.receivedAt,
+      userKey: p.userKey,
+    })),
+  });
   await markEventsProcessed(
     client,
     todo.map((p) => ({

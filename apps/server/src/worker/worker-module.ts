@@ -37,19 +37,23 @@ export function start(services: Services): StartedRole {
     windowMs: WORKER_BATCH_WINDOW_MS,
     maxBatch: config.workerConcurrency,
   });
-  const worker = queue.startWorker(async (job) => {
-    const started = performance.now();
-    try {
-      const result = await batcher.add(job);
-      metrics.jobs.inc({ job: "event.process", result });
-      if (result === "missing") log.warn({ job }, "event.process: no such event");
-    } catch (error) {
-      metrics.jobs.inc({ job: "event.process", result: "error" });
-      throw error;
-    } finally {
-      metrics.jobDuration.observe({ job: "event.process" }, (performance.now() - started) / 1000);
-    }
-  }, config.workerConcurrency);
+  const worker = queue.work(
+    "event.process",
+    async (job) => {
+      const started = performance.now();
+      try {
+        const result = await batcher.add(job);
+        metrics.jobs.inc({ job: "event.process", result });
+        if (result === "missing") log.warn({ job }, "event.process: no such event");
+      } catch (error) {
+        metrics.jobs.inc({ job: "event.process", result: "error" });
+        throw error;
+      } finally {
+        metrics.jobDuration.observe({ job: "event.process" }, (performance.now() - started) / 1000);
+      }
+    },
+    config.workerConcurrency,
+  );
   return {
     loops: WORKER_LOOPS.map((loop) => loop.start(services)),
     drain: () => worker.close(),

@@ -330,13 +330,25 @@ export type IssueCount = {
  * conflicts with that. Two batches that both added a user to one issue
  * would each wait for the other's key share: a deadlock on every hot issue
  * (PostgreSQL docs, "Explicit Locking", row-level lock conflict table).
+ *
+ * Returns the issues this batch regressed (resolved until now), each with
+ * the time it was resolved: what names the regression for alerts.
  */
-export async function countIssueEvents(client: pg.PoolClient, counts: IssueCount[]): Promise<void> {
-  if (counts.length === 0) return;
+export async function countIssueEvents(
+  client: pg.PoolClient,
+  counts: IssueCount[],
+): Promise<Map<number, Date>> {
+  if (counts.length === 0) return new Map();
   const sorted = [...counts].sort((a, b) => a.issueId - b.issueId);
-  await client.query("SELECT id FROM issues WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE", [
-    sorted.map((c) => c.issueId),
-  ]);
+  const locked = await client.query(
+    `SELECT id::int AS id, status, resolved_at FROM issues
+      WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE`,
+    [sorted.map((c) => c.issueId)],
+  );
+  const regressed = new Map<number, Date>();
+  for (const row of locked.rows) {
+    if (row.status === "resolved") regressed.set(row.id, row.resolved_at ?? new Date(0));
+  }
   await client.query(
     `UPDATE issues
         SET times_seen = times_seen + c.n,
@@ -361,6 +373,7 @@ export async function countIssueEvents(client: pg.PoolClient, counts: IssueCount
       ),
     ],
   );
+  return regressed;
 }
 
 /**

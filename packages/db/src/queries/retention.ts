@@ -197,6 +197,13 @@ export async function deleteExpiredIssues(
     const ids = doomed.rows.map((r) => r.id as string);
     if (ids.length === 0) return 0;
     await client.query("DELETE FROM issue_users WHERE issue_id = ANY ($1::bigint[])", [ids]);
+    // Alert state of the issue (migration 0009): small tables, bounded by rules × issues.
+    await client.query(
+      "DELETE FROM alert_deliveries WHERE firing_id IN (SELECT id FROM alert_firings WHERE issue_id = ANY ($1::bigint[]))",
+      [ids],
+    );
+    for (const table of ["alert_firings", "alert_rule_counters", "alert_rule_users"])
+      await client.query(`DELETE FROM ${table} WHERE issue_id = ANY ($1::bigint[])`, [ids]);
     await client.query("DELETE FROM issue_hashes WHERE issue_id = ANY ($1::bigint[])", [ids]);
     const deleted = await client.query("DELETE FROM issues WHERE id = ANY ($1::bigint[])", [ids]);
     return deleted.rowCount ?? 0;

@@ -1,0 +1,3 @@
+export * from "./evaluate.ts";
+export * from "./notification.ts";
+export * from "./rule-shapes.ts";

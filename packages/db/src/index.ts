@@ -43,6 +43,7 @@ export * from "./queries/organizations.ts";
 export * from "./queries/project-keys.ts";
 export * from "./queries/projects.ts";
 export * from "./queries/releases.ts";
+export * from "./queries/web-pages.ts";
 export * as schema from "./schema.ts";
 export { splitStatements } from "./split-statements.ts";
 export { isStorableText } from "./storable-text.ts";

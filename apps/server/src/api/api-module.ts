@@ -1,5 +1,6 @@
 import type { StartedRole } from "../roles.ts";
 import type { Services } from "../services.ts";
+import { createWebRoutes } from "../web/web-routes.tsx";
 import { createApiRoutes } from "./api-routes.ts";
 
 /**
@@ -9,5 +10,6 @@ import { createApiRoutes } from "./api-routes.ts";
  */
 export function start(services: Services): StartedRole {
   const routes = createApiRoutes(services);
-  return { mount: (app) => app.route("/", routes), drain: async () => {} };
+  const pages = createWebRoutes(services);
+  return { mount: (app) => app.route("/", routes).route("/", pages), drain: async () => {} };
 }

@@ -74,7 +74,7 @@ svg.spark rect { fill: #8a74e8; }
 dl.facts { display: grid; grid-template-columns: max-content 1fr; gap: .25rem 1rem; margin: 0; }
 dl.facts dt { color: var(--muted); } dl.facts dd { margin: 0; overflow-wrap: anywhere; }
 .summary-grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(9rem, 1fr)); gap: .6rem; }
-.summary-grid div { background: var(--panel); border: 1px solid var(--border); border-radius: 6px; padding: .5rem .7rem; }
+.summary-grid > div { background: var(--panel); border: 1px solid var(--border); border-radius: 6px; padding: .5rem .7rem; }
 .summary-grid .k { font-size: .78rem; color: var(--muted); text-transform: uppercase; }
 .summary-grid .v { font-size: 1.05rem; font-weight: 600; }
 .layout-2 { display: grid; grid-template-columns: minmax(0, 1fr) 18rem; gap: 1rem; }

@@ -237,6 +237,11 @@ export function EventView({ event }: { event: NormalizedEvent }) {
   const request = event.request;
   const contexts = Object.entries(event.contexts).filter(([, v]) => v && typeof v === "object");
   const tags = eventTags(event);
+  // Without an exception, the thread that crashed (else the current one) holds the trace.
+  const crashedThread =
+    event.threads.find((th) => th.crashed && th.stacktrace) ??
+    event.threads.find((th) => th.current && th.stacktrace) ??
+    event.threads.find((th) => th.stacktrace);
   return (
     <article aria-label={`Event ${event.eventId}`}>
       <p class="muted">
@@ -266,7 +271,18 @@ export function EventView({ event }: { event: NormalizedEvent }) {
           </pre>
         </section>
       ) : null}
-      {exceptions.length === 0 && event.stacktrace ? (
+      {exceptions.length === 0 && crashedThread?.stacktrace ? (
+        <section aria-labelledby="thread-heading">
+          <h2 id="thread-heading">
+            {`Thread ${clip(crashedThread.name ?? crashedThread.id ?? "")}`.trim()}
+          </h2>
+          <StackTrace
+            frames={crashedThread.stacktrace.frames}
+            rawFrames={(crashedThread.raw_stacktrace as { frames?: Frame[] } | undefined)?.frames}
+          />
+        </section>
+      ) : null}
+      {exceptions.length === 0 && !crashedThread?.stacktrace && event.stacktrace ? (
         <section aria-labelledby="stack-heading">
           <h2 id="stack-heading">Stack trace</h2>
           <StackTrace frames={event.stacktrace.frames} rawFrames={undefined} />

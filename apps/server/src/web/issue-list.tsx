@@ -91,7 +91,7 @@ export function safeNext(next: unknown, fallback: string): string {
 
 async function issueList(c: Context<WebEnv>) {
   const services = c.get("services");
-  const { org, projects } = await orgPage(c);
+  const { org, projects, access } = await orgPage(c);
   const url = new URL(c.req.url);
   const rawQuery = c.req.query("query");
   if (rawQuery !== undefined && rawQuery.length > MAX_QUERY_LENGTH) {
@@ -221,7 +221,12 @@ async function issueList(c: Context<WebEnv>) {
           {`Not applied (Sluice keeps no per-issue tag index yet): ${search.notApplied.join(", ")}`}
         </p>
       ) : null}
-      {projects.length === 0 ? (
+      {projects.length === 0 && access.projectIds !== "all" ? (
+        <section class="panel empty">
+          <h2>No projects you can see</h2>
+          <p>Ask an owner or manager of this organization to add you to a team with a project.</p>
+        </section>
+      ) : projects.length === 0 ? (
         <section class="panel empty">
           <h2>No projects yet</h2>
           <p>

@@ -277,6 +277,16 @@ describe("the web pages", () => {
       ]),
     });
     expect(evil.headers.get("location")).toBe("/organizations/sluice/issues/");
+    const huge = await page(t, "/organizations/sluice/issues/bulk/", {
+      method: "POST",
+      body: new URLSearchParams({
+        csrf: csrfOf(html),
+        status: "ignored",
+        issue: "1".repeat(100_000),
+      }),
+    });
+    expect(huge.status).toBe(413);
+    expect(huge.headers.get("content-type")).toContain("text/html");
   });
 
   it("answers unknown things with error pages, not JSON", async () => {

@@ -8,13 +8,14 @@ const HEADINGS: Record<number, string> = {
   403: "You do not have access to this",
   404: "Page not found",
   409: "That conflicts with what is there",
+  413: "That request is too large",
   500: "Something went wrong",
 };
 
 /** An error answered as a page in the layout (never JSON): status, heading, what to do next. */
 export function errorPage(
   c: Context<WebEnv>,
-  status: 400 | 403 | 404 | 409 | 500,
+  status: 400 | 403 | 404 | 409 | 413 | 500,
   message: string,
 ) {
   const heading = HEADINGS[status] ?? "Error";

@@ -5,7 +5,7 @@ import type { WebEnv } from "./web-env.ts";
 export function render(
   c: Context<WebEnv>,
   node: unknown,
-  status: 200 | 400 | 403 | 404 | 409 | 500 = 200,
+  status: 200 | 400 | 403 | 404 | 409 | 413 | 500 = 200,
 ) {
   c.header("Cache-Control", "no-store");
   return c.html(`<!DOCTYPE html>${String(node)}`, status);

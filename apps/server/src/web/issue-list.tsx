@@ -92,6 +92,7 @@ export function safeNext(next: unknown, fallback: string): string {
 async function issueList(c: Context<WebEnv>) {
   const services = c.get("services");
   const { org, projects, access } = await orgPage(c);
+  const canWrite = access.scopes.has("event:write");
   const url = new URL(c.req.url);
   const rawQuery = c.req.query("query");
   if (rawQuery !== undefined && rawQuery.length > MAX_QUERY_LENGTH) {
@@ -248,14 +249,16 @@ async function issueList(c: Context<WebEnv>) {
         <form method="post" action={`/organizations/${org.slug}/issues/bulk/`}>
           {viewer ? <CsrfField token={viewer.csrfToken} /> : null}
           <input type="hidden" name="next" value={`${url.pathname}${url.search}`} />
-          <div class="actions">
-            <button type="submit" name="status" value="resolved">
-              Resolve selected
-            </button>
-            <button type="submit" name="status" value="ignored">
-              Ignore selected
-            </button>
-          </div>
+          {canWrite ? (
+            <div class="actions">
+              <button type="submit" name="status" value="resolved">
+                Resolve selected
+              </button>
+              <button type="submit" name="status" value="ignored">
+                Ignore selected
+              </button>
+            </div>
+          ) : null}
           <table aria-label="Issues">
             <thead>
               <tr>

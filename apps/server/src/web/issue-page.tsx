@@ -123,7 +123,9 @@ function IssueHeader({ ctx, csrf, next }: { ctx: IssueContext; csrf: string; nex
       </p>
       <h1>{issue.title}</h1>
       <p class="culprit">{issue.culprit}</p>
-      <StatusActions ctx={ctx} csrf={csrf} next={next} />
+      {ctx.access.scopes.has("event:write") ? (
+        <StatusActions ctx={ctx} csrf={csrf} next={next} />
+      ) : null}
       <section class="summary-grid" aria-label="Summary">
         <div>
           <div class="k">Events</div>

@@ -4,13 +4,27 @@ import {
   createApiToken,
   EditedMigrationError,
   ensureMigrationTables,
+  findOrganization,
   listFailedEvents,
   readMigrationFiles,
   readMigrationLock,
   readMigrationState,
 } from "@sluice/db";
-import { DEFAULT_SCOPES, hashApiToken, newApiToken } from "./api/api-token.ts";
+import {
+  DEFAULT_SCOPES,
+  hashApiToken,
+  newApiToken,
+  newOrganizationToken,
+  ORGANIZATION_TOKEN_SCOPES,
+} from "./accounts/auth-tokens.ts";
+import { isOrganizationRole } from "./accounts/roles.ts";
 import { createProjectWithKey } from "./commands/default-project.ts";
+import {
+  CommandError,
+  createUserCommand,
+  firstOwnerLink,
+  resetPasswordCommand,
+} from "./commands/users.ts";
 import { verifyBlobs } from "./commands/verify-blobs.ts";
 import { type Config, readConfig } from "./config.ts";
 import { environmentWithConfigFile, reloadConfig } from "./config-file.ts";
@@ -23,7 +37,10 @@ const USAGE = `usage:
   sluice serve [--role=all|ingest|api|worker[,...]] [--port N] [--no-migrate]
   sluice migrate [status|plan|apply|lint]
   sluice projects create <slug> [--org <slug>] [--json]
-  sluice tokens create [--scopes a,b] [--label text] [--json]
+  sluice tokens create [--org <slug>] [--scopes a,b] [--label text] [--json]
+                   (with --org: an organization auth token, sntrys_; without: an instance-admin token)
+  sluice users create --email E [--org <slug>] [--role member|admin|manager|owner] [--password-stdin] [--json]
+  sluice users reset-password --email E [--json]
   sluice events failed [--limit N] [--json]   (events the worker gave up on)
   sluice verify     (every attachment and upload blob exists with its SHA-1; exit 1 if not)
 
@@ -37,13 +54,15 @@ async function main(argv: string[]): Promise<number> {
     args: argv,
     allowPositionals: true,
     options: {
-      role: { type: "string", default: "all" },
+      role: { type: "string" },
       port: { type: "string" },
       "no-migrate": { type: "boolean", default: false },
-      org: { type: "string", default: "sluice" },
+      org: { type: "string" },
       json: { type: "boolean", default: false },
       scopes: { type: "string" },
       label: { type: "string" },
+      email: { type: "string" },
+      "password-stdin": { type: "boolean", default: false },
       limit: { type: "string", default: "100" },
       help: { type: "boolean", short: "h", default: false },
     },
@@ -66,7 +85,7 @@ async function main(argv: string[]): Promise<number> {
 
   switch (command) {
     case "serve":
-      return serve(config, values.role, !values["no-migrate"]);
+      return serve(config, values.role ?? "all", !values["no-migrate"]);
     case "migrate":
       return migrate(config, sub ?? "apply");
     case "projects":
@@ -74,7 +93,7 @@ async function main(argv: string[]): Promise<number> {
       return withServices(config, async (services) => {
         const { created, org, project, dsn } = await createProjectWithKey(
           services,
-          values.org,
+          values.org ?? "sluice",
           arg,
         );
         if (values.json) {
@@ -92,8 +111,29 @@ async function main(argv: string[]): Promise<number> {
           );
         }
       });
+    case "users":
+      return usersCommand(config, sub, values);
     case "tokens": {
       if (sub !== "create") throw new UsageError("unknown tokens command");
+      if (values.org !== undefined) {
+        const slug = values.org;
+        return withServices(config, async (services) => {
+          const org = await findOrganization(services.db.orm, slug);
+          if (!org) throw new UsageError(`no organization "${slug}"`);
+          const token = newOrganizationToken(org.slug, config.publicUrl);
+          await createApiToken(
+            services.db.orm,
+            hashApiToken(token),
+            ORGANIZATION_TOKEN_SCOPES,
+            values.label ?? null,
+            {
+              organizationId: org.id,
+              tokenLastCharacters: token.slice(-4),
+            },
+          );
+          console.log(values.json ? JSON.stringify({ token, organization: org.slug }) : token);
+        });
+      }
       const scopes = values.scopes
         ? values.scopes
             .split(",")
@@ -161,6 +201,69 @@ async function main(argv: string[]): Promise<number> {
     default:
       throw new UsageError(`unknown command "${command}"`);
   }
+}
+
+/** `sluice users create|reset-password`. */
+async function usersCommand(
+  config: Config,
+  sub: string | undefined,
+  values: { email?: string; org?: string; role?: string; "password-stdin": boolean; json: boolean },
+): Promise<number> {
+  const email = values.email;
+  if (!email) throw new UsageError("users commands need --email");
+  if (sub === "reset-password") {
+    return withServices(config, async (services) => {
+      const { link, mailed } = await resetPasswordCommand(services, email).catch(commandError);
+      if (values.json) console.log(JSON.stringify({ link, mailed }));
+      else
+        console.log(
+          mailed
+            ? `mailed a link to ${email}; it also works here:\n  ${link}`
+            : `one-time link to set a new password (7 days):\n  ${link}`,
+        );
+    });
+  }
+  if (sub !== "create") throw new UsageError("unknown users command");
+  const role = values.role ?? "member";
+  if (!isOrganizationRole(role))
+    throw new UsageError("--role must be member, admin, manager or owner");
+  const password = values["password-stdin"] ? (await readStdin()).replace(/\r?\n$/, "") : null;
+  return withServices(config, async (services) => {
+    const result = await createUserCommand(services, {
+      email,
+      orgSlug: values.org ?? "sluice",
+      role,
+      password,
+    }).catch(commandError);
+    if (values.json) {
+      console.log(JSON.stringify({ email, organization: values.org ?? "sluice", role, ...result }));
+      return;
+    }
+    console.log(
+      `${result.created ? "created" : "exists:"} ${email}, ${role} of ${values.org ?? "sluice"}`,
+    );
+    if (result.setPasswordLink)
+      console.log(
+        `${result.mailed ? "mailed; " : ""}one-time link to set the password (7 days):\n  ${result.setPasswordLink}`,
+      );
+  });
+}
+
+function commandError(error: unknown): never {
+  if (error instanceof CommandError) throw new UsageError(error.message);
+  throw error;
+}
+
+/** Standard input, whole (bounded: a password, not a file). */
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of process.stdin) {
+    size += (chunk as Buffer).length;
+    if (size > 64 * 1024) throw new UsageError("standard input is longer than a password");
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks).toString("utf8");
 }
 
 async function withServices(
@@ -259,8 +362,9 @@ async function serve(config: Config, roleArg: string, migrateOnStart: boolean): 
   });
   if (services.embedded) {
     const { dsn } = await createProjectWithKey(services, "sluice", "default");
+    const owner = await firstOwnerLink(services);
     console.log(
-      `Sluice is running at ${config.publicUrl}\nDSN for organization "sluice", project "default":\n  ${dsn}`,
+      `Sluice is running at ${config.publicUrl}\nDSN for organization "sluice", project "default":\n  ${dsn}${owner ? `\nCreate the first owner (sign-in account) here:\n  ${owner}` : `\nSign in at ${config.publicUrl}/auth/login/`}`,
     );
   }
   const running = await startSluice(services, roles, config.port, config.host).catch(

@@ -54,7 +54,58 @@ const envSchema = z.object({
   SLUICE_S3_ACCESS_KEY_ID: z.string().optional(),
   SLUICE_S3_SECRET_ACCESS_KEY: z.string().optional(),
   AWS_REGION: z.string().optional(),
+  SLUICE_SESSION_IDLE_TIMEOUT_S: int(14 * 24 * 3600, 60),
+  SLUICE_SESSION_MAX_AGE_S: int(30 * 24 * 3600, 60),
+  SLUICE_SIGN_IN_MAX_FAILURES: int(10, 1),
+  SLUICE_SIGN_IN_MAX_FAILURES_PER_ADDRESS: int(100, 1),
+  SLUICE_SIGN_IN_WINDOW_S: int(900, 1),
+  SLUICE_TRUST_FORWARDED_FOR: z.enum(["true", "false"]).default("false"),
+  SLUICE_SMTP_URL: z
+    .url({ protocol: /^smtps?$/, error: "must be an smtp:// or smtps:// URL" })
+    .optional(),
+  SLUICE_MAIL_FROM: z.string().min(3).default("Sluice <sluice@localhost>"),
+  SLUICE_OIDC_ISSUER: z
+    .url({ protocol: /^https?$/, error: "must be an http(s):// URL" })
+    .optional(),
+  SLUICE_OIDC_CLIENT_ID: z.string().optional(),
+  SLUICE_OIDC_CLIENT_SECRET: z.string().optional(),
+  SLUICE_OIDC_NAME: z.string().min(1).max(100).default("SSO"),
+  SLUICE_OIDC_AUTO_JOIN_DOMAINS: z.string().default(""),
+  SLUICE_OIDC_AUTO_JOIN_ORG: z.string().default("sluice"),
+  SLUICE_OIDC_AUTO_JOIN_ROLE: z.enum(["member", "admin", "manager", "owner"]).default("member"),
 });
+
+/** Single sign-on through an OpenID Connect provider (README "Single sign-on"). */
+export type OidcConfig = {
+  issuer: string;
+  clientId: string;
+  clientSecret: string;
+  /** Label of the sign-in button ("Sign in with {name}"). */
+  name: string;
+  /** Email domains (lower case) whose users join `autoJoinOrganization` at first sign-in. */
+  autoJoinDomains: string[];
+  autoJoinOrganization: string;
+  autoJoinRole: "member" | "admin" | "manager" | "owner";
+};
+
+/** Users, sessions and sign-in (README "Accounts and access"). */
+export type AccountsConfig = {
+  /** A session unused this long ends (s). */
+  sessionIdleTimeoutS: number;
+  /** A session ends this long after sign-in however it is used (s). */
+  sessionMaxAgeS: number;
+  /** Failed sign-ins per account, and per client address, in one window before sign-in is refused. */
+  maxFailuresPerAccount: number;
+  maxFailuresPerAddress: number;
+  /** Length of that window (s). */
+  failureWindowS: number;
+  /** Take the client address from X-Forwarded-For (behind a proxy that sets it). */
+  trustForwardedFor: boolean;
+  /** Mail for invitations and password resets; null prints or returns the link instead. */
+  smtpUrl: string | null;
+  mailFrom: string;
+  oidc: OidcConfig | null;
+};
 
 /** Where blobs live: `SLUICE_DATA_DIR/blobs`, or an S3(-compatible) bucket when `SLUICE_S3_BUCKET` is set. */
 type BlobStoreConfig =
@@ -128,6 +179,7 @@ export type Config = {
   /** Optional file of KEY=VALUE settings, read at start and again on SIGHUP. */
   configFile: string | null;
   blobStore: BlobStoreConfig;
+  accounts: AccountsConfig;
 };
 
 export type ConfigResult = { ok: true; config: Config } | { ok: false; problems: string[] };
@@ -146,6 +198,15 @@ export function readConfig(env: NodeJS.ProcessEnv): ConfigResult {
     };
   }
   const e = parsed.data;
+  const oidcParts = [e.SLUICE_OIDC_ISSUER, e.SLUICE_OIDC_CLIENT_ID, e.SLUICE_OIDC_CLIENT_SECRET];
+  if (oidcParts.some(Boolean) && !oidcParts.every(Boolean)) {
+    return {
+      ok: false,
+      problems: [
+        "SLUICE_OIDC_ISSUER: single sign-on needs SLUICE_OIDC_ISSUER, SLUICE_OIDC_CLIENT_ID and SLUICE_OIDC_CLIENT_SECRET together",
+      ],
+    };
+  }
   return {
     ok: true,
     config: {
@@ -204,6 +265,30 @@ export function readConfig(env: NodeJS.ProcessEnv): ConfigResult {
                 : null,
           }
         : { kind: "directory" },
+      accounts: {
+        sessionIdleTimeoutS: e.SLUICE_SESSION_IDLE_TIMEOUT_S,
+        sessionMaxAgeS: e.SLUICE_SESSION_MAX_AGE_S,
+        maxFailuresPerAccount: e.SLUICE_SIGN_IN_MAX_FAILURES,
+        maxFailuresPerAddress: e.SLUICE_SIGN_IN_MAX_FAILURES_PER_ADDRESS,
+        failureWindowS: e.SLUICE_SIGN_IN_WINDOW_S,
+        trustForwardedFor: e.SLUICE_TRUST_FORWARDED_FOR === "true",
+        smtpUrl: e.SLUICE_SMTP_URL ?? null,
+        mailFrom: e.SLUICE_MAIL_FROM,
+        oidc:
+          e.SLUICE_OIDC_ISSUER && e.SLUICE_OIDC_CLIENT_ID && e.SLUICE_OIDC_CLIENT_SECRET
+            ? {
+                issuer: e.SLUICE_OIDC_ISSUER,
+                clientId: e.SLUICE_OIDC_CLIENT_ID,
+                clientSecret: e.SLUICE_OIDC_CLIENT_SECRET,
+                name: e.SLUICE_OIDC_NAME,
+                autoJoinDomains: e.SLUICE_OIDC_AUTO_JOIN_DOMAINS.split(",")
+                  .map((d) => d.trim().toLowerCase())
+                  .filter(Boolean),
+                autoJoinOrganization: e.SLUICE_OIDC_AUTO_JOIN_ORG,
+                autoJoinRole: e.SLUICE_OIDC_AUTO_JOIN_ROLE,
+              }
+            : null,
+      },
     },
   };
 }

@@ -26,13 +26,14 @@ export type RunningSluice = {
 };
 
 /**
- * Each role's module, imported only when the process takes the role, so an
- * ingest-only process never loads the worker's code (grouping, source maps).
+ * Each role's modules (its own folder's, then the capabilities it serves),
+ * imported only when the process takes the role, so an ingest-only process
+ * never loads the worker's code (grouping, source maps).
  */
-const ROLE_MODULES: Record<Role, () => Promise<RoleModule>> = {
-  ingest: () => import("./ingest/ingest-module.ts"),
-  api: () => import("./api/api-module.ts"),
-  worker: () => import("./worker/worker-module.ts"),
+const ROLE_MODULES: Record<Role, (() => Promise<RoleModule>)[]> = {
+  ingest: [() => import("./ingest/ingest-module.ts")],
+  api: [() => import("./api/api-module.ts"), () => import("./web/web-module.ts")],
+  worker: [() => import("./worker/worker-module.ts")],
 };
 
 /**
@@ -65,9 +66,11 @@ export async function startSluice(
     try {
       for (const role of ROLES) {
         if (!roles.has(role)) continue;
-        const running = await (await ROLE_MODULES[role]()).start(services);
-        started.push(running);
-        running.mount?.(app);
+        for (const load of ROLE_MODULES[role]) {
+          const running = await (await load()).start(services);
+          started.push(running);
+          running.mount?.(app);
+        }
       }
       metricsServer = await startMetricsServer(metrics, config.metricsPort, host, async () => {
         metrics.queueDepth.set(await queue.depth().catch(() => -1));

@@ -6,7 +6,7 @@ import { createApiToken } from "@sluice/db";
 import { createTestDatabase, openTestPool } from "@sluice/db/testing";
 import { Redis } from "ioredis";
 import type pg from "pg";
-import { DEFAULT_SCOPES, hashApiToken, newApiToken } from "../src/api/api-token.ts";
+import { DEFAULT_SCOPES, hashApiToken, newApiToken } from "../src/accounts/auth-tokens.ts";
 import { createProjectWithKey } from "../src/commands/default-project.ts";
 import { type Config, readConfig } from "../src/config.ts";
 import { createLogger } from "../src/logger.ts";

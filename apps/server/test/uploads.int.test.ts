@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { gzipSync } from "node:zlib";
 import { createApiToken } from "@sluice/db";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { hashApiToken, newApiToken } from "../src/api/api-token.ts";
+import { hashApiToken, newApiToken } from "../src/accounts/auth-tokens.ts";
 import { api, countRows, startTestSluice, type TestSluice } from "./harness.ts";
 
 const sha1 = (bytes: Uint8Array | string) => createHash("sha1").update(bytes).digest("hex");

@@ -1,4 +1,13 @@
+import {
+  addProjectTeam,
+  addTeamMember,
+  ensureTeam,
+  findMemberByEmail,
+  findOrganization,
+  setOpenMembership,
+} from "@sluice/db";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createTestUser, signInForm, type TestSession } from "./accounts-harness.ts";
 import { api, countRows, startTestSluice, type TestSluice, waitFor } from "./harness.ts";
 
 /**
@@ -35,8 +44,20 @@ function buttons(html: string): string[] {
   );
 }
 
-const page = (t: TestSluice, path: string, init: RequestInit = {}) =>
-  fetch(`${t.url}${path}`, { redirect: "manual", ...init });
+/** The signed-in owner's session, which `page` sends unless told `as`. */
+let owner: TestSession;
+
+const page = (
+  t: TestSluice,
+  path: string,
+  init: RequestInit = {},
+  as: TestSession | null = owner,
+) =>
+  fetch(`${t.url}${path}`, {
+    redirect: "manual",
+    ...init,
+    headers: { ...(as ? { cookie: as.cookie } : {}), ...(init.headers ?? {}) },
+  });
 
 const csrfOf = (html: string) => /name="csrf" value="([^"]*)"/.exec(html)?.[1] ?? "";
 
@@ -46,6 +67,8 @@ describe("the web pages", () => {
   const eventIds: string[] = [];
   beforeAll(async () => {
     t = await startTestSluice({ redis: false });
+    await createTestUser(t, "owner@example.com", "sluice", "owner");
+    owner = await signInForm(t, "owner@example.com");
     const url = `${t.url}/api/${t.projectId}/store/?sentry_key=${t.publicKey}`;
     for (let i = 0; i < 3; i++) {
       const eventId = crypto.randomUUID().replaceAll("-", "");
@@ -118,6 +141,83 @@ describe("the web pages", () => {
     issueId = issues.find((i) => i.title.startsWith("TypeError"))?.id as string;
   });
   afterAll(async () => t?.stop());
+
+  it("sends a visitor without a session to sign in, and back after", async () => {
+    for (const path of [
+      "/",
+      "/organizations/sluice/issues/?query=is:resolved",
+      "/settings/account/",
+    ]) {
+      const res = await page(t, path, {}, null);
+      expect(res.status, path).toBe(302);
+      expect(res.headers.get("location"), path).toBe(
+        `/auth/login/?next=${encodeURIComponent(path)}`,
+      );
+    }
+    const res = await fetch(
+      `${t.url}/auth/login/?next=${encodeURIComponent("/organizations/sluice/releases/")}`,
+      {
+        method: "POST",
+        redirect: "manual",
+        body: new URLSearchParams({
+          email: "owner@example.com",
+          password: "correct horse battery",
+        }),
+      },
+    );
+    expect(res.headers.get("location")).toBe("/organizations/sluice/releases/");
+  });
+
+  it("shows a member only the projects of their teams, and 404 pages for the rest", async () => {
+    const { orm } = t.services.db;
+    const org = await findOrganization(orm, "sluice");
+    if (!org) throw new Error("no org");
+    const secret = await t.sql.query(
+      "INSERT INTO projects (organization_id, slug, name) VALUES ($1, 'secret', 'secret') RETURNING id",
+      [org.id],
+    );
+    const issue = await t.sql.query(
+      `INSERT INTO issues (project_id, short_id, title, first_seen, last_seen) VALUES ($1, 1, 'SecretError', now(), now()) RETURNING id`,
+      [secret.rows[0].id],
+    );
+    await createTestUser(t, "member@example.com", "sluice", "member");
+    await setOpenMembership(orm, org.id, false);
+    const team = await ensureTeam(orm, org.id, "web", "web");
+    await addProjectTeam(orm, t.projectId, team.id);
+    const member = await findMemberByEmail(orm, org.id, "member@example.com");
+    await addTeamMember(orm, team.id, member?.id as number);
+    const session = await signInForm(t, "member@example.com");
+    const list = await (await page(t, "/organizations/sluice/issues/?query=", {}, session)).text();
+    expect(list).toContain("TypeError: cart.items is undefined");
+    expect(list).not.toContain("SecretError");
+    expect(
+      await (await page(t, "/organizations/sluice/issues/?query=", {}, owner)).text(),
+    ).toContain("SecretError");
+    const hidden = await page(t, `/organizations/sluice/issues/${issue.rows[0].id}/`, {}, session);
+    expect(hidden.status).toBe(404);
+    expect(await hidden.text()).toContain("Page not found");
+    expect(
+      (await page(t, `/organizations/sluice/issues/?project=${secret.rows[0].id}`, {}, session))
+        .status,
+    ).toBe(404);
+    expect((await page(t, "/settings/sluice/projects/secret/", {}, session)).status).toBe(404);
+    // A member may not create projects: no form, and the POST is a 403 page.
+    const projects = await (await page(t, "/settings/sluice/projects/", {}, session)).text();
+    expect(projects).not.toContain("Create a project");
+    const create = await page(
+      t,
+      "/settings/sluice/projects/",
+      {
+        method: "POST",
+        body: new URLSearchParams({ csrf: session.csrf, slug: "nope" }),
+      },
+      session,
+    );
+    expect(create.status).toBe(403);
+    expect(create.headers.get("content-type")).toContain("text/html");
+    await setOpenMembership(orm, org.id, true);
+    await t.sql.query("DELETE FROM issues WHERE id = $1", [issue.rows[0].id]);
+  });
 
   it("sends the root to the first organization's issues", async () => {
     const res = await page(t, "/");
@@ -276,6 +376,16 @@ describe("the web pages", () => {
         body: new URLSearchParams({ csrf, status }),
       });
     expect((await form("resolved", "wrong")).status).toBe(403);
+    expect(
+      (
+        await page(
+          t,
+          `/organizations/sluice/issues/${issueId}/status/`,
+          { method: "POST", body: new URLSearchParams({ status: "resolved" }) },
+          null,
+        )
+      ).status,
+    ).toBe(302);
     const resolved = await form("resolved");
     expect(resolved.status).toBe(303);
     expect(resolved.headers.get("location")).toBe(`/organizations/sluice/issues/${issueId}/`);
@@ -378,15 +488,77 @@ describe("the web pages", () => {
     expect(empty).toContain("Sentry.init({ dsn: &quot;http://");
   });
 
-  it("has members and account pages with their forms", async () => {
+  it("invites a member and changes a role from the members page", async () => {
     const members = await (await page(t, "/settings/sluice/members/")).text();
     expect(members).toContain("<h1>Members</h1>");
     labelledControl(members, "Email");
     labelledControl(members, "Role");
-    const account = await (await page(t, "/settings/account/")).text();
+    const invite = await page(t, "/settings/sluice/members/", {
+      method: "POST",
+      body: new URLSearchParams({ csrf: owner.csrf, email: "new@example.com", role: "admin" }),
+    });
+    expect(invite.status, await invite.clone().text()).toBe(303);
+    const after = await (await page(t, invite.headers.get("location") as string)).text();
+    expect(after).toContain("Invited new@example.com");
+    expect(after).toMatch(/new@example\.com<span class="muted"> \(invited\)/);
+    const again = await page(t, "/settings/sluice/members/", {
+      method: "POST",
+      body: new URLSearchParams({ csrf: owner.csrf, email: "new@example.com", role: "admin" }),
+    });
+    expect(again.status).toBe(409);
+    const memberId =
+      /action="\/settings\/sluice\/members\/(\d+)\/"(?:(?!action=)[\s\S])*?Change role of new@example\.com/.exec(
+        after,
+      )?.[1];
+    expect(memberId).toBeDefined();
+    const change = await page(t, `/settings/sluice/members/${memberId}/`, {
+      method: "POST",
+      body: new URLSearchParams({ csrf: owner.csrf, role: "manager" }),
+    });
+    expect(change.status, await change.clone().text()).toBe(303);
+    const { rows } = await t.sql.query("SELECT role FROM organization_members WHERE email = $1", [
+      "new@example.com",
+    ]);
+    expect(rows).toEqual([{ role: "manager" }]);
+  });
+
+  it("changes the password on the account page, signing the sessions out", async () => {
+    await createTestUser(t, "pw@example.com", "sluice", "member");
+    const session = await signInForm(t, "pw@example.com");
+    const account = await (await page(t, "/settings/account/", {}, session)).text();
     labelledControl(account, "Current password");
     labelledControl(account, "New password");
     expect(account).toContain(">User auth tokens</h2>");
+    const wrong = await page(
+      t,
+      "/settings/account/password/",
+      {
+        method: "POST",
+        body: new URLSearchParams({
+          csrf: session.csrf,
+          current: "nope nope nope",
+          password: "a new secret 1",
+        }),
+      },
+      session,
+    );
+    expect(wrong.status).toBe(403);
+    const ok = await page(
+      t,
+      "/settings/account/password/",
+      {
+        method: "POST",
+        body: new URLSearchParams({
+          csrf: session.csrf,
+          current: "correct horse battery",
+          password: "a new secret 1",
+        }),
+      },
+      session,
+    );
+    expect(ok.status).toBe(303);
+    expect((await page(t, "/settings/account/", {}, session)).status).toBe(302);
+    await signInForm(t, "pw@example.com", "a new secret 1");
   });
 
   it("serves its own stylesheet and script, cacheable", async () => {

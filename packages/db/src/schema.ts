@@ -43,6 +43,7 @@ export const organizations = pgTable("organizations", {
   slug: text("slug").notNull().unique(),
   name: text("name").notNull(),
   createdAt: ts("created_at").notNull().defaultNow(),
+  openMembership: boolean("open_membership").notNull().default(true),
 });
 
 export const projects = pgTable(
@@ -60,6 +61,16 @@ export const projects = pgTable(
   },
   (t) => [unique().on(t.organizationId, t.slug)],
 );
+
+/** A project's grouping rules in Sentry's syntax; '' is none (migration 0006). */
+export const projectGroupingRules = pgTable("project_grouping_rules", {
+  projectId: ref("project_id")
+    .primaryKey()
+    .references(() => projects.id),
+  fingerprintingRules: text("fingerprinting_rules").notNull().default(""),
+  groupingEnhancements: text("grouping_enhancements").notNull().default(""),
+  updatedAt: ts("updated_at").notNull().defaultNow(),
+});
 
 export const projectKeys = pgTable("project_keys", {
   id: id(),
@@ -79,6 +90,10 @@ export const apiTokens = pgTable("api_tokens", {
   label: text("label"),
   createdAt: ts("created_at").notNull().defaultNow(),
   lastUsedAt: ts("last_used_at"),
+  organizationId: ref("organization_id"),
+  userId: ref("user_id"),
+  revokedAt: ts("revoked_at"),
+  tokenLastCharacters: text("token_last_characters"),
 });
 
 export const issues = pgTable(
@@ -105,6 +120,8 @@ export const issues = pgTable(
     lastRelease: text("last_release"),
     resolvedAt: ts("resolved_at"),
     createdAt: ts("created_at").notNull().defaultNow(),
+    /** The issue this one was merged into (migration 0006); null while it is live. */
+    mergedIntoId: ref("merged_into_id"),
   },
   (t) => [unique().on(t.projectId, t.shortId)],
 );
@@ -157,6 +174,8 @@ export const events = pgTable(
     issueId: ref("issue_id"),
     processedAt: ts("processed_at"),
     payloadCompressed: bytea("payload_compressed"),
+    /** The event's first group hash (migration 0006); null for events grouped before it. */
+    primaryHash: text("primary_hash"),
   },
   (t) => [primaryKey({ columns: [t.projectId, t.eventId, t.receivedAt] })],
 );
@@ -325,5 +344,141 @@ export const artifacts = pgTable("artifacts", {
   size: bigint("size", { mode: "number" }).notNull(),
   sha1: text("sha1").notNull(),
   blobKey: text("blob_key").notNull(),
+  createdAt: ts("created_at").notNull().defaultNow(),
+});
+
+export const users = pgTable("users", {
+  id: id(),
+  email: text("email").notNull().unique(),
+  name: text("name"),
+  passwordHash: text("password_hash"),
+  isActive: boolean("is_active").notNull().default(true),
+  createdAt: ts("created_at").notNull().defaultNow(),
+  lastLoginAt: ts("last_login_at"),
+});
+
+export const organizationMembers = pgTable(
+  "organization_members",
+  {
+    id: id(),
+    organizationId: ref("organization_id")
+      .notNull()
+      .references(() => organizations.id),
+    userId: ref("user_id").references(() => users.id),
+    email: text("email").notNull(),
+    role: text("role").notNull(),
+    createdAt: ts("created_at").notNull().defaultNow(),
+  },
+  (t) => [unique().on(t.organizationId, t.email)],
+);
+
+export const teams = pgTable(
+  "teams",
+  {
+    id: id(),
+    organizationId: ref("organization_id")
+      .notNull()
+      .references(() => organizations.id),
+    slug: text("slug").notNull(),
+    name: text("name").notNull(),
+    createdAt: ts("created_at").notNull().defaultNow(),
+  },
+  (t) => [unique().on(t.organizationId, t.slug)],
+);
+
+export const teamMembers = pgTable(
+  "team_members",
+  {
+    teamId: ref("team_id")
+      .notNull()
+      .references(() => teams.id),
+    memberId: ref("member_id")
+      .notNull()
+      .references(() => organizationMembers.id),
+  },
+  (t) => [primaryKey({ columns: [t.teamId, t.memberId] })],
+);
+
+export const projectTeams = pgTable(
+  "project_teams",
+  {
+    projectId: ref("project_id")
+      .notNull()
+      .references(() => projects.id),
+    teamId: ref("team_id")
+      .notNull()
+      .references(() => teams.id),
+  },
+  (t) => [primaryKey({ columns: [t.projectId, t.teamId] })],
+);
+
+export const userSessions = pgTable("user_sessions", {
+  id: id(),
+  secretHash: text("secret_hash").notNull().unique(),
+  userId: ref("user_id")
+    .notNull()
+    .references(() => users.id),
+  csrfToken: text("csrf_token").notNull(),
+  createdAt: ts("created_at").notNull().defaultNow(),
+  lastSeenAt: ts("last_seen_at").notNull().defaultNow(),
+  expiresAt: ts("expires_at").notNull(),
+  revokedAt: ts("revoked_at"),
+  userAgent: text("user_agent"),
+  ipAddress: text("ip_address"),
+});
+
+export const userLinks = pgTable("user_links", {
+  secretHash: text("secret_hash").primaryKey(),
+  purpose: text("purpose").notNull(),
+  userId: ref("user_id").references(() => users.id),
+  memberId: ref("member_id").references(() => organizationMembers.id),
+  createdAt: ts("created_at").notNull().defaultNow(),
+  expiresAt: ts("expires_at").notNull(),
+  usedAt: ts("used_at"),
+});
+
+export const userIdentities = pgTable(
+  "user_identities",
+  {
+    issuer: text("issuer").notNull(),
+    subject: text("subject").notNull(),
+    userId: ref("user_id")
+      .notNull()
+      .references(() => users.id),
+    createdAt: ts("created_at").notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.issuer, t.subject] })],
+);
+
+export const oidcLogins = pgTable("oidc_logins", {
+  state: text("state").primaryKey(),
+  nonce: text("nonce").notNull(),
+  codeVerifier: text("code_verifier").notNull(),
+  nextPath: text("next_path").notNull(),
+  createdAt: ts("created_at").notNull().defaultNow(),
+});
+
+export const signInFailures = pgTable(
+  "sign_in_failures",
+  {
+    subject: text("subject").notNull(),
+    windowStart: ts("window_start").notNull(),
+    failures: bigint("failures", { mode: "number" }).notNull().default(0),
+  },
+  (t) => [primaryKey({ columns: [t.subject, t.windowStart] })],
+);
+
+export const auditLogEntries = pgTable("audit_log_entries", {
+  id: id(),
+  organizationId: ref("organization_id")
+    .notNull()
+    .references(() => organizations.id),
+  actorUserId: ref("actor_user_id"),
+  actorLabel: text("actor_label").notNull(),
+  event: text("event").notNull(),
+  targetObject: ref("target_object"),
+  targetUserId: ref("target_user_id"),
+  ipAddress: text("ip_address"),
+  data: jsonb("data").$type<Record<string, unknown>>().notNull().default({}),
   createdAt: ts("created_at").notNull().defaultNow(),
 });

@@ -1,5 +1,9 @@
-import type { ApiToken } from "@sluice/db";
+import type { Access } from "../accounts/access.ts";
 import type { Services } from "../services.ts";
 
-/** Hono environment of API routes: the services and the caller's token. */
-export type ApiEnv = { Variables: { services: Services; token: ApiToken } };
+/**
+ * Hono environment of API routes: the services, the caller's access, and
+ * the scope the route needs (set by `requireScope`, checked per
+ * organization by the lookups).
+ */
+export type ApiEnv = { Variables: { services: Services; access: Access; scope: string } };

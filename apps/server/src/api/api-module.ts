@@ -1,6 +1,5 @@
 import type { StartedRole } from "../roles.ts";
 import type { Services } from "../services.ts";
-import { createWebRoutes } from "../web/web-routes.tsx";
 import { createApiRoutes } from "./api-routes.ts";
 
 /**
@@ -10,6 +9,5 @@ import { createApiRoutes } from "./api-routes.ts";
  */
 export function start(services: Services): StartedRole {
   const routes = createApiRoutes(services);
-  const pages = createWebRoutes(services);
-  return { mount: (app) => app.route("/", routes).route("/", pages), drain: async () => {} };
+  return { mount: (app) => app.route("/", routes), drain: async () => {} };
 }

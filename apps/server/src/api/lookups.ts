@@ -1,16 +1,20 @@
 import {
   findIssue,
   findOrganization,
+  findOrganizationById,
   findProject,
   findProjectById,
   findProjectsBySlugOrId,
   findRelease,
   isStorableText,
+  type Organization,
   type Project,
 } from "@sluice/db";
 import type { Context } from "hono";
+import type { OrganizationAccess } from "../accounts/access.ts";
 import type { ApiEnv } from "./api-env.ts";
-import { notFound } from "./api-error.ts";
+import { ApiError, notFound } from "./api-error.ts";
+import { forbidden } from "./require-scope.ts";
 
 /** Longest slug or release version a path may name (versions stop at 200): a bound on query input. */
 const MAX_NAME_IN_PATH = 1000;
@@ -33,21 +37,50 @@ export function idParam(c: Context<ApiEnv>, name: string): number | null {
   return Number.isSafeInteger(id) && id > 0 ? id : null;
 }
 
-/** Resolves `:org` or throws 404. */
+/**
+ * The caller's access in `org`, checked against the route's scope: 404
+ * when the caller is not in the organization (its existence does not
+ * leak), 403 when it is but lacks the scope.
+ */
+export async function accessIn(c: Context<ApiEnv>, org: Organization): Promise<OrganizationAccess> {
+  const access = await c.get("access").forOrganization(org);
+  if (!access) throw notFound("organization");
+  const scope = c.get("scope");
+  if (scope !== undefined && !access.scopes.has(scope)) throw forbidden(scope);
+  return access;
+}
+
+/** Resolves `:org` (one the caller may see, with the route's scope) or throws 404/403. */
 export async function organizationParam(c: Context<ApiEnv>) {
   const slug = nameParam(c, "org");
   const org = slug === null ? null : await findOrganization(c.get("services").db.orm, slug);
   if (!org) throw notFound("organization");
+  await accessIn(c, org);
   return org;
 }
 
-/** Resolves `:org/:project` or throws 404. */
+/** Resolves `:org` and the caller's access in it, or throws 404/403. */
+export async function organizationAndAccess(c: Context<ApiEnv>) {
+  const org = await organizationParam(c);
+  return { org, access: await accessIn(c, org) };
+}
+
+/** Throws 404 unless the caller sees `project` (organization membership, then teams). */
+async function checkProjectAccess(c: Context<ApiEnv>, project: Project): Promise<void> {
+  const org = await findOrganizationById(c.get("services").db.orm, project.organizationId);
+  if (!org) throw notFound("project");
+  const access = await accessIn(c, org);
+  if (!access.canSeeProject(project.id)) throw notFound("project");
+}
+
+/** Resolves `:org/:project` (one the caller may see) or throws 404/403. */
 export async function projectParam(c: Context<ApiEnv>) {
   const org = nameParam(c, "org");
   const slug = nameParam(c, "project");
   const project =
     org === null || slug === null ? null : await findProject(c.get("services").db.orm, org, slug);
   if (!project) throw notFound("project");
+  await checkProjectAccess(c, project);
   return project;
 }
 
@@ -78,6 +111,13 @@ export async function issueParam(c: Context<ApiEnv>) {
   const orgSlug = c.req.param("org");
   if (!project || (orgSlug !== undefined && project.organizationSlug !== orgSlug))
     throw notFound("issue");
+  try {
+    await checkProjectAccess(c, project);
+  } catch (error) {
+    // Another organization's issue is "not found", never "not your project".
+    if (error instanceof ApiError && error.status === 404) throw notFound("issue");
+    throw error;
+  }
   return { issue, project };
 }
 
@@ -91,7 +131,10 @@ export async function namedProjects(
   names: (string | number)[],
 ): Promise<Project[] | null> {
   const wanted = [...new Set(names.map(String))];
-  const found = await findProjectsBySlugOrId(c.get("services").db.orm, organizationId, wanted);
+  const all = await findProjectsBySlugOrId(c.get("services").db.orm, organizationId, wanted);
+  const org = await findOrganizationById(c.get("services").db.orm, organizationId);
+  const access = org ? await accessIn(c, org) : null;
+  const found = all.filter((p) => access?.canSeeProject(p.id));
   const matched = wanted.every((n) => found.some((p) => p.slug === n || String(p.id) === n));
   return matched ? found : null;
 }

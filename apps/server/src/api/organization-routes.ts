@@ -1,17 +1,17 @@
-import { listOrganizations, listProjectKeys, listProjects } from "@sluice/db";
+import { listProjectKeys, listProjects } from "@sluice/db";
 import { formatDsn } from "@sluice/protocol";
 import type { Hono } from "hono";
 import type { ApiEnv } from "./api-env.ts";
-import { organizationParam, projectParam } from "./lookups.ts";
+import { organizationAndAccess, organizationParam, projectParam } from "./lookups.ts";
 import { pageOf } from "./pagination.ts";
 import { requireScope } from "./require-scope.ts";
 import { serializeOrganization, serializeProject } from "./serializers.ts";
 
-/** Organizations, their projects and the projects' DSN keys. */
+/** Organizations, their projects and the projects' DSN keys (one project: project-settings-routes.ts). */
 export function registerOrganizationRoutes(api: Hono<ApiEnv>): void {
   api.get("/api/0/organizations", requireScope("org:read"), async (c) => {
-    const { db } = c.get("services");
-    const rows = await pageOf(c, (limit, offset) => listOrganizations(db.orm, limit, offset));
+    const visible = await c.get("access").organizations();
+    const rows = await pageOf(c, async (limit, offset) => visible.slice(offset, offset + limit));
     return c.json(rows.map(serializeOrganization));
   });
 
@@ -21,14 +21,11 @@ export function registerOrganizationRoutes(api: Hono<ApiEnv>): void {
 
   api.get("/api/0/organizations/:org/projects", requireScope("project:read"), async (c) => {
     const { db } = c.get("services");
-    const org = await organizationParam(c);
-    const rows = await pageOf(c, (limit, offset) => listProjects(db.orm, org.id, limit, offset));
+    const { org, access } = await organizationAndAccess(c);
+    const rows = await pageOf(c, (limit, offset) =>
+      listProjects(db.orm, org.id, limit, offset, access.projectIds),
+    );
     return c.json(rows.map((p) => serializeProject(p, org)));
-  });
-
-  api.get("/api/0/projects/:org/:project", requireScope("project:read"), async (c) => {
-    const org = await organizationParam(c);
-    return c.json(serializeProject(await projectParam(c), org));
   });
 
   api.get("/api/0/projects/:org/:project/keys", requireScope("project:read"), async (c) => {

@@ -10,10 +10,11 @@ import {
   setIssueStatus,
 } from "@sluice/db";
 import type { Context, Hono } from "hono";
+import { requireCsrf } from "../accounts/session-middleware.ts";
+import { safeNext } from "./auth-routes.ts";
 import { CsrfField, formatCount, Level, RelativeTime, Sparkline } from "./components.tsx";
 import { MAX_QUERY_LENGTH, parseIssueSearch } from "./issue-search.ts";
 import { Layout } from "./layout.tsx";
-import { requireCsrf } from "./page-viewer.ts";
 import { EmptyProject, projectDsns } from "./project-setup.tsx";
 import { render } from "./render.ts";
 import { PageError, type WebEnv } from "./web-env.ts";
@@ -80,13 +81,13 @@ export function registerIssueListPages(web: Hono<WebEnv>): void {
       const issue = await findIssue(orm, id);
       if (issue && visible.has(issue.projectId)) await setIssueStatus(orm, id, status);
     }
-    return c.redirect(safeNext(body.next, `/organizations/${c.req.param("org")}/issues/`), 303);
+    return c.redirect(nextPath(body.next, `/organizations/${c.req.param("org")}/issues/`), 303);
   });
 }
 
-/** A same-site path to go back to (`next`), else `fallback`: never another origin. */
-export function safeNext(next: unknown, fallback: string): string {
-  return typeof next === "string" && /^\/(?![/\\])[^\s]{0,2000}$/.test(next) ? next : fallback;
+/** The form's `next` when it is a path on this site (auth-routes.ts `safeNext`), else `fallback`. */
+export function nextPath(next: unknown, fallback: string): string {
+  return (typeof next === "string" ? safeNext(next) : null) ?? fallback;
 }
 
 async function issueList(c: Context<WebEnv>) {

@@ -10,11 +10,11 @@ import {
 } from "@sluice/db";
 import { normalizeEventId } from "@sluice/protocol";
 import type { Context, Hono } from "hono";
+import { requireCsrf } from "../accounts/session-middleware.ts";
 import { CsrfField, formatCount, Level, RelativeTime, ShareBar } from "./components.tsx";
 import { EventView, eventTags, readEvent } from "./event-view.tsx";
-import { STATUS_ACTIONS, safeNext } from "./issue-list.tsx";
+import { nextPath, STATUS_ACTIONS } from "./issue-list.tsx";
 import { Layout } from "./layout.tsx";
-import { requireCsrf } from "./page-viewer.ts";
 import { render } from "./render.ts";
 import { PageError, type WebEnv } from "./web-env.ts";
 import { issuePage, requirePageScope } from "./web-lookups.ts";
@@ -67,7 +67,7 @@ export function registerIssuePages(web: Hono<WebEnv>): void {
     const status = STATUS_ACTIONS[String(body.status ?? "")];
     if (!status) throw new PageError(400, "Choose Resolve, Ignore or Unresolve.");
     await setIssueStatus(c.get("services").db.orm, ctx.issue.id, status);
-    return c.redirect(safeNext(body.next, `${base(ctx.org.slug, ctx.issue)}/`), 303);
+    return c.redirect(nextPath(body.next, `${base(ctx.org.slug, ctx.issue)}/`), 303);
   });
 }
 

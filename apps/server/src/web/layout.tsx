@@ -1,6 +1,6 @@
 import type { Child } from "hono/jsx";
+import type { Viewer } from "../accounts/access.ts";
 import { assetUrl } from "./assets.ts";
-import type { Viewer } from "./page-viewer.ts";
 
 /** Which part of the navigation a page belongs to (marked `aria-current`). */
 export type Section = "issues" | "releases" | "projects" | "members" | "account" | null;
@@ -8,7 +8,7 @@ export type Section = "issues" | "releases" | "projects" | "members" | "account"
 export type LayoutProps = {
   /** The document title (the page's h1 is the page's own). */
   title: string;
-  viewer: Viewer;
+  viewer: Viewer | null;
   /** The organization the page is in, for the navigation; null outside one. */
   org?: { slug: string; name: string } | null;
   section?: Section;

@@ -1,14 +1,25 @@
-import { createProjectKey, ensureProject, listProjectKeys, setProjectKeyActive } from "@sluice/db";
+import {
+  createProjectKey,
+  ensureProject,
+  findMember,
+  findUserById,
+  listApiTokens,
+  listMembers,
+  listProjectKeys,
+  revokeUserSessions,
+  setProjectKeyActive,
+  setUserPassword,
+} from "@sluice/db";
 import type { Context, Hono } from "hono";
+import { deleteCookie, getCookie } from "hono/cookie";
+import type { OrganizationAccess } from "../accounts/access.ts";
+import { changeMemberRole, inviteMember, MembershipError } from "../accounts/members.ts";
+import { hashPassword, passwordProblem, verifyPassword } from "../accounts/passwords.ts";
+import { isOrganizationRole, ORGANIZATION_ROLES, roleRank } from "../accounts/roles.ts";
+import { requireCsrf } from "../accounts/session-middleware.ts";
+import { endSession, SESSION_COOKIE } from "../accounts/sessions.ts";
 import { CsrfField, RelativeTime } from "./components.tsx";
 import { Layout } from "./layout.tsx";
-import {
-  changePassword,
-  inviteMember,
-  listMembers,
-  listUserTokens,
-  requireCsrf,
-} from "./page-viewer.ts";
 import { DsnField, projectDsns } from "./project-setup.tsx";
 import { render } from "./render.ts";
 import { PageError, type WebEnv } from "./web-env.ts";
@@ -16,7 +27,15 @@ import { orgPage, requirePageScope } from "./web-lookups.ts";
 
 /** Sentry's project slugs: lowercase letters, digits, `-` and `_`, not only digits, up to 50. */
 const SLUG = /^(?!\d+$)[a-z0-9_-]{1,50}$/;
-const ROLES = ["member", "admin", "manager", "owner"] as const;
+/** Most members the members page lists. */
+const MAX_MEMBERS = 1_000;
+
+/** Roles the viewer may hand out: none above their own (Sentry's rule; tokens have no role). */
+function grantableRoles(access: OrganizationAccess): string[] {
+  return ORGANIZATION_ROLES.filter(
+    (r) => access.role === null || roleRank(r) <= roleRank(access.role as string),
+  );
+}
 
 function Notice({ message, error }: { message: string | undefined; error?: boolean }) {
   if (!message) return null;
@@ -162,7 +181,7 @@ export function registerSettingsPages(web: Hono<WebEnv>): void {
   web.get("/settings/account", async (c) => {
     const viewer = c.get("viewer");
     if (!viewer) throw new PageError(403, "Sign in first.");
-    const tokens = await listUserTokens(c.get("services"), viewer);
+    const tokens = await listApiTokens(c.get("services").db.orm, { userId: viewer.user.id });
     const notice = c.req.query("notice");
     return render(
       c,
@@ -223,7 +242,7 @@ export function registerSettingsPages(web: Hono<WebEnv>): void {
               <tbody>
                 {tokens.map((t) => (
                   <tr>
-                    <td>{t.label}</td>
+                    <td>{t.label ?? ""}</td>
                     <td>{t.scopes.join(", ")}</td>
                     <td>
                       <RelativeTime date={t.createdAt} />
@@ -242,13 +261,22 @@ export function registerSettingsPages(web: Hono<WebEnv>): void {
     const viewer = c.get("viewer");
     if (!viewer) throw new PageError(403, "Sign in first.");
     const body = await c.req.parseBody();
-    const current = typeof body.current === "string" ? body.current : "";
+    const current = typeof body.current === "string" ? body.current.slice(0, 1000) : "";
     const next = typeof body.password === "string" ? body.password : "";
-    if (next.length < 8 || next.length > 1000 || current.length > 1000) {
-      throw new PageError(400, "A password has 8 to 1000 characters.");
+    const weak = passwordProblem(next);
+    if (weak) throw new PageError(400, weak);
+    const { orm } = c.get("services").db;
+    const user = await findUserById(orm, viewer.user.id);
+    if (!user?.passwordHash || !(await verifyPassword(user.passwordHash, current))) {
+      throw new PageError(403, "The current password is not right.");
     }
-    const result = await changePassword(c.get("services"), viewer, { current, next });
-    return c.redirect(`/settings/account/?notice=${encodeURIComponent(result.message)}`, 303);
+    await setUserPassword(orm, user.id, await hashPassword(next));
+    // Other browsers signed in with the old password are signed out, this one too: sign in again.
+    await revokeUserSessions(orm, user.id);
+    const secret = getCookie(c, SESSION_COOKIE);
+    if (secret) await endSession(c.get("services"), secret);
+    deleteCookie(c, SESSION_COOKIE, { path: "/" });
+    return c.redirect("/auth/login/?next=%2Fsettings%2Faccount%2F", 303);
   });
 
   web.get("/settings/:org/projects", (c) => projectsPage(c));
@@ -306,13 +334,15 @@ export function registerSettingsPages(web: Hono<WebEnv>): void {
   web.get("/settings/:org/members", async (c) => {
     const { org, access } = await orgPage(c);
     const viewer = c.get("viewer");
-    const members = await listMembers(c.get("services"), org.id);
+    const members = await listMembers(c.get("services").db.orm, org.id, MAX_MEMBERS, 0);
+    const roles = grantableRoles(access);
+    const canAdmin = access.scopes.has("member:admin") && viewer;
     const notice = c.req.query("notice");
     return render(
       c,
       <Layout title={`Members — ${org.name}`} viewer={viewer} org={org} section="members">
         <h1>Members</h1>
-        <Notice message={notice && notice.length < 200 ? notice : undefined} />
+        <Notice message={notice && notice.length < 2_000 ? notice : undefined} />
         <table aria-label="Members">
           <thead>
             <tr>
@@ -324,16 +354,36 @@ export function registerSettingsPages(web: Hono<WebEnv>): void {
             {members.map((m) => (
               <tr>
                 <td>
-                  {m.name ? `${m.name} · ` : ""}
+                  {m.userName ? `${m.userName} · ` : ""}
                   {m.email}
-                  {m.pending ? <span class="muted"> (invited)</span> : null}
+                  {m.userId === null ? <span class="muted"> (invited)</span> : null}
                 </td>
-                <td>{m.role}</td>
+                <td>
+                  {canAdmin && roles.includes(m.role) ? (
+                    <form
+                      method="post"
+                      action={`/settings/${org.slug}/members/${m.id}/`}
+                      class="inline"
+                    >
+                      <CsrfField token={viewer.csrfToken} />
+                      <select name="role" aria-label={`Role of ${m.email}`}>
+                        {roles.map((r) => (
+                          <option value={r} selected={r === m.role}>
+                            {r}
+                          </option>
+                        ))}
+                      </select>{" "}
+                      <button type="submit">{`Change role of ${m.email}`}</button>
+                    </form>
+                  ) : (
+                    m.role
+                  )}
+                </td>
               </tr>
             ))}
           </tbody>
         </table>
-        {access.scopes.has("member:write") && viewer ? (
+        {access.scopes.has("member:invite") && viewer ? (
           <section class="panel" aria-labelledby="invite-heading">
             <h2 id="invite-heading">Invite a member</h2>
             <form method="post" action={`/settings/${org.slug}/members/`} class="toolbar">
@@ -345,7 +395,7 @@ export function registerSettingsPages(web: Hono<WebEnv>): void {
               <div class="field">
                 <label for="invite-role">Role</label>
                 <select id="invite-role" name="role">
-                  {ROLES.map((r) => (
+                  {roles.map((r) => (
                     <option value={r}>{r}</option>
                   ))}
                 </select>
@@ -361,23 +411,55 @@ export function registerSettingsPages(web: Hono<WebEnv>): void {
   });
   web.post("/settings/:org/members", requireCsrf(), async (c) => {
     const { org, access } = await orgPage(c);
-    requirePageScope(access, "member:write");
+    requirePageScope(access, "member:invite");
+    const viewer = c.get("viewer");
     const body = await c.req.parseBody();
     const email = typeof body.email === "string" ? body.email.trim() : "";
     const role = typeof body.role === "string" ? body.role : "";
     if (
       !/^[^\s@]{1,64}@[^\s@]{1,255}$/.test(email) ||
-      !(ROLES as readonly string[]).includes(role)
+      !isOrganizationRole(role) ||
+      !grantableRoles(access).includes(role)
     ) {
-      throw new PageError(
-        400,
-        "Give an email address and one of the roles member, admin, manager, owner.",
-      );
+      throw new PageError(400, "Give an email address and a role no higher than yours.");
     }
-    const result = await inviteMember(c.get("services"), org.id, { email, role });
-    return c.redirect(
-      `/settings/${org.slug}/members/?notice=${encodeURIComponent(result.message)}`,
-      303,
-    );
+    try {
+      const { inviteLink } = await inviteMember(
+        c.get("services"),
+        org,
+        email,
+        role,
+        viewer?.caller ?? null,
+      );
+      const notice = inviteLink
+        ? `Invited ${email}. No mail server is set up: send them this link yourself: ${inviteLink}`
+        : `Invited ${email}: they got a mail with a link to accept.`;
+      return c.redirect(`/settings/${org.slug}/members/?notice=${encodeURIComponent(notice)}`, 303);
+    } catch (error) {
+      if (error instanceof MembershipError) throw new PageError(409, error.message);
+      throw error;
+    }
+  });
+  web.post("/settings/:org/members/:memberId{[0-9]+}", requireCsrf(), async (c) => {
+    const { org, access } = await orgPage(c);
+    requirePageScope(access, "member:admin");
+    const viewer = c.get("viewer");
+    const { orm } = c.get("services").db;
+    const member = await findMember(orm, org.id, Number(c.req.param("memberId")));
+    if (!member) throw new PageError(404, "This organization has no such member.");
+    const body = await c.req.parseBody();
+    const role = typeof body.role === "string" ? body.role : "";
+    const roles = grantableRoles(access);
+    if (!isOrganizationRole(role) || !roles.includes(role) || !roles.includes(member.role)) {
+      throw new PageError(403, "You cannot give or take a role above your own.");
+    }
+    try {
+      await changeMemberRole(c.get("services"), org, member, role, viewer?.caller ?? null);
+    } catch (error) {
+      if (error instanceof MembershipError) throw new PageError(400, error.message);
+      throw error;
+    }
+    const notice = `${member.email} is now ${role}.`;
+    return c.redirect(`/settings/${org.slug}/members/?notice=${encodeURIComponent(notice)}`, 303);
   });
 }

@@ -8,7 +8,7 @@ import {
   type Project,
 } from "@sluice/db";
 import type { Context } from "hono";
-import { loadAccess, type OrganizationAccess } from "./page-viewer.ts";
+import { loadAccess, type OrganizationAccess } from "../accounts/access.ts";
 import { PageError, type WebEnv } from "./web-env.ts";
 
 /**
@@ -48,7 +48,8 @@ export async function orgPage(c: Context<WebEnv>): Promise<OrgPage> {
   const services = c.get("services");
   const slug = nameParam(c, "org");
   const org = slug === null ? null : await findOrganization(services.db.orm, slug);
-  const access = org ? await loadAccess(services, c.get("viewer")).forOrganization(org) : null;
+  const viewer = c.get("viewer");
+  const access = org && viewer ? await loadAccess(services, viewer).forOrganization(org) : null;
   if (!org || !access)
     throw new PageError(404, "There is no organization of that name that you are a member of.");
   const all = await listProjects(services.db.orm, org.id, MAX_PROJECTS, 0);

@@ -1,11 +1,12 @@
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
+import { loadAccess } from "../accounts/access.ts";
+import { sessionAuth } from "../accounts/session-middleware.ts";
 import type { Services } from "../services.ts";
 import { ASSETS } from "./assets.ts";
 import { errorPage } from "./error-pages.tsx";
 import { registerIssueListPages } from "./issue-list.tsx";
 import { registerIssuePages } from "./issue-page.tsx";
-import { loadAccess, sessionAuth } from "./page-viewer.ts";
 import { registerReleasePages } from "./release-pages.tsx";
 import { registerSettingsPages } from "./settings-pages.tsx";
 import { PageError, type WebEnv } from "./web-env.ts";
@@ -81,7 +82,8 @@ export function createWebRoutes(services: Services): Hono<WebEnv> {
 
   // The printed URL of `npm start` lands here: the first organization's issues.
   web.get("/", async (c) => {
-    const orgs = await loadAccess(services, c.get("viewer")).organizations();
+    const viewer = c.get("viewer");
+    const orgs = viewer ? await loadAccess(services, viewer).organizations() : [];
     const first = orgs[0];
     if (!first) throw new PageError(404, "You are not a member of any organization yet.");
     return c.redirect(`/organizations/${first.slug}/issues/`, 302);

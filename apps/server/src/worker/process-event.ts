@@ -10,6 +10,7 @@ import {
   findIssuesByHashes,
   type HashClaim,
   type IssueCount,
+  lockIssues,
   lockUnprocessedEvents,
   markEventsProcessed,
   readEvents,
@@ -22,6 +23,7 @@ import { type EventUser, type NormalizedEvent, normalizeEvent } from "@sluice/pr
 import type { EventProcessPayload } from "@sluice/queue";
 import { type Logger, serializeError } from "../logger.ts";
 import type { EventSymbolicator } from "./event-symbolicator.ts";
+import type { GroupingRulesLookup } from "./grouping-rules-cache.ts";
 import type { ReleaseSeenRecorder } from "./release-seen.ts";
 
 /** What became of a job; `failed`: the event is marked failed (now or before), not retried. */
@@ -33,6 +35,8 @@ export type ProcessDeps = {
   log: Logger;
   symbolicate: EventSymbolicator;
   recordRelease: ReleaseSeenRecorder;
+  /** The project's own grouping rules (fingerprint and stack trace rules); none when absent. */
+  groupingRules?: GroupingRulesLookup;
   /** Failures after which an event is marked failed (SLUICE_MAX_EVENT_FAILURES; default 5). */
   maxFailures?: number;
   /** Called with how many events one batch marked failed (the `eventsFailed` metric). */
@@ -51,7 +55,10 @@ class UnnormalizableEvent extends Error {
   override name = "UnnormalizableEvent";
 }
 
-/** Another transaction created an issue for these hashes first; run again to join it. */
+/**
+ * Another transaction created an issue for these hashes first, or a merge or
+ * unmerge moved them since they were read; run again to follow them.
+ */
 class LostIssueRace extends Error {}
 
 /** SQLSTATEs a batch is simply run again for: deadlock, serialization failure. */
@@ -71,6 +78,8 @@ type Prepared = {
    * grouped before an upgrade made, so that an upgrade never splits issues.
    */
   secondaryHashes: { hash: string; variant: string }[];
+  /** The issue title a project fingerprint rule sets (`title="..."`), else null. */
+  title: string | null;
   userKey: string | null;
   /** The symbolicated payload to store, when symbolication changed the event. */
   payload: Record<string, unknown> | null;
@@ -292,12 +301,17 @@ async function prepare(deps: ProcessDeps, row: EventToProcess): Promise<Prepared
   if (event.release) {
     await deps.recordRelease(row.projectId, event.release, event.environment, event.timestamp);
   }
-  const grouping = event.type === "transaction" ? null : computeEventGrouping(event);
+  const rules =
+    event.type === "transaction" || !deps.groupingRules
+      ? undefined
+      : await deps.groupingRules(row.projectId);
+  const grouping = event.type === "transaction" ? null : computeEventGrouping(event, { rules });
   return {
     key: { projectId: row.projectId, eventId: row.eventId, receivedAt: row.receivedAt },
     event,
     hashes: grouping?.hashes ?? [],
     secondaryHashes: grouping?.secondaryHashes ?? [],
+    title: grouping?.title ?? null,
     userKey: userKeyOf(event.user),
     payload,
     compressed: row.compressed,
@@ -320,15 +334,23 @@ async function group(
   });
 
   const hashKey = (projectId: number, hash: string) => `${projectId}/${hash}`;
-  const owners = await findIssuesByHashes(
-    client,
-    todo.flatMap((p) =>
-      [...p.hashes, ...p.secondaryHashes].map((h) => ({
-        projectId: p.key.projectId,
-        hash: h.hash,
-      })),
-    ),
+  const pairs = todo.flatMap((p) =>
+    [...p.hashes, ...p.secondaryHashes].map((h) => ({ projectId: p.key.projectId, hash: h.hash })),
   );
+  // Lock the owning issues (in id order, before any row refers to them), then
+  // read the owners again: only a transaction holding an issue's lock moves
+  // its hashes (merge, unmerge), so the second read is stable for locked
+  // issues. An owner that is not locked (an issue made or given hashes
+  // meanwhile) or a merged one means the batch runs again (see lockIssues).
+  let owners = await findIssuesByHashes(client, pairs);
+  const locked = new Set(owners.values());
+  if (locked.size > 0) {
+    const merged = await lockIssues(client, [...locked]);
+    owners = await findIssuesByHashes(client, pairs);
+    if (merged.size > 0 || [...owners.values()].some((id) => !locked.has(id))) {
+      throw new LostIssueRace();
+    }
+  }
   const issueOf = new Map<Prepared, number>();
   const claims: HashClaim[] = [];
   for (const p of todo) {
@@ -391,6 +413,7 @@ async function group(
       issueId: issueOf.get(p) ?? null,
       payload: p.payload,
       compressed: p.compressed,
+      primaryHash: p.hashes[0]?.hash ?? null,
     })),
   );
   for (const p of todo) {
@@ -418,7 +441,7 @@ function newIssueOf(p: Prepared) {
   return {
     projectId: p.key.projectId,
     type: described.type,
-    title: described.title,
+    title: p.title ?? described.title,
     culprit: described.culprit,
     level: p.event.level,
     platform: p.event.platform,

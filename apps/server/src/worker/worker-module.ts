@@ -3,6 +3,7 @@ import type { BackgroundLoop, StartedRole } from "../roles.ts";
 import type { Services } from "../services.ts";
 import { maintenanceLoop, sweeperLoop } from "./background-loops.ts";
 import { createEventSymbolicator } from "./event-symbolicator.ts";
+import { createGroupingRulesLookup } from "./grouping-rules-cache.ts";
 import { JobBatcher } from "./job-batcher.ts";
 import { processEvents } from "./process-event.ts";
 import { createReleaseSeenRecorder } from "./release-seen.ts";
@@ -28,6 +29,7 @@ export function start(services: Services): StartedRole {
     log,
     symbolicate: createEventSymbolicator(db, services.blobs, config.sourceMapCacheBytes),
     recordRelease: createReleaseSeenRecorder(db),
+    groupingRules: createGroupingRulesLookup(db),
     maxFailures: config.maxEventFailures,
     onFailed: (events: number) => metrics.eventsFailed.inc(events),
   };

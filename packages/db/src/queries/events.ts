@@ -1,4 +1,4 @@
-import { and, desc, eq } from "drizzle-orm";
+import { and, desc, eq, inArray } from "drizzle-orm";
 import type { Orm, Queryable } from "../database.ts";
 import { payloadOfRow } from "../event-payload.ts";
 import { eventIds, events } from "../schema.ts";
@@ -43,6 +43,20 @@ export async function listIssueEvents(
     .orderBy(desc(events.receivedAt), desc(events.eventId))
     .limit(limit)
     .offset(offset);
+  return rows.map(decoded);
+}
+
+/** Events of an issue by event id (32 hex or dashed uuid); absent ones are left out. */
+export async function findIssueEvents(
+  orm: Orm,
+  issueId: number,
+  eventIds: string[],
+): Promise<StoredEventRow[]> {
+  if (eventIds.length === 0) return [];
+  const rows = await orm
+    .select()
+    .from(events)
+    .where(and(eq(events.issueId, issueId), inArray(events.eventId, eventIds)));
   return rows.map(decoded);
 }
 

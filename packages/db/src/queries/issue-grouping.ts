@@ -228,6 +228,25 @@ export async function createIssue(client: pg.PoolClient, issue: NewIssue): Promi
   return Number(result.rows[0].id);
 }
 
+/**
+ * Locks existing issues in id order (`FOR NO KEY UPDATE`, as
+ * `countIssueEvents` does) before the batch inserts any hash or user row
+ * referring to them, and returns the ids among them that were merged away.
+ * Every transaction that writes issues of a project (the worker's batches,
+ * merge, unmerge) takes its issue row locks first and in id order, so none
+ * waits for another in a cycle; a merge's `FOR UPDATE` waits for the batch
+ * (and the batch for the merge), so a batch never counts into an issue that
+ * a merge committed away meanwhile: it sees the merge and runs again.
+ */
+export async function lockIssues(client: pg.PoolClient, ids: number[]): Promise<Set<number>> {
+  if (ids.length === 0) return new Set();
+  const result = await client.query(
+    `SELECT id, merged_into_id FROM issues WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE`,
+    [[...new Set(ids)].sort((a, b) => a - b)],
+  );
+  return new Set(result.rows.filter((r) => r.merged_into_id !== null).map((r) => Number(r.id)));
+}
+
 export type HashClaim = { projectId: number; hash: string; issueId: number; variant: string };
 
 /**
@@ -346,7 +365,7 @@ export async function countIssueEvents(client: pg.PoolClient, counts: IssueCount
 
 /**
  * Marks events processed and links each to its issue (null: no issue, e.g.
- * transactions); a `payload`, when given, replaces the stored one (the
+ * transactions) with its primary hash; a `payload`, when given, replaces the stored one (the
  * symbolicated event with its raw stack traces and processing errors), in
  * the row's own format: compressed when `compressed` (as `readEvents` said).
  */
@@ -356,14 +375,17 @@ export async function markEventsProcessed(
     issueId: number | null;
     payload: Record<string, unknown> | null;
     compressed: boolean;
+    /** The event's first group hash (Sentry's primary_hash); null for none. */
+    primaryHash?: string | null;
   })[],
 ): Promise<void> {
   if (events.length === 0) return;
   await client.query(
     `UPDATE events e
         SET issue_id = d.i, processed_at = now(), payload = COALESCE(d.payload, e.payload),
-            payload_compressed = COALESCE(decode(d.c, 'base64'), e.payload_compressed)
-       FROM json_to_recordset($1::json) AS d(p bigint, e uuid, r timestamptz, i bigint, payload jsonb, c text)
+            payload_compressed = COALESCE(decode(d.c, 'base64'), e.payload_compressed),
+            primary_hash = d.h
+       FROM json_to_recordset($1::json) AS d(p bigint, e uuid, r timestamptz, i bigint, payload jsonb, c text, h text)
       WHERE e.project_id = d.p AND e.event_id = d.e AND e.received_at = d.r`,
     [
       JSON.stringify(
@@ -372,6 +394,7 @@ export async function markEventsProcessed(
           e: e.eventId,
           r: e.receivedAt.toISOString(),
           i: e.issueId,
+          h: e.primaryHash ?? null,
           payload: e.payload && !e.compressed ? e.payload : null,
           c:
             e.payload && e.compressed

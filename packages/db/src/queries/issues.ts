@@ -1,6 +1,6 @@
-import { and, desc, eq, ilike, inArray, type SQL } from "drizzle-orm";
+import { and, desc, eq, ilike, inArray, isNull, type SQL } from "drizzle-orm";
 import type { Orm } from "../database.ts";
-import { issues } from "../schema.ts";
+import { issues, projects } from "../schema.ts";
 
 export type Issue = typeof issues.$inferSelect;
 export type IssueStatus = "unresolved" | "resolved" | "ignored";
@@ -13,14 +13,17 @@ export type IssueFilter = {
   text: string | null;
 };
 
-/** Issues of the projects, newest last-seen first. */
+/** Live issues of the projects (merged ones left out), newest last-seen first. */
 export async function listIssues(
   orm: Orm,
   filter: IssueFilter,
   limit: number,
   offset: number,
 ): Promise<Issue[]> {
-  const conditions: SQL[] = [inArray(issues.projectId, filter.projectIds)];
+  const conditions: SQL[] = [
+    inArray(issues.projectId, filter.projectIds),
+    isNull(issues.mergedIntoId),
+  ];
   if (filter.status) conditions.push(eq(issues.status, filter.status));
   if (filter.text) conditions.push(ilike(issues.title, `%${escapeLike(filter.text)}%`));
   return orm
@@ -36,9 +39,66 @@ function escapeLike(text: string): string {
   return text.replace(/[\\%_]/g, (c) => `\\${c}`);
 }
 
+/**
+ * The issue with this id or, when it was merged, the issue it was merged
+ * into: Sentry's GroupEndpoint answers a merged group's id with its parent
+ * (`get_group_with_redirect`). A merge points every earlier child at the new
+ * parent, so one hop is enough; a cycle (never written) ends after a few.
+ */
 export async function findIssue(orm: Orm, id: number): Promise<Issue | null> {
-  const rows = await orm.select().from(issues).where(eq(issues.id, id)).limit(1);
-  return rows[0] ?? null;
+  let wanted = id;
+  for (let hop = 0; hop < 4; hop++) {
+    const rows = await orm.select().from(issues).where(eq(issues.id, wanted)).limit(1);
+    const issue = rows[0];
+    if (!issue || issue.mergedIntoId === null) return issue ?? null;
+    wanted = issue.mergedIntoId;
+  }
+  return null;
+}
+
+/**
+ * The live issues among `ids` in the organization (and in `projectIds`
+ * when given): the ids a bulk update may touch. Ids of other organizations
+ * or projects, and merged issues, are left out.
+ */
+export async function findIssuesInScope(
+  orm: Orm,
+  scope: { organizationId: number; projectIds: number[] | null },
+  ids: number[],
+): Promise<Issue[]> {
+  if (ids.length === 0) return [];
+  const conditions: SQL[] = [
+    inArray(issues.id, ids),
+    isNull(issues.mergedIntoId),
+    inArray(
+      issues.projectId,
+      orm
+        .select({ id: projects.id })
+        .from(projects)
+        .where(eq(projects.organizationId, scope.organizationId)),
+    ),
+  ];
+  if (scope.projectIds) conditions.push(inArray(issues.projectId, scope.projectIds));
+  return orm
+    .select()
+    .from(issues)
+    .where(and(...conditions))
+    .orderBy(issues.id);
+}
+
+/** Sets the status of the issues; returns how many changed. */
+export async function setIssuesStatus(
+  orm: Orm,
+  ids: number[],
+  status: IssueStatus,
+): Promise<number> {
+  if (ids.length === 0) return 0;
+  const rows = await orm
+    .update(issues)
+    .set({ status, resolvedAt: status === "resolved" ? new Date() : null })
+    .where(and(inArray(issues.id, ids), isNull(issues.mergedIntoId)))
+    .returning({ id: issues.id });
+  return rows.length;
 }
 
 /** Sets an issue's status; returns the updated issue, null when absent. */

@@ -33,3 +33,8 @@ export async function listOrganizations(
     .limit(limit)
     .offset(offset);
 }
+
+export async function findOrganizationById(orm: Orm, id: number): Promise<Organization | null> {
+  const rows = await orm.select().from(organizations).where(eq(organizations.id, id)).limit(1);
+  return rows[0] ?? null;
+}

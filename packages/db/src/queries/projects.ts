@@ -64,16 +64,24 @@ export async function findProjectById(
   return rows[0] ?? null;
 }
 
+/** Projects of an organization by slug; `only` limits them to these ids (a member's teams). */
 export async function listProjects(
   orm: Orm,
   organizationId: number,
   limit: number,
   offset: number,
+  only: "all" | number[] = "all",
 ): Promise<Project[]> {
+  if (only !== "all" && only.length === 0) return [];
   return orm
     .select()
     .from(projects)
-    .where(eq(projects.organizationId, organizationId))
+    .where(
+      and(
+        eq(projects.organizationId, organizationId),
+        only === "all" ? undefined : inArray(projects.id, only),
+      ),
+    )
     .orderBy(asc(projects.slug))
     .limit(limit)
     .offset(offset);

@@ -237,12 +237,13 @@ function eventOfRow(r: Record<string, unknown>): StoredEventRow {
     keyId: r.key_id === null ? null : Number(r.key_id),
     issueId: r.issue_id === null ? null : Number(r.issue_id),
     processedAt: (r.processed_at as Date | null) ?? null,
+    primaryHash: (r.primary_hash as string | null) ?? null,
     payload,
   };
 }
 
 const EVENT_COLUMNS =
-  "project_id, event_id::text AS event_id, received_at, timestamp, key_id, issue_id, processed_at, payload, payload_compressed";
+  "project_id, event_id::text AS event_id, received_at, timestamp, key_id, issue_id, processed_at, primary_hash, payload, payload_compressed";
 
 /** Which event of an issue to read, relative to one event (`older`, `newer`) or absolute. */
 export type EventPosition =

@@ -5,9 +5,19 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { extname, join } from "node:path";
 import { promisify } from "node:util";
+import {
+  addProjectTeam,
+  addTeamMember,
+  ensureProject,
+  ensureTeam,
+  findMemberByEmail,
+  findOrganization,
+  setOpenMembership,
+} from "@sluice/db";
 import { build } from "esbuild";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createTestUser } from "./accounts-harness.ts";
 import { api, countRows, startTestSluice, type TestSluice, waitFor } from "./harness.ts";
 
 /**
@@ -15,7 +25,8 @@ import { api, countRows, startTestSluice, type TestSluice, waitFor } from "./har
  * playwright-core): a page whose minified bundle holds @sentry/browser
  * throws; its source maps were uploaded with sentry-cli; the error shows in
  * the issue list and its page names the original function and file;
- * Resolve; the same error again reopens it as a regression. Elements are
+ * Resolve; the same error again reopens it as a regression; sign out; a
+ * member whose teams do not hold the project cannot see it. Elements are
  * found by role and accessible name only. Screenshots of each page go to
  * `.web-screenshots/` (ignored by git) for a person to look at.
  */
@@ -25,6 +36,7 @@ const root = new URL("../../../", import.meta.url).pathname;
 const sentryCli = join(root, "node_modules/.bin/sentry-cli");
 const shots = join(root, ".web-screenshots");
 const RELEASE = "shop@2.0.0";
+const PASSWORD = "correct horse battery";
 
 /** Chromium's flags for CI: headless, no sandbox (root in a container), nothing phoning home. */
 const CHROMIUM_FLAGS = [
@@ -112,6 +124,21 @@ describe("the web UI in a real browser", () => {
   beforeAll(async () => {
     mkdirSync(shots, { recursive: true });
     t = await startTestSluice({ redis: false });
+    await createTestUser(t, "owner@example.com", "sluice", "owner", PASSWORD);
+    // A member on a team that holds another project only, in an organization without open membership.
+    const { orm } = t.services.db;
+    const org = await findOrganization(orm, "sluice");
+    if (!org) throw new Error("no organization");
+    await setOpenMembership(orm, org.id, false);
+    await createTestUser(t, "member@example.com", "sluice", "member", PASSWORD);
+    const other = await ensureProject(orm, org.id, "backend", "backend");
+    const team = await ensureTeam(orm, org.id, "backend", "backend");
+    await addProjectTeam(orm, other.project.id, team.id);
+    await addTeamMember(
+      orm,
+      team.id,
+      (await findMemberByEmail(orm, org.id, "member@example.com"))?.id as number,
+    );
     work = mkdtempSync(join(tmpdir(), "sluice-web-browser-"));
     mkdirSync(join(work, "src"));
     mkdirSync(join(work, "public/assets"), { recursive: true });
@@ -169,7 +196,14 @@ describe("the web UI in a real browser", () => {
     const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
     const page = await context.newPage();
 
+    // Without a session: the sign-in page, then back to the page asked for.
     await page.goto(`${t.url}/organizations/sluice/issues/`);
+    await page.waitForURL(/\/auth\/login\/\?next=/);
+    await page.getByLabel("Email").fill("owner@example.com");
+    await page.getByLabel("Password").fill(PASSWORD);
+    await shot(page, "00-sign-in");
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.waitForURL(`${t.url}/organizations/sluice/issues/`);
     expect(await page.getByRole("searchbox", { name: "Search" }).inputValue()).toBe(
       "is:unresolved",
     );
@@ -224,6 +258,28 @@ describe("the web UI in a real browser", () => {
     await page.goto(`${t.url}/organizations/sluice/issues/999999/`);
     await page.getByRole("heading", { name: "Page not found" }).waitFor();
     await shot(page, "07-not-found");
+
+    await page.getByRole("button", { name: "Sign out" }).click();
+    await page.waitForURL(/\/auth\/login\/$/);
+    await page.goto(`${t.url}/organizations/sluice/issues/${issues[0]?.id}/`);
+    await page.waitForURL(/\/auth\/login\/\?next=/);
     await context.close();
+
+    // A member whose team holds only "backend": no trace of the shop's issue.
+    const memberContext = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const memberPage = await memberContext.newPage();
+    await memberPage.goto(`${t.url}/auth/login/`);
+    await memberPage.getByLabel("Email").fill("member@example.com");
+    await memberPage.getByLabel("Password").fill(PASSWORD);
+    await memberPage.getByRole("button", { name: "Sign in" }).click();
+    await memberPage.waitForURL(`${t.url}/organizations/sluice/issues/`);
+    await memberPage.getByRole("heading", { name: "No issues in backend yet" }).waitFor();
+    expect(await memberPage.getByRole("link", { name: /^TypeError: / }).count()).toBe(0);
+    expect(await memberPage.getByRole("option", { name: "default" }).count()).toBe(0);
+    await shot(memberPage, "08-member-issue-list");
+    const hidden = await memberPage.goto(`${t.url}/organizations/sluice/issues/${issues[0]?.id}/`);
+    expect(hidden?.status()).toBe(404);
+    await memberPage.getByRole("heading", { name: "Page not found" }).waitFor();
+    await memberContext.close();
   });
 });

@@ -11,6 +11,7 @@
  * fails on speed.
  */
 import { compressPayload } from "@sluice/db";
+import { createTestUser, signInForm } from "../apps/server/test/accounts-harness.ts";
 import { startTestSluice } from "../apps/server/test/harness.ts";
 import { buildEvent, newEventId } from "./payloads.ts";
 
@@ -85,14 +86,18 @@ try {
     `seeded ${EVENTS.toLocaleString()} events in ${ISSUES.toLocaleString()} issues in ${((performance.now() - started) / 1000).toFixed(1)} s`,
   );
 
+  await createTestUser(t, "bench@example.com", "sluice", "owner");
+  const { cookie } = await signInForm(t, "bench@example.com");
+  const get = (path: string) =>
+    fetch(`${t.url}${path}`, { redirect: "manual", headers: { cookie } });
   const time = async (path: string): Promise<number> => {
     const begin = performance.now();
-    const response = await fetch(`${t.url}${path}`);
+    const response = await get(path);
     await response.text();
     if (response.status !== 200) throw new Error(`${path}: ${response.status}`);
     return performance.now() - begin;
   };
-  const firstPage = await (await fetch(`${t.url}/organizations/sluice/issues/`)).text();
+  const firstPage = await (await get("/organizations/sluice/issues/")).text();
   const next = /href="([^"]*cursor=[^"]*)">Next page/
     .exec(firstPage)?.[1]
     ?.replaceAll("&amp;", "&");

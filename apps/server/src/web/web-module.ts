@@ -1,13 +1,15 @@
 import type { StartedRole } from "../roles.ts";
 import type { Services } from "../services.ts";
 import { createAuthRoutes } from "./auth-routes.ts";
+import { createWebRoutes } from "./web-routes.tsx";
 
 /**
  * The pages, served by api nodes beside the REST API: sign-in
- * (`createAuthRoutes`) so far. No work outlives a request, so `drain`
- * resolves at once.
+ * (`createAuthRoutes`) and the web UI (`createWebRoutes`). No work
+ * outlives a request, so `drain` resolves at once.
  */
 export function start(services: Services): StartedRole {
   const auth = createAuthRoutes(services);
-  return { mount: (app) => app.route("/", auth), drain: async () => {} };
+  const pages = createWebRoutes(services);
+  return { mount: (app) => app.route("/", auth).route("/", pages), drain: async () => {} };
 }

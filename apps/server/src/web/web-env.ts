@@ -1,0 +1,11 @@
+export type { WebEnv } from "../accounts/session-middleware.ts";
+
+/** A failure that becomes an error page with this status (404, 403, 400). */
+export class PageError extends Error {
+  constructor(
+    readonly status: 400 | 403 | 404 | 409,
+    message: string,
+  ) {
+    super(message);
+  }
+}

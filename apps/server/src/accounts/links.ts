@@ -3,7 +3,7 @@ import type { Services } from "../services.ts";
 import { hashApiToken, newSecret } from "./auth-tokens.ts";
 
 /** How long a one-time link works (ms): a week, as Sentry's invitations. */
-export const LINK_LIFETIME_MS = 7 * 24 * 3600 * 1000;
+const LINK_LIFETIME_MS = 7 * 24 * 3600 * 1000;
 
 const PATHS: Record<UserLinkPurpose, string> = {
   set_password: "/auth/set-password/",

@@ -5,6 +5,7 @@ import {
   ensureUser,
   findMemberById,
   findOrganizationById,
+  findUserByEmail,
   findUserById,
   listUserOrganizations,
   revokeUserSessions,
@@ -21,7 +22,7 @@ import { clientAddress } from "../accounts/client-address.ts";
 import { findLink } from "../accounts/links.ts";
 import { addUserToOrganization } from "../accounts/members.ts";
 import { finishOidcSignIn, OidcError, startOidcSignIn } from "../accounts/oidc.ts";
-import { hashPassword, passwordProblem } from "../accounts/passwords.ts";
+import { hashPassword, PASSWORD_MIN_LENGTH, passwordProblem } from "../accounts/passwords.ts";
 import {
   csrfProblem,
   requireCsrf,
@@ -37,7 +38,7 @@ import { authPage } from "./auth-page.ts";
 const MAX_NEXT_LENGTH = 2_000;
 
 /** `next` when it is a path on this site (not `//host` or a URL), else null: no open redirect. */
-export function safeNext(next: string | undefined | null): string | null {
+function safeNext(next: string | undefined | null): string | null {
   if (!next || next.length > MAX_NEXT_LENGTH) return null;
   if (!next.startsWith("/") || next.startsWith("//") || next.startsWith("/\\")) return null;
   return [...next].some((ch) => ch.charCodeAt(0) < 0x20) ? null : next;
@@ -84,18 +85,62 @@ function setupForm(action: string, email: string) {
 <p>This account will be the owner of organization <strong>sluice</strong>.</p>
 <label for="email">Email</label>
 <input id="email" name="email" type="email" autocomplete="username" required value="${email}">
-<label for="password">Password</label>
-<input id="password" name="password" type="password" autocomplete="new-password" required minlength="8">
+${newPasswordField("Password")}
 <button type="submit">Create account</button>
 </form>`;
 }
 
-function passwordForm(action: string, button: string, email: string | null) {
+/** A new password's field, with its rule said next to it (not only after a refusal). */
+const newPasswordField = (label: string) =>
+  html`<label for="password">${label}</label>
+<input id="password" name="password" type="password" autocomplete="new-password" required minlength="${PASSWORD_MIN_LENGTH}" aria-describedby="password-hint">
+<p id="password-hint" class="hint">At least ${PASSWORD_MIN_LENGTH} characters.</p>`;
+
+function passwordForm(action: string, email: string) {
   return html`<form method="post" action="${action}">
-${email ? html`<p>Account: <strong>${email}</strong></p>` : ""}
-<label for="password">Password</label>
-<input id="password" name="password" type="password" autocomplete="new-password" required minlength="8">
-<button type="submit">${button}</button>
+<p>Account: <strong>${email}</strong></p>
+${newPasswordField("New password")}
+<button type="submit">Set password</button>
+</form>`;
+}
+
+/** What the invitation page tells: who is invited, where, as what, and whether an account exists. */
+type Invitation = {
+  memberId: number;
+  email: string;
+  role: string;
+  organization: { slug: string; name: string };
+  hasPassword: boolean;
+};
+
+async function invitationOf(services: Services, memberId: number): Promise<Invitation | null> {
+  const { orm } = services.db;
+  const member = await findMemberById(orm, memberId);
+  const org = member ? await findOrganizationById(orm, member.organizationId) : null;
+  if (!member || !org) return null;
+  const user = await findUserByEmail(orm, member.email);
+  return {
+    memberId: member.id,
+    email: member.email,
+    role: member.role,
+    organization: { slug: org.slug, name: org.name },
+    hasPassword: Boolean(user?.passwordHash),
+  };
+}
+
+function invitationForm(action: string, invitation: Invitation, csrf: string | null) {
+  return html`<form method="post" action="${action}">
+${csrf ? html`<input type="hidden" name="csrf" value="${csrf}">` : ""}
+<p>You are invited to join <strong>${invitation.organization.name}</strong> as <strong>${invitation.role}</strong>.</p>
+<p>Account: <strong>${invitation.email}</strong></p>
+${
+  invitation.hasPassword
+    ? html`<label for="password">Your password</label>
+<input id="password" name="password" type="password" autocomplete="current-password" required>
+<p class="hint">This address has an account: enter its password to join.</p>`
+    : newPasswordField("Choose a password")
+}
+<button type="submit">Join ${invitation.organization.name}</button>
 </form>`;
 }
 
@@ -205,7 +250,7 @@ export function createAuthRoutes(services: Services): Hono<WebEnv> {
         authPage("Set a password", html`<p>This link has expired or was used already.</p>`),
         404,
       );
-    return c.html(authPage("Set a password", passwordForm(c.req.path, "Set password", user.email)));
+    return c.html(authPage("Set a password", passwordForm(c.req.path, user.email)));
   });
 
   app.post("/auth/set-password/:secret", async (c) => {
@@ -224,10 +269,7 @@ export function createAuthRoutes(services: Services): Hono<WebEnv> {
     const password = formString(await c.req.parseBody(), "password");
     const weak = passwordProblem(password);
     if (weak)
-      return c.html(
-        authPage("Set a password", passwordForm(c.req.path, "Set password", user.email), weak),
-        400,
-      );
+      return c.html(authPage("Set a password", passwordForm(c.req.path, user.email), weak), 400);
     if (!(await useUserLink(services.db.orm, hashApiToken(secret))))
       return c.html(
         authPage("Set a password", html`<p>This link has expired or was used already.</p>`),
@@ -239,50 +281,47 @@ export function createAuthRoutes(services: Services): Hono<WebEnv> {
     return c.redirect(await landing(services, user), 303);
   });
 
+  const invitationGone = (c: Context<WebEnv>, problem: string | null = null) =>
+    c.html(
+      authPage(
+        "Accept the invitation",
+        html`<p>${problem ?? "This invitation has expired or was used already."} Ask whoever invited you for a new one, or <a href="/auth/login/">sign in</a>.</p>`,
+      ),
+      problem ? 403 : 404,
+    );
+
   app.get("/accept/:secret", async (c) => {
     const link = await findLink(services, "accept_invite", c.req.param("secret"));
-    if (!link?.memberId)
-      return c.html(
-        authPage(
-          "Accept the invitation",
-          html`<p>This invitation has expired or was used already.</p>`,
-        ),
-        404,
-      );
-    return c.html(authPage("Accept the invitation", passwordForm(c.req.path, "Join", null)));
+    const invitation = link?.memberId ? await invitationOf(services, link.memberId) : null;
+    if (!invitation) return invitationGone(c);
+    const csrf = c.get("viewer")?.csrfToken ?? null;
+    return c.html(authPage("Accept the invitation", invitationForm(c.req.path, invitation, csrf)));
   });
 
   app.post("/accept/:secret", async (c) => {
     const secret = c.req.param("secret");
-    const problem = await csrfProblem(c, services.config.publicUrl, c.get("viewer"));
+    const viewer = c.get("viewer");
+    const problem = await csrfProblem(c, services.config.publicUrl, viewer);
+    if (problem) return invitationGone(c, problem);
     const link = await findLink(services, "accept_invite", secret);
-    if (!link?.memberId || problem)
-      return c.html(
-        authPage(
-          "Accept the invitation",
-          html`<p>${problem ?? "This invitation has expired or was used already."}</p>`,
-        ),
-        problem ? 403 : 404,
-      );
+    const invitation = link?.memberId ? await invitationOf(services, link.memberId) : null;
+    if (!invitation) return invitationGone(c);
     const { orm } = services.db;
     const accepted = await acceptInvitation(
       services,
-      link.memberId,
+      invitation.memberId,
       formString(await c.req.parseBody(), "password"),
     );
     if (typeof accepted === "string")
       return c.html(
-        authPage("Accept the invitation", passwordForm(c.req.path, "Join", null), accepted),
-        400,
-      );
-    if (!(await useUserLink(orm, hashApiToken(secret))))
-      return c.html(
         authPage(
           "Accept the invitation",
-          html`<p>This invitation has expired or was used already.</p>`,
+          invitationForm(c.req.path, invitation, viewer?.csrfToken ?? null),
+          accepted,
         ),
-        404,
+        400,
       );
+    if (!(await useUserLink(orm, hashApiToken(secret)))) return invitationGone(c);
     await signIn(c, accepted.user);
     return c.redirect(`/organizations/${accepted.organizationSlug}/issues/`, 303);
   });

@@ -82,9 +82,10 @@ async function ssoSignIn(
   t: TestSluice,
   accountId: string,
   rewriteCallback: (url: URL) => URL = (url) => url,
+  options: { start?: string; abort?: boolean } = {},
 ): Promise<{ response: Response; cookie: string | null }> {
   const jar = new CookieJar();
-  let url = new URL(`${t.url}/auth/sso/`);
+  let url = new URL(`${t.url}${options.start ?? "/auth/sso/"}`);
   let init: RequestInit = {};
   for (let hop = 0; hop < 20; hop++) {
     const isCallback = url.pathname === "/auth/sso/callback/";
@@ -110,6 +111,11 @@ async function ssoSignIn(
     const action = page.match(/<form[^>]*action="([^"]+)"/)?.[1];
     const prompt = page.match(/name="prompt" value="(\w+)"/)?.[1];
     if (!action || !prompt) throw new Error(`no interaction form at ${url}: ${page}`);
+    if (options.abort) {
+      // The provider's "Cancel": it sends the browser back with error=access_denied.
+      url = new URL(`${url.pathname.replace(/\/$/, "")}/abort`, url);
+      continue;
+    }
     url = new URL(action, url);
     init = {
       method: "POST",
@@ -227,6 +233,25 @@ describe("single sign-on with OpenID Connect against a real provider (oidc-provi
     expect(rows[0].n).toBe(0);
   });
 
+  it("returns to the page it started from (`next`), never off the site", async () => {
+    const start = "/auth/sso/?next=%2Forganizations%2Fsluice%2Fissues%2F%3Fquery%3Dis%3Aunresolved";
+    const { response } = await ssoSignIn(t, "ada", undefined, { start });
+    expect(response.headers.get("location")).toBe(
+      "/organizations/sluice/issues/?query=is:unresolved",
+    );
+    const away = await ssoSignIn(t, "ada", undefined, { start: "/auth/sso/?next=//evil.example/" });
+    expect(away.response.headers.get("location")).toBe("/organizations/sluice/issues/");
+  });
+
+  it("shows a clear page when the person cancels at the provider", async () => {
+    const { response, cookie } = await ssoSignIn(t, "ada", undefined, { abort: true });
+    expect(response.status).toBe(400);
+    expect(cookie).toBeNull();
+    const page = await response.text();
+    expect(page).toContain("<h1>Sign in</h1>");
+    expect(page).toMatch(/role="alert"[^>]*>The single sign-on provider refused the sign-in/);
+  });
+
   it("refuses a tampered or unknown state", async () => {
     for (const state of ["tampered", ""]) {
       const { response, cookie } = await ssoSignIn(t, "ada", (url) => {
@@ -254,12 +279,34 @@ describe("single sign-on with OpenID Connect against a real provider (oidc-provi
   });
 });
 
-describe("single sign-on not configured", () => {
+describe("single sign-on not configured, or its provider down", () => {
   let t: TestSluice;
+  let down: TestSluice;
   beforeAll(async () => {
     t = await startTestSluice({ redis: false });
+    down = await startTestSluice({
+      redis: false,
+      env: {
+        // Nothing listens there.
+        SLUICE_OIDC_ISSUER: `http://127.0.0.1:${await freePort()}`,
+        SLUICE_OIDC_CLIENT_ID: CLIENT_ID,
+        SLUICE_OIDC_CLIENT_SECRET: CLIENT_SECRET,
+      },
+    });
   });
-  afterAll(() => t?.stop());
+  afterAll(async () => {
+    await t?.stop();
+    await down?.stop();
+  });
+
+  it("says so, with the password form, when the provider cannot be reached", async () => {
+    const response = await fetch(`${down.url}/auth/sso/`, { redirect: "manual" });
+    expect(response.status).toBe(503);
+    const page = await response.text();
+    expect(page).toContain("The single sign-on provider cannot be reached. Try again later.");
+    expect(page).toContain('<label for="password">');
+    expect(page).toContain("Sign in with SSO");
+  });
 
   it("shows no “Sign in with …” and answers /auth/sso/ with 404", async () => {
     const page = await (await fetch(`${t.url}/auth/login/`)).text();
@@ -268,6 +315,8 @@ describe("single sign-on not configured", () => {
     expect(page).not.toContain("/auth/sso/");
     const sso = await fetch(`${t.url}/auth/sso/`, { redirect: "manual" });
     expect(sso.status).toBe(404);
-    expect(await sso.text()).toContain("Single sign-on is not configured.");
+    const text = await sso.text();
+    expect(text).toContain("Single sign-on is not configured");
+    expect(text).toContain('href="/auth/login/"');
   });
 });

@@ -208,7 +208,13 @@ export function createAuthRoutes(services: Services): Hono<WebEnv> {
 
   app.get("/auth/sso", async (c) => {
     if (!services.config.accounts.oidc)
-      return c.html(authPage("Sign in", html`<p>Single sign-on is not configured.</p>`), 404);
+      return c.html(
+        authPage(
+          "Sign in",
+          html`<p>Single sign-on is not configured on this Sluice. <a href="/auth/login/">Sign in with your email and password</a>.</p>`,
+        ),
+        404,
+      );
     try {
       return c.redirect(await startOidcSignIn(services, safeNext(c.req.query("next")) ?? ""));
     } catch (error) {

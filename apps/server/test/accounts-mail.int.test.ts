@@ -338,6 +338,7 @@ describe("without SMTP, or with an SMTP server that is down", () => {
       expect(await again.text()).toContain("/auth/login/");
       const post = await postForm(used, { email: "intruder@example.com", password: "owner pw 2" });
       expect(post.status).toBe(404);
+      expect(await post.text()).toContain('href="/auth/login/"');
       expect(sessionCookie(post)).toBeNull();
     }
     const { rows: after } = await t.sql.query("SELECT email FROM users");

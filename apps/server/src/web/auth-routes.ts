@@ -332,16 +332,18 @@ export function createAuthRoutes(services: Services): Hono<WebEnv> {
     return c.redirect(`/organizations/${accepted.organizationSlug}/issues/`, 303);
   });
 
+  const setupGone = (c: Context<WebEnv>, problem: string | null = null) =>
+    c.html(
+      authPage(
+        "Create the first owner",
+        html`<p>${problem ?? "This link has expired or was used already, or the first owner exists."} <a href="/auth/login/">Sign in</a>.</p>`,
+      ),
+      problem ? 403 : 404,
+    );
+
   app.get("/auth/setup/:secret", async (c) => {
     const link = await findLink(services, "first_owner", c.req.param("secret"));
-    if (!link || (await countUsers(services.db.orm)) > 0)
-      return c.html(
-        authPage(
-          "Create the first owner",
-          html`<p>This link has expired or was used already. Sign in at <a href="/auth/login/">the sign-in page</a>.</p>`,
-        ),
-        404,
-      );
+    if (!link || (await countUsers(services.db.orm)) > 0) return setupGone(c);
     return c.html(authPage("Create the first owner", setupForm(c.req.path, "")));
   });
 
@@ -349,14 +351,7 @@ export function createAuthRoutes(services: Services): Hono<WebEnv> {
     const secret = c.req.param("secret");
     const problem = await csrfProblem(c, services.config.publicUrl, null);
     const link = await findLink(services, "first_owner", secret);
-    if (!link || problem || (await countUsers(services.db.orm)) > 0)
-      return c.html(
-        authPage(
-          "Create the first owner",
-          html`<p>${problem ?? "This link has expired or was used already."}</p>`,
-        ),
-        problem ? 403 : 404,
-      );
+    if (!link || problem || (await countUsers(services.db.orm)) > 0) return setupGone(c, problem);
     const form = await c.req.parseBody();
     const email = formString(form, "email").trim().slice(0, 254);
     const password = formString(form, "password");
@@ -365,11 +360,7 @@ export function createAuthRoutes(services: Services): Hono<WebEnv> {
       : "Enter a valid email address.";
     if (weak)
       return c.html(authPage("Create the first owner", setupForm(c.req.path, email), weak), 400);
-    if (!(await useUserLink(services.db.orm, hashApiToken(secret))))
-      return c.html(
-        authPage("Create the first owner", html`<p>This link has expired or was used already.</p>`),
-        404,
-      );
+    if (!(await useUserLink(services.db.orm, hashApiToken(secret)))) return setupGone(c);
     const org = await ensureOrganization(services.db.orm, "sluice", "sluice");
     const { user } = await addUserToOrganization(services, org, email, "owner", null);
     await setUserPassword(services.db.orm, user.id, await hashPassword(password));

@@ -56,6 +56,7 @@ describe.each([
   let child: ChildProcess;
   let dsn: string;
   let stderr = "";
+  let stdout = "";
   const port = 18000 + Math.floor(Math.random() * 2000);
   beforeAll(async () => {
     if (bin === bundle) await run("npm", ["run", "build"], { cwd: root });
@@ -76,6 +77,9 @@ describe.each([
     });
     child.stderr?.on("data", (chunk) => {
       stderr += chunk;
+    });
+    child.stdout?.on("data", (chunk) => {
+      stdout += chunk;
     });
     dsn = (
       await waitForOutput(child, /(http:\/\/[0-9a-f]{32}@localhost:\d+\/\d+)/, 60_000)
@@ -117,6 +121,14 @@ describe.each([
     }
     expect(issues.find((i) => i.title === "Error: same error every time")?.count).toBe("5");
     expect(issues.filter((i) => i.title === "Error: thrown at two sites")).toHaveLength(2);
+  });
+
+  it("prints a link to create the first owner, as the database has no users", async () => {
+    const line = new RegExp(
+      `Create the first owner \\(sign-in account\\) here:\\n  http://localhost:${port}/auth/setup/[A-Za-z0-9_-]+/`,
+    );
+    for (let i = 0; i < 50 && !line.test(stdout); i++) await new Promise((r) => setTimeout(r, 100));
+    expect(stdout).toMatch(line);
   });
 
   it("stops on Ctrl-C (SIGINT to its whole process group): drains, closes the pool before Postgres, exits 0, and logs nothing", async () => {

@@ -93,7 +93,8 @@ export async function finishOidcSignIn(
   const login = state
     ? await takeOidcLogin(services.db.orm, state.slice(0, 200), LOGIN_MAX_AGE_MS)
     : null;
-  if (!login) throw new OidcError("This sign-in has expired. Start again.");
+  if (!login)
+    throw new OidcError("This sign-in has expired or was not started here. Sign in again.");
   const config = await providerConfig(services);
   let claims: oidc.IDToken | undefined;
   try {
@@ -103,6 +104,15 @@ export async function finishOidcSignIn(
       expectedNonce: login.nonce,
     });
     claims = tokens.claims();
+    // In the code flow a provider may put the email and profile claims
+    // only in the UserInfo answer, not in the ID token (OpenID Connect
+    // Core 1.0 §5.4; oidc-provider's default `conformIdTokenClaims`), so
+    // ask for them there when the ID token lacks the address.
+    if (claims && typeof claims.email !== "string")
+      claims = {
+        ...claims,
+        ...(await oidc.fetchUserInfo(config, tokens.access_token, claims.sub)),
+      };
   } catch (error) {
     services.log.warn({ err: error }, "OpenID Connect code exchange refused");
     throw new OidcError("The single sign-on provider refused the sign-in.");
@@ -135,7 +145,7 @@ async function userForClaims(
   if (!user.isActive) throw new OidcError("This account is disabled.");
   await linkUserIdentity(orm, issuer, claims.sub, user.id);
   const domain = email.split("@").at(-1) ?? "";
-  if (settings && settings.autoJoinDomains.includes(domain)) {
+  if (settings?.autoJoinDomains.includes(domain)) {
     const org =
       (await findOrganization(orm, settings.autoJoinOrganization)) ??
       (await ensureOrganization(orm, settings.autoJoinOrganization, settings.autoJoinOrganization));

@@ -1,7 +1,7 @@
 import { hash, verify } from "@node-rs/argon2";
 
 /** Shortest and longest password accepted (characters); the upper bound caps KDF input. */
-const PASSWORD_MIN_LENGTH = 8;
+export const PASSWORD_MIN_LENGTH = 8;
 export const PASSWORD_MAX_LENGTH = 256;
 
 /**

@@ -17,7 +17,7 @@ export const SESSION_COOKIE = "sluice_session";
  * How long a node trusts a session it looked up (ms): a sign-out or a
  * revocation on any node takes effect on every node within this time.
  */
-const SESSION_CACHE_TTL_MS = 2_000;
+export const SESSION_CACHE_TTL_MS = 2_000;
 /** Sessions a node keeps looked up (entries). */
 const SESSION_CACHE_ENTRIES = 10_000;
 /** The idle clock of a session moves at most once in this time (ms): not a write per request. */

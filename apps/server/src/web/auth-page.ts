@@ -38,4 +38,5 @@ button,.button{display:inline-block;margin-top:1rem;padding:.5rem 1rem;font:inhe
 button:focus,input:focus,.button:focus{outline:3px solid #f5a623;outline-offset:1px}
 .error{background:#fde8e8;color:#8a1c1c;padding:.5rem;border-radius:4px}
 .secondary{background:#fff;color:#3d3bb8;border:1px solid #3d3bb8}
+.hint{margin:.2rem 0 0;font-size:.9rem;color:#555}
 `;

@@ -5,6 +5,7 @@ import {
   ensureUser,
   findMemberById,
   findOrganizationById,
+  findUserByEmail,
   findUserById,
   listUserOrganizations,
   revokeUserSessions,
@@ -21,7 +22,7 @@ import { clientAddress } from "../accounts/client-address.ts";
 import { findLink } from "../accounts/links.ts";
 import { addUserToOrganization } from "../accounts/members.ts";
 import { finishOidcSignIn, OidcError, startOidcSignIn } from "../accounts/oidc.ts";
-import { hashPassword, passwordProblem } from "../accounts/passwords.ts";
+import { hashPassword, PASSWORD_MIN_LENGTH, passwordProblem } from "../accounts/passwords.ts";
 import {
   csrfProblem,
   requireCsrf,
@@ -75,18 +76,62 @@ function setupForm(action: string, email: string) {
 <p>This account will be the owner of organization <strong>sluice</strong>.</p>
 <label for="email">Email</label>
 <input id="email" name="email" type="email" autocomplete="username" required value="${email}">
-<label for="password">Password</label>
-<input id="password" name="password" type="password" autocomplete="new-password" required minlength="8">
+${newPasswordField("Password")}
 <button type="submit">Create account</button>
 </form>`;
 }
 
-function passwordForm(action: string, button: string, email: string | null) {
+/** A new password's field, with its rule said next to it (not only after a refusal). */
+const newPasswordField = (label: string) =>
+  html`<label for="password">${label}</label>
+<input id="password" name="password" type="password" autocomplete="new-password" required minlength="${PASSWORD_MIN_LENGTH}" aria-describedby="password-hint">
+<p id="password-hint" class="hint">At least ${PASSWORD_MIN_LENGTH} characters.</p>`;
+
+function passwordForm(action: string, email: string) {
   return html`<form method="post" action="${action}">
-${email ? html`<p>Account: <strong>${email}</strong></p>` : ""}
-<label for="password">Password</label>
-<input id="password" name="password" type="password" autocomplete="new-password" required minlength="8">
-<button type="submit">${button}</button>
+<p>Account: <strong>${email}</strong></p>
+${newPasswordField("New password")}
+<button type="submit">Set password</button>
+</form>`;
+}
+
+/** What the invitation page tells: who is invited, where, as what, and whether an account exists. */
+type Invitation = {
+  memberId: number;
+  email: string;
+  role: string;
+  organization: { slug: string; name: string };
+  hasPassword: boolean;
+};
+
+async function invitationOf(services: Services, memberId: number): Promise<Invitation | null> {
+  const { orm } = services.db;
+  const member = await findMemberById(orm, memberId);
+  const org = member ? await findOrganizationById(orm, member.organizationId) : null;
+  if (!member || !org) return null;
+  const user = await findUserByEmail(orm, member.email);
+  return {
+    memberId: member.id,
+    email: member.email,
+    role: member.role,
+    organization: { slug: org.slug, name: org.name },
+    hasPassword: Boolean(user?.passwordHash),
+  };
+}
+
+function invitationForm(action: string, invitation: Invitation, csrf: string | null) {
+  return html`<form method="post" action="${action}">
+${csrf ? html`<input type="hidden" name="csrf" value="${csrf}">` : ""}
+<p>You are invited to join <strong>${invitation.organization.name}</strong> as <strong>${invitation.role}</strong>.</p>
+<p>Account: <strong>${invitation.email}</strong></p>
+${
+  invitation.hasPassword
+    ? html`<label for="password">Your password</label>
+<input id="password" name="password" type="password" autocomplete="current-password" required>
+<p class="hint">This address has an account: enter its password to join.</p>`
+    : newPasswordField("Choose a password")
+}
+<button type="submit">Join ${invitation.organization.name}</button>
 </form>`;
 }
 
@@ -154,7 +199,13 @@ export function createAuthRoutes(services: Services): Hono<WebEnv> {
 
   app.get("/auth/sso", async (c) => {
     if (!services.config.accounts.oidc)
-      return c.html(authPage("Sign in", html`<p>Single sign-on is not configured.</p>`), 404);
+      return c.html(
+        authPage(
+          "Sign in",
+          html`<p>Single sign-on is not configured on this Sluice. <a href="/auth/login/">Sign in with your email and password</a>.</p>`,
+        ),
+        404,
+      );
     try {
       return c.redirect(await startOidcSignIn(services, safeNext(c.req.query("next")) ?? ""));
     } catch (error) {
@@ -196,7 +247,7 @@ export function createAuthRoutes(services: Services): Hono<WebEnv> {
         authPage("Set a password", html`<p>This link has expired or was used already.</p>`),
         404,
       );
-    return c.html(authPage("Set a password", passwordForm(c.req.path, "Set password", user.email)));
+    return c.html(authPage("Set a password", passwordForm(c.req.path, user.email)));
   });
 
   app.post("/auth/set-password/:secret", async (c) => {
@@ -215,10 +266,7 @@ export function createAuthRoutes(services: Services): Hono<WebEnv> {
     const password = formString(await c.req.parseBody(), "password");
     const weak = passwordProblem(password);
     if (weak)
-      return c.html(
-        authPage("Set a password", passwordForm(c.req.path, "Set password", user.email), weak),
-        400,
-      );
+      return c.html(authPage("Set a password", passwordForm(c.req.path, user.email), weak), 400);
     if (!(await useUserLink(services.db.orm, hashApiToken(secret))))
       return c.html(
         authPage("Set a password", html`<p>This link has expired or was used already.</p>`),
@@ -230,64 +278,63 @@ export function createAuthRoutes(services: Services): Hono<WebEnv> {
     return c.redirect(await landing(services, user), 303);
   });
 
+  const invitationGone = (c: Context<WebEnv>, problem: string | null = null) =>
+    c.html(
+      authPage(
+        "Accept the invitation",
+        html`<p>${problem ?? "This invitation has expired or was used already."} Ask whoever invited you for a new one, or <a href="/auth/login/">sign in</a>.</p>`,
+      ),
+      problem ? 403 : 404,
+    );
+
   app.get("/accept/:secret", async (c) => {
     const link = await findLink(services, "accept_invite", c.req.param("secret"));
-    if (!link?.memberId)
-      return c.html(
-        authPage(
-          "Accept the invitation",
-          html`<p>This invitation has expired or was used already.</p>`,
-        ),
-        404,
-      );
-    return c.html(authPage("Accept the invitation", passwordForm(c.req.path, "Join", null)));
+    const invitation = link?.memberId ? await invitationOf(services, link.memberId) : null;
+    if (!invitation) return invitationGone(c);
+    const csrf = c.get("viewer")?.csrfToken ?? null;
+    return c.html(authPage("Accept the invitation", invitationForm(c.req.path, invitation, csrf)));
   });
 
   app.post("/accept/:secret", async (c) => {
     const secret = c.req.param("secret");
-    const problem = await csrfProblem(c, services.config.publicUrl, c.get("viewer"));
+    const viewer = c.get("viewer");
+    const problem = await csrfProblem(c, services.config.publicUrl, viewer);
+    if (problem) return invitationGone(c, problem);
     const link = await findLink(services, "accept_invite", secret);
-    if (!link?.memberId || problem)
-      return c.html(
-        authPage(
-          "Accept the invitation",
-          html`<p>${problem ?? "This invitation has expired or was used already."}</p>`,
-        ),
-        problem ? 403 : 404,
-      );
+    const invitation = link?.memberId ? await invitationOf(services, link.memberId) : null;
+    if (!invitation) return invitationGone(c);
     const { orm } = services.db;
     const accepted = await acceptInvitation(
       services,
-      link.memberId,
+      invitation.memberId,
       formString(await c.req.parseBody(), "password"),
     );
     if (typeof accepted === "string")
       return c.html(
-        authPage("Accept the invitation", passwordForm(c.req.path, "Join", null), accepted),
-        400,
-      );
-    if (!(await useUserLink(orm, hashApiToken(secret))))
-      return c.html(
         authPage(
           "Accept the invitation",
-          html`<p>This invitation has expired or was used already.</p>`,
+          invitationForm(c.req.path, invitation, viewer?.csrfToken ?? null),
+          accepted,
         ),
-        404,
+        400,
       );
+    if (!(await useUserLink(orm, hashApiToken(secret)))) return invitationGone(c);
     await signIn(c, accepted.user);
     return c.redirect(`/organizations/${accepted.organizationSlug}/issues/`, 303);
   });
 
+  const setupGone = (c: Context<WebEnv>, problem: string | null = null) =>
+    c.html(
+      authPage(
+        "Create the first owner",
+        html`<p>${problem ?? "This link has expired or was used already, or the first owner exists."} <a href="/auth/login/">Sign in</a>.</p>`,
+      ),
+      problem ? 403 : 404,
+    );
+
   app.get("/auth/setup/:secret", async (c) => {
     const link = await findLink(services, "first_owner", c.req.param("secret"));
-    if (!link || (await countUsers(services.db.orm)) > 0)
-      return c.html(
-        authPage(
-          "Create the first owner",
-          html`<p>This link has expired or was used already. Sign in at <a href="/auth/login/">the sign-in page</a>.</p>`,
-        ),
-        404,
-      );
+    if (!link || (await countUsers(services.db.orm)) > 0) return setupGone(c);
     return c.html(authPage("Create the first owner", setupForm(c.req.path, "")));
   });
 
@@ -295,14 +342,7 @@ export function createAuthRoutes(services: Services): Hono<WebEnv> {
     const secret = c.req.param("secret");
     const problem = await csrfProblem(c, services.config.publicUrl, null);
     const link = await findLink(services, "first_owner", secret);
-    if (!link || problem || (await countUsers(services.db.orm)) > 0)
-      return c.html(
-        authPage(
-          "Create the first owner",
-          html`<p>${problem ?? "This link has expired or was used already."}</p>`,
-        ),
-        problem ? 403 : 404,
-      );
+    if (!link || problem || (await countUsers(services.db.orm)) > 0) return setupGone(c, problem);
     const form = await c.req.parseBody();
     const email = formString(form, "email").trim().slice(0, 254);
     const password = formString(form, "password");
@@ -311,11 +351,7 @@ export function createAuthRoutes(services: Services): Hono<WebEnv> {
       : "Enter a valid email address.";
     if (weak)
       return c.html(authPage("Create the first owner", setupForm(c.req.path, email), weak), 400);
-    if (!(await useUserLink(services.db.orm, hashApiToken(secret))))
-      return c.html(
-        authPage("Create the first owner", html`<p>This link has expired or was used already.</p>`),
-        404,
-      );
+    if (!(await useUserLink(services.db.orm, hashApiToken(secret)))) return setupGone(c);
     const org = await ensureOrganization(services.db.orm, "sluice", "sluice");
     const { user } = await addUserToOrganization(services, org, email, "owner", null);
     await setUserPassword(services.db.orm, user.id, await hashPassword(password));

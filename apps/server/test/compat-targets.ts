@@ -1,6 +1,7 @@
 import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
+import { readMigrationFiles } from "@sluice/db";
 import { readReleases } from "@sluice/migration-lint";
 
 export const repoRoot = new URL("../../../", import.meta.url).pathname;
@@ -34,6 +35,22 @@ export function compatTargets(): CompatTarget[] {
     }
   }
   return targets;
+}
+
+/**
+ * The versions the rolling test rolls from: the last two releases that
+ * ship an older schema than the current code (so the first new node has
+ * migrations to apply during the roll), the newest first; the compat
+ * targets when no release is older than the current schema.
+ */
+export function rollingTargets(): CompatTarget[] {
+  const current = Math.max(0, ...readMigrationFiles().map((f) => f.version));
+  const older = readReleases(join(repoRoot, "releases.json"))
+    .filter((r) => r.lastMigration < current)
+    .slice(-2)
+    .reverse()
+    .map((r) => ({ label: `release ${r.version}`, commit: r.commit }));
+  return older.length > 0 ? older : compatTargets();
 }
 
 /** The parent commit, or "" for the first commit. */

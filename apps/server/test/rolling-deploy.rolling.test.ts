@@ -6,7 +6,7 @@ import { promisify } from "node:util";
 import { createTestDatabase, openTestPool, type TestDatabase } from "@sluice/db/testing";
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { compatTargets, prepareWorktree, repoRoot } from "./compat-targets.ts";
+import { prepareWorktree, repoRoot, rollingTargets } from "./compat-targets.ts";
 import { deleteQueueKeys, REDIS_URL, waitFor } from "./harness.ts";
 import {
   createDefaultProject,
@@ -72,7 +72,7 @@ type Roll = {
  * answer every request 2xx and store every acknowledged event exactly once.
  * From the older target this is a two-release jump in one step.
  */
-describe.each(compatTargets())(
+describe.each(rollingTargets())(
   "rolling $label to the current code and back, under load through HAProxy",
   (target) => {
     const children: ChildProcess[] = [];

@@ -5,6 +5,7 @@ import {
   EditedMigrationError,
   ensureMigrationTables,
   findOrganization,
+  listAllApiTokens,
   listFailedEvents,
   readMigrationFiles,
   readMigrationLock,
@@ -41,6 +42,7 @@ const USAGE = `usage:
   sluice projects create <slug> [--org <slug>] [--json]
   sluice tokens create [--org <slug>] [--scopes a,b] [--label text] [--json]
                    (with --org: an organization auth token, sntrys_; without: an instance-admin token)
+  sluice tokens list [--json]   (every unrevoked token: instance-admin, organization or user)
   sluice users create --email E [--org <slug>] [--role member|admin|manager|owner] [--password-stdin] [--json]
   sluice users reset-password --email E [--json]
   sluice events failed [--limit N] [--json]   (events the worker gave up on)
@@ -123,6 +125,26 @@ async function main(argv: string[]): Promise<number> {
     case "users":
       return usersCommand(config, sub, values);
     case "tokens": {
+      if (sub === "list") {
+        return withServices(config, async (services) => {
+          const tokens = await listAllApiTokens(services.db.pool);
+          if (values.json) {
+            console.log(JSON.stringify(tokens));
+            return;
+          }
+          printTable(
+            ["ID", "KIND", "OWNER", "LABEL", "LAST USED", "SCOPES"],
+            tokens.map((t) => [
+              t.id,
+              t.kind,
+              t.owner ?? "(every organization)",
+              t.label ?? "",
+              t.lastUsedAt?.toISOString() ?? "never",
+              t.scopes.join(","),
+            ]),
+          );
+        });
+      }
       if (sub !== "create") throw new UsageError("unknown tokens command");
       if (values.org !== undefined) {
         const slug = values.org;

@@ -1,4 +1,4 @@
-import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { type ChildProcess, execFile, spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { type AddressInfo, createServer } from "node:net";
@@ -221,6 +221,63 @@ describe("sluice commands", () => {
       dsn: expect.stringMatching(
         new RegExp(`^https://[0-9a-f]{32}@sluice\\.example\\.com/${project.id}$`),
       ),
+    });
+  });
+
+  it("creates users with a password from standard input and tokens of both kinds, and lists the tokens", async () => {
+    const create = spawnSync(
+      process.execPath,
+      [
+        sluiceBin,
+        "users",
+        "create",
+        "--email",
+        "Ops@Acme.example",
+        "--org",
+        "acme",
+        "--role",
+        "owner",
+        "--password-stdin",
+        "--json",
+      ],
+      { env: env(), input: "a long enough password\n", encoding: "utf8" },
+    );
+    expect(create.status, create.stderr).toBe(0);
+    expect(JSON.parse(create.stdout)).toMatchObject({
+      role: "owner",
+      created: true,
+      setPasswordLink: null,
+    });
+    const badRole = spawnSync(
+      process.execPath,
+      [sluiceBin, "users", "create", "--email", "x@acme.example", "--role", "god"],
+      { env: env(), encoding: "utf8" },
+    );
+    expect(badRole.status).toBe(2);
+    const orgToken = await run(
+      process.execPath,
+      [sluiceBin, "tokens", "create", "--org", "acme", "--label", "ci"],
+      { env: env() },
+    );
+    expect(orgToken.stdout.trim()).toMatch(/^sntrys_[A-Za-z0-9+/=]+_[A-Za-z0-9+/]+$/);
+    await run(process.execPath, [sluiceBin, "tokens", "create", "--label", "admin"], {
+      env: env(),
+    });
+    const list = await run(process.execPath, [sluiceBin, "tokens", "list", "--json"], {
+      env: env(),
+    });
+    const tokens = JSON.parse(list.stdout) as {
+      kind: string;
+      owner: string | null;
+      label: string;
+    }[];
+    expect(tokens.find((t) => t.label === "ci")).toMatchObject({
+      kind: "organization",
+      owner: "acme",
+    });
+    expect(tokens.find((t) => t.label === "admin")).toMatchObject({
+      kind: "instance-admin",
+      owner: null,
     });
   });
 

@@ -1,5 +1,5 @@
 import { and, desc, eq, isNull, lt, or } from "drizzle-orm";
-import type { Orm } from "../database.ts";
+import type { Orm, Queryable } from "../database.ts";
 import { apiTokens } from "../schema.ts";
 
 export type ApiToken = typeof apiTokens.$inferSelect;
@@ -94,4 +94,32 @@ export async function revokeApiToken(
     )
     .returning({ id: apiTokens.id });
   return rows.length === 1;
+}
+
+/** Every unrevoked token with its owner's names, for `sluice tokens list` (at most 10,000, newest first). */
+export async function listAllApiTokens(db: Queryable) {
+  const { rows } = await db.query(
+    `SELECT t.id, t.label, t.scopes, t.created_at, t.last_used_at, t.token_last_characters,
+            o.slug AS organization, u.email AS user_email
+       FROM api_tokens t
+       LEFT JOIN organizations o ON o.id = t.organization_id
+       LEFT JOIN users u ON u.id = t.user_id
+      WHERE t.revoked_at IS NULL
+      ORDER BY t.id DESC
+      LIMIT 10000`,
+  );
+  return rows.map((r) => ({
+    id: String(r.id),
+    kind:
+      r.user_email !== null
+        ? ("user" as const)
+        : r.organization !== null
+          ? ("organization" as const)
+          : ("instance-admin" as const),
+    owner: (r.user_email ?? r.organization ?? null) as string | null,
+    label: r.label as string | null,
+    scopes: r.scopes as string[],
+    createdAt: r.created_at as Date,
+    lastUsedAt: r.last_used_at as Date | null,
+  }));
 }

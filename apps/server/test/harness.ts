@@ -77,6 +77,8 @@ export async function startTestSluice(options: TestSluiceOptions = {}): Promise<
     HOST: "127.0.0.1",
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "error",
     SLUICE_GROUP_COMMIT_WINDOW_MS: "5",
+    // Tests that load a project fast are not spikes; spike tests set their own floor.
+    SLUICE_SPIKE_FLOOR_PER_MINUTE: "10000000",
     ...(options.redis === false ? {} : { REDIS_URL }),
     ...options.env,
   };

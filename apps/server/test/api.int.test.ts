@@ -123,11 +123,15 @@ describe("the Sentry REST API", () => {
       expect(await response.json()).toHaveProperty("detail");
     }
     // Outside /api/0/ no token is asked for: what is not served is a 404.
-    for (const path of ["/favicon.ico", "/metrics", "/organizations/sluice/"]) {
+    for (const path of ["/favicon.ico", "/metrics"]) {
       const response = await fetch(`${t.url}${path}`);
       expect(response.status, path).toBe(404);
       expect(await response.json()).toEqual({ detail: "not found" });
     }
+    // A page asks for a session, not a token: it sends the browser to sign in.
+    const page = await fetch(`${t.url}/organizations/sluice/issues/`, { redirect: "manual" });
+    expect(page.status).toBe(302);
+    expect(page.headers.get("location")).toMatch(/^\/auth\/login\/\?next=/);
   });
 
   it("exposes health and readiness, and Prometheus metrics on the metrics port only", async () => {

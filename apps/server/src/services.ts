@@ -73,7 +73,7 @@ export async function startServices(
               leaseMs: config.migration.leaseMs,
               lockTimeoutMs: config.migration.lockTimeoutMs,
               statementTimeoutMs: config.migration.statementTimeoutMs,
-              lockRetries: 10,
+              lockRetries: 20,
               log,
             })
           : await waitForSchema(db.pool, {

@@ -240,9 +240,12 @@ async function recordApplied(client: pg.PoolClient, file: MigrationFile, started
 }
 
 /**
- * Retries `work` when it fails on `lock_timeout` (SQLSTATE 55P03), with
- * exponential backoff from 200 ms up to 5 s, at most `lockRetries` attempts:
- * a migration never queues behind a long transaction while blocking ingest.
+ * Retries `work` when it fails on `lock_timeout` (SQLSTATE 55P03) or is
+ * chosen as a deadlock's victim (40P01: its ALTERs met live transactions
+ * that take the same tables in the other order), with exponential backoff
+ * from 200 ms up to 5 s, at most `lockRetries` attempts: a migration never
+ * queues behind a long transaction while blocking ingest. Both errors roll
+ * the file's transaction (or the one statement) back, so a retry is safe.
  */
 async function retryOnLockTimeout<T>(
   options: MigrateOptions,
@@ -253,11 +256,13 @@ async function retryOnLockTimeout<T>(
     try {
       return await work();
     } catch (error) {
-      if ((error as { code?: string }).code !== "55P03" || attempt >= options.lockRetries)
-        throw error;
+      const code = (error as { code?: string }).code;
+      if ((code !== "55P03" && code !== "40P01") || attempt >= options.lockRetries) throw error;
       options.log.warn(
-        { migration: what, attempt },
-        "migration timed out waiting for a lock; retrying",
+        { migration: what, attempt, code },
+        code === "40P01"
+          ? "migration was a deadlock's victim; retrying"
+          : "migration timed out waiting for a lock; retrying",
       );
       await sleep(Math.min(100 * 2 ** attempt, 5000));
     }

@@ -8,6 +8,8 @@ export default defineConfig({
           name: "unit",
           include: ["{apps,packages}/*/{src,test}/**/*.test.ts"],
           exclude: ["**/*.{int,compat,rolling}.test.ts", "**/node_modules/**"],
+          // The property tests run thousands of inputs; each bounds its own time per input.
+          testTimeout: 60_000,
         },
       },
       {

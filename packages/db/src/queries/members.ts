@@ -17,6 +17,17 @@ export type Team = typeof teams.$inferSelect;
 /** A member with its user's name, for listings. */
 export type MemberWithUser = OrganizationMember & { userName: string | null };
 
+/** A member's columns with its user's name (null for an invitation). */
+const memberWithUser = {
+  id: organizationMembers.id,
+  organizationId: organizationMembers.organizationId,
+  userId: organizationMembers.userId,
+  email: organizationMembers.email,
+  role: organizationMembers.role,
+  createdAt: organizationMembers.createdAt,
+  userName: users.name,
+};
+
 /** The membership of a user in an organization, or null. */
 export async function findMembership(
   orm: Orm,
@@ -79,15 +90,7 @@ export async function listMembers(
   offset: number,
 ): Promise<MemberWithUser[]> {
   return orm
-    .select({
-      id: organizationMembers.id,
-      organizationId: organizationMembers.organizationId,
-      userId: organizationMembers.userId,
-      email: organizationMembers.email,
-      role: organizationMembers.role,
-      createdAt: organizationMembers.createdAt,
-      userName: users.name,
-    })
+    .select(memberWithUser)
     .from(organizationMembers)
     .leftJoin(users, eq(users.id, organizationMembers.userId))
     .where(eq(organizationMembers.organizationId, organizationId))
@@ -102,15 +105,7 @@ export async function findMember(
   memberId: number,
 ): Promise<MemberWithUser | null> {
   const rows = await orm
-    .select({
-      id: organizationMembers.id,
-      organizationId: organizationMembers.organizationId,
-      userId: organizationMembers.userId,
-      email: organizationMembers.email,
-      role: organizationMembers.role,
-      createdAt: organizationMembers.createdAt,
-      userName: users.name,
-    })
+    .select(memberWithUser)
     .from(organizationMembers)
     .leftJoin(users, eq(users.id, organizationMembers.userId))
     .where(

@@ -79,12 +79,18 @@ function refusedText(host: string, address: string, range: string): string {
   return `${where} is a ${range} address; alerts go only to public addresses (set SLUICE_ALERT_ALLOW_PRIVATE_DESTINATIONS=true to allow a private network).`;
 }
 
+/** How long a save waits for DNS before it calls the name unresolvable (ms). */
+const SAVE_LOOKUP_TIMEOUT_MS = 5_000;
+
 function lookupAll(host: string): Promise<string[]> {
-  return new Promise((resolve, reject) =>
-    dnsLookup(host, { all: true, verbatim: true }, (error, addresses) =>
-      error ? reject(error) : resolve(addresses.map((a) => a.address)),
-    ),
-  );
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error("DNS timeout")), SAVE_LOOKUP_TIMEOUT_MS);
+    dnsLookup(host, { all: true, verbatim: true }, (error, addresses) => {
+      clearTimeout(timer);
+      if (error) reject(error);
+      else resolve(addresses.map((a) => a.address));
+    });
+  });
 }
 
 /**

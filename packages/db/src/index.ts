@@ -40,6 +40,7 @@ export {
   readMigrationFiles,
 } from "./migration-files.ts";
 export { type MigrationLockHolder, readMigrationLock } from "./migration-lock.ts";
+export * from "./queries/alert-recipients.ts";
 export * from "./queries/alerts.ts";
 export * from "./queries/api-tokens.ts";
 export * from "./queries/artifacts.ts";

@@ -21,6 +21,7 @@ import {
 } from "@sluice/db";
 import type { Context, Hono } from "hono";
 import { z } from "zod";
+import { checkRuleTargets, checkWebhookUrls } from "../alert-targets.ts";
 import type { ApiEnv } from "./api-env.ts";
 import { notFound } from "./api-error.ts";
 import { idParam, organizationAndAccess, projectParam } from "./lookups.ts";
@@ -102,10 +103,18 @@ export function registerRuleRoutes(api: Hono<ApiEnv>): void {
 
   api.post(base, requireScope("project:write"), async (c) => {
     const project = await projectParam(c);
+    const { db, config } = c.get("services");
     const parsed = parseRule(await readJsonBody(c, anyObject));
     if (!parsed.ok) return invalid(c, parsed.errors);
+    const targets = await checkRuleTargets(
+      db.pool,
+      project.id,
+      parsed.rule,
+      config.alerts.allowPrivateDestinations,
+    );
+    if (Object.keys(targets).length > 0) return invalid(c, targets);
     const rule = await createAlertRule(
-      c.get("services").db.pool,
+      db.pool,
       project.id,
       { ...parsed.rule, frequencyMinutes: parsed.rule.frequency },
       RULE_LIMITS.rulesPerProject,
@@ -125,7 +134,7 @@ export function registerRuleRoutes(api: Hono<ApiEnv>): void {
 
   api.put(`${base}/:ruleId`, requireScope("project:write"), async (c) => {
     const project = await projectParam(c);
-    const { db } = c.get("services");
+    const { db, config } = c.get("services");
     const existing = await ruleParam(c, project);
     const body = await readJsonBody(c, anyObject);
     // Sentry's PUT takes the whole rule; fields left out keep their values.
@@ -141,6 +150,13 @@ export function registerRuleRoutes(api: Hono<ApiEnv>): void {
       ...body,
     });
     if (!parsed.ok) return invalid(c, parsed.errors);
+    const targets = await checkRuleTargets(
+      db.pool,
+      project.id,
+      parsed.rule,
+      config.alerts.allowPrivateDestinations,
+    );
+    if (Object.keys(targets).length > 0) return invalid(c, targets);
     const rule = await updateAlertRule(db.pool, project.id, existing.id, {
       ...parsed.rule,
       frequencyMinutes: parsed.rule.frequency,
@@ -255,6 +271,9 @@ function registerWebhookPluginRoutes(api: Hono<ApiEnv>): void {
   };
   api.put(path, requireScope("project:write"), async (c) => {
     const body = await readJsonBody(c, webhookConfig);
+    const { config } = c.get("services");
+    const refused = await checkWebhookUrls(body.urls ?? [], config.alerts.allowPrivateDestinations);
+    if (refused.length > 0) return c.json({ detail: `urls: ${refused[0]}`, urls: refused }, 400);
     return save(c, { enabled: true, ...(body.urls ? { urls: body.urls } : {}) });
   });
   api.post(path, requireScope("project:write"), (c) => save(c, { enabled: true }));

@@ -494,6 +494,21 @@ export async function recordDeliveryAttempt(
   return (result.rowCount ?? 0) > 0;
 }
 
+/**
+ * Ends a pending delivery without sending it (status `skipped`, the reason
+ * kept as its last error): its recipient is no longer one, e.g. a member
+ * removed after the rule fired. The rule's counts and last error are left
+ * alone, since nothing failed. Returns false when it was no longer pending.
+ */
+export async function skipDelivery(db: Queryable, id: number, reason: string): Promise<boolean> {
+  const result = await db.query(
+    `UPDATE alert_deliveries SET status = 'skipped', attempts = attempts + 1, last_error = $2
+      WHERE id = $1 AND status = 'pending'`,
+    [id, reason],
+  );
+  return (result.rowCount ?? 0) > 0;
+}
+
 /** Deletes counter windows that ended before `now` (they can no longer fire). */
 export async function pruneAlertCounters(db: Queryable, now: Date): Promise<number> {
   const ended = "window_start + make_interval(secs => interval_seconds) < $1";

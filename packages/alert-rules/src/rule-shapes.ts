@@ -147,6 +147,30 @@ export const actionSchema = z.discriminatedUnion("id", [
 ]);
 export type Action = z.infer<typeof actionSchema>;
 
+/** Most webhook URLs one project's webhooks plugin may list. */
+export const MAX_WEBHOOK_URLS = 20;
+
+/**
+ * The webhooks plugin's `urls` field, Sentry's `validate_urls`
+ * (src/sentry/plugins/sentry_webhooks/plugin.py): one URL per line, blank
+ * lines dropped, each http(s); Sluice bounds their number and length.
+ * Parses to the list of URLs.
+ */
+export const webhookUrlsSchema = z
+  .string()
+  .max(MAX_WEBHOOK_URLS * (RULE_LIMITS.webhookUrl + 1))
+  .transform((value) =>
+    value
+      .split(/\r?\n/)
+      .map((u) => u.trim())
+      .filter(Boolean),
+  )
+  .pipe(
+    z
+      .array(z.url({ protocol: /^https?$/, error: "Not a valid URL." }).max(RULE_LIMITS.webhookUrl))
+      .max(MAX_WEBHOOK_URLS, `At most ${MAX_WEBHOOK_URLS} URLs.`),
+  );
+
 const match = z.enum(["all", "any", "none"]);
 
 /** A rule as stored and evaluated: Sentry's shape, validated and normalized. */

@@ -19,8 +19,6 @@ const LEVEL = "sentry.rules.filters.level.LevelFilter";
 // biome-ignore lint/suspicious/noExplicitAny: test assertions walk API answers.
 type Json = any;
 
-const csrfOf = (html: string) => /name="csrf" value="([^"]*)"/.exec(html)?.[1] ?? "";
-
 /** The `<ul class="field-errors" id="{field}-errors">` messages of a field. */
 function fieldErrors(html: string, field: string): string[] {
   const m = new RegExp(`<ul class="field-errors" id="${field}-errors"[^>]*>(.*?)</ul>`).exec(html);

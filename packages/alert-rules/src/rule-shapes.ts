@@ -235,9 +235,22 @@ export function parseRule(
           : issue.message,
       );
     }
-    return { ok: false, errors };
   }
-  const b = parsed.data;
+  // As Sentry's serializer, every field's errors at once: the node lists are
+  // checked even when another field is wrong (a form shows them together).
+  const raw: Record<string, unknown> =
+    typeof body === "object" && body !== null ? Object.fromEntries(Object.entries(body)) : {};
+  const listOf = (field: "conditions" | "filters" | "actions"): unknown[] => {
+    if (parsed.success) return parsed.data[field] ?? [];
+    const value = raw[field];
+    return !errors[field] && Array.isArray(value) ? value : [];
+  };
+  const b = {
+    conditions: listOf("conditions"),
+    filters: listOf("filters"),
+    actions: listOf("actions"),
+    filterMatch: parsed.success ? parsed.data.filterMatch : raw.filterMatch,
+  };
   const nodes = <T>(field: string, list: unknown[], schema: z.ZodType<T>): T[] =>
     list.flatMap((node) => {
       if (typeof node !== "object" || node === null || Array.isArray(node)) {
@@ -266,8 +279,8 @@ export function parseRule(
   const conditions = nodes("conditions", b.conditions, conditionSchema);
   const filters = nodes("filters", b.filters ?? [], filterSchema);
   const actions = nodes("actions", b.actions, actionSchema);
-  if (b.conditions.length === 0) add("conditions", "Must select a condition");
-  if (b.actions.length === 0) add("actions", "Must select an action");
+  if (b.conditions.length === 0 && !errors.conditions) add("conditions", "Must select a condition");
+  if (b.actions.length === 0 && !errors.actions) add("actions", "Must select an action");
   if (filters.length > 0 && !b.filterMatch) {
     add("filterMatch", "Must select a filter match (all, any, none) if filters are supplied");
   }
@@ -282,15 +295,16 @@ export function parseRule(
       add("actions", "targetIdentifier: enter one or more email addresses, separated by commas");
     }
   }
-  if (Object.keys(errors).length > 0) return { ok: false, errors };
+  if (!parsed.success || Object.keys(errors).length > 0) return { ok: false, errors };
+  const d = parsed.data;
   return {
     ok: true,
     rule: {
-      name: b.name,
-      environment: b.environment ?? null,
-      actionMatch: b.actionMatch,
-      filterMatch: b.filterMatch ?? "all",
-      frequency: b.frequency,
+      name: d.name,
+      environment: d.environment ?? null,
+      actionMatch: d.actionMatch,
+      filterMatch: d.filterMatch ?? "all",
+      frequency: d.frequency,
       conditions,
       filters,
       actions,

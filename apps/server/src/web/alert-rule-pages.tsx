@@ -436,6 +436,10 @@ function RuleForm({ action, values, errors, projects, csrf, submit }: FormProps)
           </div>
         ))}
         <FieldErrors id="actions-errors" errors={errors.actions} />
+        <p class="muted">
+          The webhooks action posts to the URLs on the project's WebHooks settings page; the target
+          is the email addresses (comma-separated) or the chat's incoming webhook URL.
+        </p>
         <div class="toolbar">
           <span class="field">
             <label for="frequency">Action interval (minutes)</label>

@@ -128,7 +128,8 @@ textarea { width: 100%; font-family: ui-monospace, SFMono-Regular, Menlo, monosp
 .field-error, ul.field-errors { color: var(--danger); }
 ul.field-errors { margin: .3rem 0; padding-left: 1.2rem; }
 button.danger { background: var(--danger); color: #fff; border-color: var(--danger); }
-svg.usage-chart { display: block; height: 150px; }
+svg.usage-chart { display: block; max-height: 14rem; }
+th[scope=row] { text-transform: none; font-size: inherit; letter-spacing: normal; color: var(--text); }
 .legend .swatch { display: inline-block; width: .8rem; height: .8rem; border-radius: 2px; vertical-align: middle; }
 .legend .swatch.accepted { background: #8a74e8; } .legend .swatch.dropped { background: #e0863a; margin-left: .8rem; }
 `;

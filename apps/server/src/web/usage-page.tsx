@@ -128,7 +128,7 @@ function UsageChart({
       aria-label={`${usage.label}: ${formatCount(accepted)} accepted, ${formatCount(dropped)} dropped, ${periodLabel.toLowerCase()}`}
       viewBox={`0 0 ${width} ${height}`}
       width="100%"
-      preserveAspectRatio="none"
+      font-family="system-ui, sans-serif"
     >
       <line x1={left} y1={height - bottom} x2={width} y2={height - bottom} stroke="#bdb9c9" />
       <line
@@ -293,7 +293,11 @@ async function usagePage(c: Context<WebEnv>) {
       {usage.map((u) => (
         <section class="panel" aria-labelledby={`usage-${u.key}`}>
           <h2 id={`usage-${u.key}`}>{u.label}</h2>
-          <UsageChart usage={u} intervals={stats.intervals} periodLabel={period.label} />
+          {sum(u.accepted) + sum(u.dropped) === 0 ? (
+            <p class="muted">{`No ${u.label.toLowerCase()} in this period.`}</p>
+          ) : (
+            <UsageChart usage={u} intervals={stats.intervals} periodLabel={period.label} />
+          )}
         </section>
       ))}
     </Layout>,

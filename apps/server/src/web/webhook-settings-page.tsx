@@ -31,8 +31,9 @@ async function webhooksPage(c: Context<WebEnv>, posted?: { urls: string; errors:
   const errors = posted?.errors ?? [];
   return render(
     c,
-    <Layout title={`WebHooks — ${project.slug}`} viewer={viewer} org={org} section="alerts">
-      <p>
+    <Layout title={`WebHooks — ${project.slug}`} viewer={viewer} org={org} section="projects">
+      <p class="actions">
+        <a href={`/settings/${org.slug}/projects/${project.slug}/`}>{`Project ${project.slug}`}</a>
         <a href={`/organizations/${org.slug}/alerts/rules/`}>Alert rules</a>
       </p>
       <h1>{`WebHooks of ${project.slug}`}</h1>

@@ -280,6 +280,15 @@ describe("the alert rule and usage pages", () => {
       404,
     );
     expect((await page("/organizations/other/stats/", owner)).status).toBe(404);
+    const filtered = await (
+      await page("/organizations/sluice/alerts/rules/?project=secret", owner)
+    ).text();
+    expect(filtered).toContain("No alert rules yet.");
+    expect(filtered).not.toContain("Their rule");
+    const ours = await (
+      await page("/organizations/sluice/alerts/rules/?project=default", owner)
+    ).text();
+    expect(ours).toContain("Renamed");
     const theirs: Json = await (await api(t, "/api/0/projects/other/secret/rules/")).json();
     expect(theirs.map((r: Json) => r.name)).toEqual(["Their rule"]);
   });

@@ -30,7 +30,7 @@ import {
 export type RuleFormValues = Record<string, string>;
 
 /** Rows of each kind a new rule's form shows; an edited rule gets one spare row beyond its own. */
-export const FORM_ROWS = 3;
+const FORM_ROWS = 3;
 
 /** The choices of each row's type select, Sentry's labels of the nodes (`label` of each class). */
 export const CONDITION_CHOICES: [string, string][] = [

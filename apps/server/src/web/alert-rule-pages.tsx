@@ -63,6 +63,9 @@ function specOf(rule: AlertRuleRow): RuleSpec {
   };
 }
 
+/** Most rules the list shows at once (100 projects' worth at 10 each; a project holds at most 100). */
+const MAX_LISTED_RULES = 1_000;
+
 const rulesUrl = (org: string) => `/organizations/${org}/alerts/rules/`;
 const ruleUrl = (org: string, project: string, id: number) =>
   `/organizations/${org}/alerts/rules/${project}/${id}/`;
@@ -118,13 +121,30 @@ async function listPage(c: Context<WebEnv>) {
   const rules = await listAlertRulesOfProjects(
     c.get("services").db.pool,
     shown.map((p) => p.id),
+    MAX_LISTED_RULES + 1,
   );
+  const more = rules.length > MAX_LISTED_RULES;
+  if (more) rules.pop();
   const slugOf = new Map(projects.map((p) => [p.id, p.slug]));
   const canWrite = access.scopes.has("project:write");
   return render(
     c,
     <Layout title={`Alert rules — ${org.name}`} viewer={viewer} org={org} section="alerts">
       <h1>Alert rules</h1>
+      <form method="get" action={rulesUrl(org.slug)} class="toolbar">
+        <span class="field">
+          <label for="project">Project</label>
+          <select id="project" name="project">
+            <option value="">All projects you can see</option>
+            {projects.map((p) => (
+              <option value={p.slug} selected={p.slug === chosen || String(p.id) === chosen}>
+                {p.slug}
+              </option>
+            ))}
+          </select>
+        </span>
+        <button type="submit">Show rules</button>
+      </form>
       <div class="actions">
         {canWrite ? (
           <a class="button primary" href={`/organizations/${org.slug}/alerts/new/issue/`}>
@@ -178,6 +198,9 @@ async function listPage(c: Context<WebEnv>) {
           </tbody>
         </table>
       )}
+      {more ? (
+        <p class="muted">{`The first ${MAX_LISTED_RULES} rules are shown; choose a project to see its own.`}</p>
+      ) : null}
     </Layout>,
   );
 }

@@ -68,16 +68,18 @@ export async function listAlertRules(db: Queryable, projectId: number): Promise<
   return result.rows;
 }
 
-/** The active rules of these projects (an organization's rules page), by project then age. */
+/** The first `limit` active rules of these projects (an organization's rules page), by project then age. */
 export async function listAlertRulesOfProjects(
   db: Queryable,
   projectIds: number[],
+  limit: number,
 ): Promise<AlertRuleRow[]> {
   if (projectIds.length === 0) return [];
   const result = await db.query(
     `SELECT ${RULE_COLUMNS} FROM alert_rules r
-      WHERE r.project_id = ANY($1::bigint[]) AND r.status = 'active' ORDER BY r.project_id, r.id`,
-    [projectIds],
+      WHERE r.project_id = ANY($1::bigint[]) AND r.status = 'active'
+      ORDER BY r.project_id, r.id LIMIT $2`,
+    [projectIds, limit],
   );
   return result.rows;
 }

@@ -35,6 +35,7 @@ const form = {
   "action-1-target": "ops@example.com, dev@example.com",
   "action-2": SLACK_NOTIFY,
   "action-2-target": "https://hooks.slack.test/T1",
+  "action-2-channel": "#ops",
 };
 
 describe("the alert rule form", () => {
@@ -60,7 +61,7 @@ describe("the alert rule form", () => {
           targetType: "Addresses",
           targetIdentifier: "ops@example.com, dev@example.com",
         },
-        { id: SLACK_NOTIFY, webhook: "https://hooks.slack.test/T1" },
+        { id: SLACK_NOTIFY, webhook: "https://hooks.slack.test/T1", channel: "#ops" },
       ],
     });
   });

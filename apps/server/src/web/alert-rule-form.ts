@@ -125,9 +125,12 @@ export function ruleBodyOfForm(f: RuleFormValues): Record<string, unknown> {
     const target = get(f, `action-${i}-target`);
     if (id === NOTIFY_EVENT_SERVICE) return { id, service: "webhooks" };
     if (id === NOTIFY_EMAIL) return { id, targetType: "Addresses", targetIdentifier: target };
-    if (id === SLACK_NOTIFY || id === DISCORD_NOTIFY || id === MSTEAMS_NOTIFY) {
-      return { id, webhook: target };
+    if (id === SLACK_NOTIFY) {
+      // The channel an API client named is kept (the form has no field for it).
+      const channel = get(f, `action-${i}-channel`);
+      return { id, webhook: target, ...(channel ? { channel } : {}) };
     }
+    if (id === DISCORD_NOTIFY || id === MSTEAMS_NOTIFY) return { id, webhook: target };
     return { id };
   });
   const environment = get(f, "environment");
@@ -178,6 +181,7 @@ export function formOfRule(rule: RuleSpec): RuleFormValues {
     f[`action-${i}`] = a.id;
     if (a.id === NOTIFY_EMAIL) f[`action-${i}-target`] = String(a.targetIdentifier ?? "");
     if ("webhook" in a) f[`action-${i}-target`] = a.webhook;
+    if (a.id === SLACK_NOTIFY && a.channel) f[`action-${i}-channel`] = a.channel;
   });
   return f;
 }

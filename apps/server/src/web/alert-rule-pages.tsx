@@ -456,6 +456,9 @@ function RuleForm({ action, values, errors, projects, csrf, submit }: FormProps)
                 maxlength={RULE_LIMITS.emailTarget}
               />
             </span>
+            {v(`action-${i}-channel`) ? (
+              <input type="hidden" name={`action-${i}-channel`} value={v(`action-${i}-channel`)} />
+            ) : null}
           </div>
         ))}
         <FieldErrors id="actions-errors" errors={errors.actions} />

@@ -157,6 +157,30 @@ export const actionSchema = z.discriminatedUnion("id", [
 ]);
 export type Action = z.infer<typeof actionSchema>;
 
+/** Most webhook URLs one project's webhooks plugin may list. */
+export const MAX_WEBHOOK_URLS = 20;
+
+/**
+ * The webhooks plugin's `urls` field, Sentry's `validate_urls`
+ * (src/sentry/plugins/sentry_webhooks/plugin.py): one URL per line, blank
+ * lines dropped, each http(s); Sluice bounds their number and length.
+ * Parses to the list of URLs.
+ */
+export const webhookUrlsSchema = z
+  .string()
+  .max(MAX_WEBHOOK_URLS * (RULE_LIMITS.webhookUrl + 1))
+  .transform((value) =>
+    value
+      .split(/\r?\n/)
+      .map((u) => u.trim())
+      .filter(Boolean),
+  )
+  .pipe(
+    z
+      .array(z.url({ protocol: /^https?$/, error: "Not a valid URL." }).max(RULE_LIMITS.webhookUrl))
+      .max(MAX_WEBHOOK_URLS, `At most ${MAX_WEBHOOK_URLS} URLs.`),
+  );
+
 const match = z.enum(["all", "any", "none"]);
 
 /** A rule as stored and evaluated: Sentry's shape, validated and normalized. */
@@ -222,9 +246,22 @@ export function parseRule(
           : issue.message,
       );
     }
-    return { ok: false, errors };
   }
-  const b = parsed.data;
+  // As Sentry's serializer, every field's errors at once: the node lists are
+  // checked even when another field is wrong (a form shows them together).
+  const raw: Record<string, unknown> =
+    typeof body === "object" && body !== null ? Object.fromEntries(Object.entries(body)) : {};
+  const listOf = (field: "conditions" | "filters" | "actions"): unknown[] => {
+    if (parsed.success) return parsed.data[field] ?? [];
+    const value = raw[field];
+    return !errors[field] && Array.isArray(value) ? value : [];
+  };
+  const b = {
+    conditions: listOf("conditions"),
+    filters: listOf("filters"),
+    actions: listOf("actions"),
+    filterMatch: parsed.success ? parsed.data.filterMatch : raw.filterMatch,
+  };
   const nodes = <T>(field: string, list: unknown[], schema: z.ZodType<T>): T[] =>
     list.flatMap((node) => {
       if (typeof node !== "object" || node === null || Array.isArray(node)) {
@@ -253,8 +290,8 @@ export function parseRule(
   const conditions = nodes("conditions", b.conditions, conditionSchema);
   const filters = nodes("filters", b.filters ?? [], filterSchema);
   const actions = nodes("actions", b.actions, actionSchema);
-  if (b.conditions.length === 0) add("conditions", "Must select a condition");
-  if (b.actions.length === 0) add("actions", "Must select an action");
+  if (b.conditions.length === 0 && !errors.conditions) add("conditions", "Must select a condition");
+  if (b.actions.length === 0 && !errors.actions) add("actions", "Must select an action");
   if (filters.length > 0 && !b.filterMatch) {
     add("filterMatch", "Must select a filter match (all, any, none) if filters are supplied");
   }
@@ -263,15 +300,16 @@ export function parseRule(
     const problem = emailTargetProblem(action);
     if (problem) add("actions", problem);
   }
-  if (Object.keys(errors).length > 0) return { ok: false, errors };
+  if (!parsed.success || Object.keys(errors).length > 0) return { ok: false, errors };
+  const d = parsed.data;
   return {
     ok: true,
     rule: {
-      name: b.name,
-      environment: b.environment ?? null,
-      actionMatch: b.actionMatch,
-      filterMatch: b.filterMatch ?? "all",
-      frequency: b.frequency,
+      name: d.name,
+      environment: d.environment ?? null,
+      actionMatch: d.actionMatch,
+      filterMatch: d.filterMatch ?? "all",
+      frequency: d.frequency,
       conditions,
       filters,
       actions,

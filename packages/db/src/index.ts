@@ -60,6 +60,7 @@ export * from "./queries/quotas.ts";
 export * from "./queries/releases.ts";
 export * from "./queries/retention.ts";
 export * from "./queries/sessions.ts";
+export * from "./queries/usage-stats.ts";
 export * from "./queries/users.ts";
 export * from "./queries/web-pages.ts";
 export * as schema from "./schema.ts";

@@ -1,4 +1,3 @@
-import { randomBytes } from "node:crypto";
 import {
   type Action,
   type Condition,
@@ -7,6 +6,7 @@ import {
   parseRule,
   RULE_LIMITS,
   type RuleErrors,
+  webhookUrlsSchema,
 } from "@sluice/alert-rules";
 import {
   type AlertRuleRow,
@@ -16,7 +16,7 @@ import {
   findProjectPlugin,
   listAlertRules,
   type ProjectWithOrganization,
-  saveProjectPlugin,
+  saveWebhookPlugin,
   updateAlertRule,
 } from "@sluice/db";
 import type { Context, Hono } from "hono";
@@ -177,29 +177,7 @@ export function registerRuleRoutes(api: Hono<ApiEnv>): void {
   registerWebhookPluginRoutes(api);
 }
 
-/** Most webhook URLs one project may list; each at most 2,048 characters. */
-const MAX_WEBHOOK_URLS = 20;
-
-/**
- * Sentry's `validate_urls` (src/sentry/plugins/sentry_webhooks/plugin.py):
- * one URL per line, blank lines dropped, each http(s); Sluice bounds them.
- */
-const urlsField = z
-  .string()
-  .max(MAX_WEBHOOK_URLS * (RULE_LIMITS.webhookUrl + 1))
-  .transform((value) =>
-    value
-      .split(/\r?\n/)
-      .map((u) => u.trim())
-      .filter(Boolean),
-  )
-  .pipe(
-    z
-      .array(z.url({ protocol: /^https?$/, error: "Not a valid URL." }).max(RULE_LIMITS.webhookUrl))
-      .max(MAX_WEBHOOK_URLS, `At most ${MAX_WEBHOOK_URLS} URLs.`),
-  );
-
-const webhookConfig = z.object({ urls: urlsField.optional() });
+const webhookConfig = z.object({ urls: webhookUrlsSchema.optional() });
 
 /**
  * The webhooks plugin as `GET /api/0/projects/{org}/{project}/plugins/webhooks/`
@@ -259,15 +237,8 @@ function registerWebhookPluginRoutes(api: Hono<ApiEnv>): void {
   });
   const save = async (c: Context<ApiEnv>, change: { enabled: boolean; urls?: string[] }) => {
     const project = await projectParam(c);
-    const { pool } = c.get("services").db;
-    const existing = await findProjectPlugin(pool, project.id, "webhooks");
-    const config: Record<string, unknown> = {
-      ...(existing?.config ?? {}),
-      ...(change.urls ? { urls: change.urls.join("\n") } : {}),
-    };
-    if (typeof config.secret !== "string") config.secret = randomBytes(32).toString("hex");
-    await saveProjectPlugin(pool, project.id, "webhooks", change.enabled, config);
-    return c.json(serializeWebhookPlugin({ enabled: change.enabled, config }, true));
+    const saved = await saveWebhookPlugin(c.get("services").db.pool, project.id, change);
+    return c.json(serializeWebhookPlugin(saved, true));
   };
   api.put(path, requireScope("project:write"), async (c) => {
     const body = await readJsonBody(c, webhookConfig);

@@ -3,13 +3,16 @@ import { bodyLimit } from "hono/body-limit";
 import { loadAccess } from "../accounts/access.ts";
 import { sessionAuth } from "../accounts/session-middleware.ts";
 import type { Services } from "../services.ts";
+import { registerAlertRulePages } from "./alert-rule-pages.tsx";
 import { ASSETS } from "./assets.ts";
 import { errorPage } from "./error-pages.tsx";
 import { registerIssueListPages } from "./issue-list.tsx";
 import { registerIssuePages } from "./issue-page.tsx";
 import { registerReleasePages } from "./release-pages.tsx";
 import { registerSettingsPages } from "./settings-pages.tsx";
+import { registerUsagePage } from "./usage-page.tsx";
 import { PageError, type WebEnv } from "./web-env.ts";
+import { registerWebhookSettingsPage } from "./webhook-settings-page.tsx";
 
 /**
  * What every page answer carries: a policy that allows only Sluice's own
@@ -93,6 +96,9 @@ export function createWebRoutes(services: Services): Hono<WebEnv> {
   registerIssuePages(web);
   registerReleasePages(web);
   registerSettingsPages(web);
+  registerAlertRulePages(web);
+  registerWebhookSettingsPage(web);
+  registerUsagePage(web);
   for (const prefix of PAGE_PREFIXES) {
     web.all(prefix, (c) => errorPage(c, 404, "There is no page at this address."));
   }

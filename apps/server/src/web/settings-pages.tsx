@@ -20,6 +20,7 @@ import { requireCsrf } from "../accounts/session-middleware.ts";
 import { endSession, SESSION_COOKIE } from "../accounts/sessions.ts";
 import { CsrfField, RelativeTime } from "./components.tsx";
 import { Layout } from "./layout.tsx";
+import { ProjectLimitsSection, readProjectLimits } from "./project-settings-pages.tsx";
 import { DsnField, projectDsns } from "./project-setup.tsx";
 import { render } from "./render.ts";
 import { PageError, type WebEnv } from "./web-env.ts";
@@ -133,6 +134,7 @@ async function projectPage(c: Context<WebEnv>) {
     );
   const viewer = c.get("viewer");
   const dsns = await projectDsns(c.get("services"), project);
+  const limits = await readProjectLimits(c.get("services"), project);
   const canEdit = access.scopes.has("project:write") && viewer;
   return render(
     c,
@@ -172,6 +174,11 @@ async function projectPage(c: Context<WebEnv>) {
           <button type="submit">Create a key</button>
         </form>
       ) : null}
+      <ProjectLimitsSection
+        limits={limits}
+        groupingHref={`/settings/${org.slug}/projects/${project.slug}/issue-grouping/`}
+        keysHref={`/settings/${org.slug}/projects/${project.slug}/keys/`}
+      />
     </Layout>,
   );
 }

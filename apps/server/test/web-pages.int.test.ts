@@ -726,7 +726,7 @@ describe("the grouping and rate limit pages", () => {
     )?.[1];
     expect(keyId).toBeDefined();
     expect(labelledControl(html, "Events")).toContain('name="count"');
-    expect(labelledControl(html, "Per seconds")).toContain('name="window"');
+    expect(labelledControl(html, "Window (seconds)")).toContain('name="window"');
     const path = `${base}/keys/${keyId}/rate-limit/`;
     const saved = await post(path, { count: "5", window: "60" }, admin);
     expect(saved.status).toBe(303);

@@ -33,18 +33,28 @@ import { projectSettingsPage, requirePageScope } from "./web-lookups.ts";
 type RuleField = GroupingRuleError["field"];
 type ProjectContext = Awaited<ReturnType<typeof projectSettingsPage>>;
 
-const RULE_FIELDS: { field: RuleField; label: string; help: string; example: string }[] = [
+const DOCS = "https://docs.sentry.io/concepts/data-management/event-grouping";
+
+const RULE_FIELDS: {
+  field: RuleField;
+  label: string;
+  help: string;
+  docs: string;
+  example: string;
+}[] = [
   {
     field: "fingerprintingRules",
     label: "Fingerprint rules",
-    help: "One rule a line: matchers, then -> and the fingerprint (https://docs.sentry.io/concepts/data-management/event-grouping/fingerprint-rules/). The first matching rule sets the event's fingerprint.",
+    help: "One rule a line: matchers, then -> and the fingerprint; the first rule that matches sets the event's fingerprint.",
+    docs: `${DOCS}/fingerprint-rules/`,
     example:
       'error.type:DatabaseUnavailable -> system-down\nmessage:"*timeout*" -> timeouts, {{ transaction }}',
   },
   {
     field: "groupingEnhancements",
     label: "Stack trace rules",
-    help: "One rule a line: matchers, then actions such as -app, +app, -group (https://docs.sentry.io/concepts/data-management/event-grouping/stack-trace-rules/).",
+    help: "One rule a line: matchers, then actions such as -app, +app or -group.",
+    docs: `${DOCS}/stack-trace-rules/`,
     example:
       "stack.module:some.library.* -app\nfamily:javascript stack.abs_path:**/node_modules/** -group",
   },
@@ -140,6 +150,19 @@ function Notice({ message, error }: { message: string | undefined; error?: boole
   );
 }
 
+/** The project settings page's links to its grouping and keys pages. */
+export function ProjectSettingsLinks({ base }: { base: string }) {
+  return (
+    <nav aria-label="Project settings">
+      <p>
+        <a href={`${base}/issue-grouping/`}>Issue grouping</a>
+        {" · "}
+        <a href={`${base}/keys/`}>Client keys and their rate limits</a>
+      </p>
+    </nav>
+  );
+}
+
 function SettingsNav({ ctx }: { ctx: ProjectContext }) {
   const base = settingsBase(ctx);
   return (
@@ -193,7 +216,7 @@ async function groupingPage(
       )}
       <form method="post" action={`${settingsBase(ctx)}/issue-grouping/`}>
         {canEdit && viewer ? <CsrfField token={viewer.csrfToken} /> : null}
-        {RULE_FIELDS.map(({ field, label, help, example }) => {
+        {RULE_FIELDS.map(({ field, label, help, docs, example }) => {
           const error = form?.errors[field];
           const id = `rules-${field}`;
           return (
@@ -202,7 +225,8 @@ async function groupingPage(
                 <label for={id}>{label}</label>
               </h2>
               <p id={`${id}-help`} class="muted">
-                {help}
+                {`${help} `}
+                <a href={docs}>{`Sentry's ${label.toLowerCase()} syntax`}</a>
               </p>
               {error ? (
                 <p id={`${id}-error`} class="notice error" role="alert">
@@ -215,7 +239,7 @@ async function groupingPage(
                 class="rules"
                 rows={8}
                 spellcheck={false}
-                placeholder={example}
+                placeholder={canEdit ? example : undefined}
                 readonly={!canEdit}
                 aria-invalid={error ? "true" : undefined}
                 aria-describedby={error ? `${id}-error ${id}-help` : `${id}-help`}
@@ -276,7 +300,7 @@ async function keysPage(
           <section class="panel" aria-labelledby={`${id}-heading`}>
             <h2 id={`${id}-heading`}>{`${key.label}${key.isActive ? "" : " (disabled)"}`}</h2>
             <DsnField id={`dsn-${key.id}`} dsn={dsn} label={`DSN of ${key.label}`} />
-            <dl class="facts">
+            <dl class="facts spaced">
               <dt>Public key</dt>
               <dd class="mono">{key.publicKey}</dd>
               <dt>Rate limit</dt>
@@ -308,7 +332,7 @@ async function keysPage(
                   />
                 </div>
                 <div class="field">
-                  <label for={`${id}-window`}>Per seconds</label>
+                  <label for={`${id}-window`}>Window (seconds)</label>
                   <input
                     type="number"
                     id={`${id}-window`}
@@ -412,23 +436,10 @@ function QuotaTable({ label, rows }: { label: string; rows: QuotaRow[] }) {
 }
 
 /** The "Rate limits" section of the project settings page (read-only; changes go through the API). */
-export function ProjectLimitsSection({
-  limits,
-  keysHref,
-  groupingHref,
-}: {
-  limits: ProjectLimits;
-  keysHref: string;
-  groupingHref: string;
-}) {
+export function ProjectLimitsSection({ limits }: { limits: ProjectLimits }) {
   const { spike, rule } = limits;
   return (
     <>
-      <p>
-        <a href={groupingHref}>Issue grouping</a>
-        {" · "}
-        <a href={keysHref}>Client keys and their rate limits</a>
-      </p>
       <section class="panel" aria-labelledby="spike-heading">
         <h2 id="spike-heading">Spike protection</h2>
         <dl class="facts">

@@ -20,7 +20,11 @@ import { requireCsrf } from "../accounts/session-middleware.ts";
 import { endSession, SESSION_COOKIE } from "../accounts/sessions.ts";
 import { CsrfField, RelativeTime } from "./components.tsx";
 import { Layout } from "./layout.tsx";
-import { ProjectLimitsSection, readProjectLimits } from "./project-settings-pages.tsx";
+import {
+  ProjectLimitsSection,
+  ProjectSettingsLinks,
+  readProjectLimits,
+} from "./project-settings-pages.tsx";
 import { DsnField, projectDsns } from "./project-setup.tsx";
 import { render } from "./render.ts";
 import { PageError, type WebEnv } from "./web-env.ts";
@@ -143,6 +147,7 @@ async function projectPage(c: Context<WebEnv>) {
         <a href={`/settings/${org.slug}/projects/`}>All projects</a>
       </p>
       <h1>{`Project ${project.slug}`}</h1>
+      <ProjectSettingsLinks base={`/settings/${org.slug}/projects/${project.slug}`} />
       <h2>Client keys (DSN)</h2>
       {dsns.length === 0 ? <p class="muted">No keys: create one to get a DSN.</p> : null}
       {dsns.map(({ key, dsn }) => (
@@ -174,11 +179,7 @@ async function projectPage(c: Context<WebEnv>) {
           <button type="submit">Create a key</button>
         </form>
       ) : null}
-      <ProjectLimitsSection
-        limits={limits}
-        groupingHref={`/settings/${org.slug}/projects/${project.slug}/issue-grouping/`}
-        keysHref={`/settings/${org.slug}/projects/${project.slug}/keys/`}
-      />
+      <ProjectLimitsSection limits={limits} />
     </Layout>,
   );
 }

@@ -1,10 +1,10 @@
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { type Browser, chromium, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { GROUPING_RULES_TTL_MS } from "../src/worker/grouping-rules-cache.ts";
 import { createTestUser } from "./accounts-harness.ts";
+import { launchChromium } from "./chromium.ts";
 import { api, startTestSluice, type TestSluice, waitFor } from "./harness.ts";
 
 /**
@@ -20,20 +20,11 @@ import { api, startTestSluice, type TestSluice, waitFor } from "./harness.ts";
 const root = new URL("../../../", import.meta.url).pathname;
 const shots = join(root, ".web-screenshots");
 const PASSWORD = "correct horse battery";
-const CHROMIUM_FLAGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--no-first-run",
-];
 
 describe("grouping and rate limit settings in a real browser", () => {
   let t: TestSluice;
   let browser: Browser;
-  let userDataDir: string;
+  let chromium: Awaited<ReturnType<typeof launchChromium>> | undefined;
 
   const shot = (page: Page, name: string) =>
     page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
@@ -77,23 +68,13 @@ describe("grouping and rate limit settings in a real browser", () => {
     t = await startTestSluice({ redis: false });
     await createTestUser(t, "admin@example.com", "sluice", "admin", PASSWORD);
     await createTestUser(t, "member@example.com", "sluice", "member", PASSWORD);
-    userDataDir = mkdtempSync(join(tmpdir(), "sluice-chromium-"));
-    browser = await chromium.launch({
-      executablePath: "/usr/bin/chromium",
-      ignoreDefaultArgs: true,
-      args: [
-        ...CHROMIUM_FLAGS,
-        `--user-data-dir=${userDataDir}`,
-        "--remote-debugging-pipe",
-        "--no-startup-window",
-      ],
-    });
+    chromium = await launchChromium();
+    browser = chromium.browser;
   }, 60_000);
 
   afterAll(async () => {
-    await browser?.close();
+    await chromium?.close();
     await t?.stop();
-    if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
   });
 
   it("writes a fingerprint rule, merges and unmerges, sets a key's rate limit", async () => {

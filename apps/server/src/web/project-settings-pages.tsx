@@ -11,10 +11,12 @@ import {
 } from "@sluice/db";
 import { checkGroupingRuleText, type GroupingRuleError } from "@sluice/grouping";
 import type { Context, Hono } from "hono";
+import type { Child } from "hono/jsx";
+import type { Viewer } from "../accounts/access.ts";
 import { requireCsrf } from "../accounts/session-middleware.ts";
 import { keyRateLimitInput, keyRateLimitOf } from "../key-rate-limit.ts";
 import type { Services } from "../services.ts";
-import { CsrfField, formatCount, RelativeTime } from "./components.tsx";
+import { CsrfField, formatCount, Notice, RelativeTime } from "./components.tsx";
 import { Layout } from "./layout.tsx";
 import { DsnField, projectDsns } from "./project-setup.tsx";
 import { render } from "./render.ts";
@@ -141,15 +143,6 @@ function readRateLimitForm(
   return keyRateLimitOf(result.data);
 }
 
-function Notice({ message, error }: { message: string | undefined; error?: boolean }) {
-  if (!message) return null;
-  return (
-    <p class={error ? "notice error" : "notice"} role={error ? "alert" : "status"}>
-      {message}
-    </p>
-  );
-}
-
 /** The project settings page's links to its grouping and keys pages. */
 export function ProjectSettingsLinks({ base }: { base: string }) {
   return (
@@ -163,18 +156,34 @@ export function ProjectSettingsLinks({ base }: { base: string }) {
   );
 }
 
-function SettingsNav({ ctx }: { ctx: ProjectContext }) {
+/** A project settings sub-page: the layout, links between the project's settings pages, the h1. */
+function SettingsFrame(props: {
+  ctx: ProjectContext;
+  viewer: Viewer | null;
+  heading: string;
+  children?: Child;
+}) {
+  const { ctx, heading } = props;
   const base = settingsBase(ctx);
   return (
-    <nav aria-label="Project settings">
-      <p>
-        <a href={`${base}/`}>{`Project ${ctx.project.slug}`}</a>
-        {" · "}
-        <a href={`${base}/issue-grouping/`}>Issue grouping</a>
-        {" · "}
-        <a href={`${base}/keys/`}>Client keys</a>
-      </p>
-    </nav>
+    <Layout
+      title={`${heading} — ${ctx.project.slug}`}
+      viewer={props.viewer}
+      org={ctx.org}
+      section="projects"
+    >
+      <nav aria-label="Project settings">
+        <p>
+          <a href={`${base}/`}>{`Project ${ctx.project.slug}`}</a>
+          {" · "}
+          <a href={`${base}/issue-grouping/`}>Issue grouping</a>
+          {" · "}
+          <a href={`${base}/keys/`}>Client keys</a>
+        </p>
+      </nav>
+      <h1>{heading}</h1>
+      {props.children}
+    </Layout>
   );
 }
 
@@ -192,14 +201,7 @@ async function groupingPage(
   const saved = !form && c.req.query("saved") === "1";
   return render(
     c,
-    <Layout
-      title={`Issue grouping — ${ctx.project.slug}`}
-      viewer={viewer}
-      org={ctx.org}
-      section="projects"
-    >
-      <SettingsNav ctx={ctx} />
-      <h1>Issue grouping</h1>
+    <SettingsFrame ctx={ctx} viewer={viewer} heading="Issue grouping">
       <Notice message={saved ? "Grouping rules saved." : undefined} />
       {form ? (
         <Notice message="The rules were not saved: fix the errors below." error={true} />
@@ -255,8 +257,35 @@ async function groupingPage(
           </button>
         ) : null}
       </form>
-    </Layout>,
+    </SettingsFrame>,
     form ? 400 : 200,
+  );
+}
+
+/** A whole-number field of the rate limit form, marked invalid with its error's id. */
+function NumberField(props: {
+  id: string;
+  name: string;
+  label: string;
+  max: number;
+  value: number | null;
+  errorId: string | undefined;
+}) {
+  return (
+    <div class="field">
+      <label for={props.id}>{props.label}</label>
+      <input
+        type="number"
+        id={props.id}
+        name={props.name}
+        min={0}
+        max={props.max}
+        step={1}
+        value={props.value === null ? "" : String(props.value)}
+        aria-invalid={props.errorId ? "true" : undefined}
+        aria-describedby={props.errorId}
+      />
+    </div>
   );
 }
 
@@ -279,14 +308,7 @@ async function keysPage(
     : dsns.find(({ key }) => String(key.id) === c.req.query("saved"));
   return render(
     c,
-    <Layout
-      title={`Client keys — ${ctx.project.slug}`}
-      viewer={viewer}
-      org={ctx.org}
-      section="projects"
-    >
-      <SettingsNav ctx={ctx} />
-      <h1>Client keys (DSN)</h1>
+    <SettingsFrame ctx={ctx} viewer={viewer} heading="Client keys (DSN)">
       <Notice message={saved ? `Rate limit of key ${saved.key.label} saved.` : undefined} />
       <p>
         A key's rate limit counts the error events it sends per window (Sentry's key quota); ingest
@@ -318,33 +340,22 @@ async function keysPage(
                 aria-label={`Rate limit of ${key.label}`}
               >
                 <CsrfField token={viewer.csrfToken} />
-                <div class="field">
-                  <label for={`${id}-count`}>Events</label>
-                  <input
-                    type="number"
-                    id={`${id}-count`}
-                    name="count"
-                    min={0}
-                    step={1}
-                    value={key.rateLimitCount === null ? "" : String(key.rateLimitCount)}
-                    aria-invalid={error ? "true" : undefined}
-                    aria-describedby={error ? `${id}-error` : undefined}
-                  />
-                </div>
-                <div class="field">
-                  <label for={`${id}-window`}>Window (seconds)</label>
-                  <input
-                    type="number"
-                    id={`${id}-window`}
-                    name="window"
-                    min={0}
-                    max={86_400}
-                    step={1}
-                    value={key.rateLimitWindow === null ? "" : String(key.rateLimitWindow)}
-                    aria-invalid={error ? "true" : undefined}
-                    aria-describedby={error ? `${id}-error` : undefined}
-                  />
-                </div>
+                <NumberField
+                  id={`${id}-count`}
+                  name="count"
+                  label="Events"
+                  max={Number.MAX_SAFE_INTEGER}
+                  value={key.rateLimitCount}
+                  errorId={error ? `${id}-error` : undefined}
+                />
+                <NumberField
+                  id={`${id}-window`}
+                  name="window"
+                  label="Window (seconds)"
+                  max={86_400}
+                  value={key.rateLimitWindow}
+                  errorId={error ? `${id}-error` : undefined}
+                />
                 <button type="submit">{`Save rate limit of ${key.label}`}</button>
               </form>
             ) : null}
@@ -356,7 +367,7 @@ async function keysPage(
           </section>
         );
       })}
-    </Layout>,
+    </SettingsFrame>,
     problem ? 400 : 200,
   );
 }

@@ -18,7 +18,7 @@ import { hashPassword, passwordProblem, verifyPassword } from "../accounts/passw
 import { isOrganizationRole, ORGANIZATION_ROLES, roleRank } from "../accounts/roles.ts";
 import { requireCsrf } from "../accounts/session-middleware.ts";
 import { endSession, SESSION_COOKIE } from "../accounts/sessions.ts";
-import { CsrfField, RelativeTime } from "./components.tsx";
+import { CsrfField, Notice, RelativeTime } from "./components.tsx";
 import { Layout } from "./layout.tsx";
 import {
   ProjectLimitsSection,
@@ -39,15 +39,6 @@ const MAX_MEMBERS = 1_000;
 function grantableRoles(access: OrganizationAccess): string[] {
   return ORGANIZATION_ROLES.filter(
     (r) => access.role === null || roleRank(r) <= roleRank(access.role as string),
-  );
-}
-
-function Notice({ message, error }: { message: string | undefined; error?: boolean }) {
-  if (!message) return null;
-  return (
-    <p class={error ? "notice error" : "notice"} role={error ? "alert" : "status"}>
-      {message}
-    </p>
   );
 }
 

@@ -770,10 +770,22 @@ describe("the grouping and rate limit pages", () => {
     const spiking = await (await page(t, `${base}/`, {}, admin)).text();
     expect(spiking).toContain("Active: limited to 120 error events a minute");
     expect(spiking).toMatch(/<table aria-label="Project quotas">[\s\S]*transaction[\s\S]*12,345/);
-    await setSpikeProtectionEnabled(t.services.db.orm, t.projectId, false);
-    expect(await (await page(t, `${base}/`, {}, admin)).text()).toMatch(
-      /<dt>Spike protection<\/dt><dd>Off<\/dd>/,
-    );
+    expect(buttons(spiking)).toContain("Turn spike protection off");
+    const off = await post(`${base}/spike-protection/`, { enabled: "false" }, admin);
+    expect(off.status).toBe(303);
+    const spikeApi = (await (
+      await api(t, "/api/0/projects/sluice/default/spike-protection/")
+    ).json()) as { isEnabled: boolean; isActive: boolean; bound: number };
+    expect(spikeApi).toMatchObject({ isEnabled: false, isActive: true, bound: 120 });
+    const offPage = await (await page(t, `${base}/`, {}, admin)).text();
+    expect(offPage).toMatch(/<dt>Spike protection<\/dt><dd>Off<\/dd>/);
+    expect(buttons(offPage)).toContain("Turn spike protection on");
+    // A member sees it, without the button, and may not change it.
+    const seen = await (await page(t, `${base}/`, {}, member)).text();
+    expect(seen).toContain("Spike protection");
+    expect(buttons(seen)).not.toContain("Turn spike protection on");
+    expect((await post(`${base}/spike-protection/`, { enabled: "true" }, member)).status).toBe(403);
+    await setSpikeProtectionEnabled(t.services.db.orm, t.projectId, true);
   });
 
   it("merges selected issues from the list and unmerges a hash from the issue's merged page", async () => {
@@ -887,6 +899,23 @@ describe("the grouping and rate limit pages", () => {
       admin,
     );
     expect(cross.status).toBe(404);
+    const theirIssue = (
+      await t.sql.query(
+        "SELECT i.id FROM issues i JOIN projects p ON p.id = i.project_id WHERE p.slug = 'theirs'",
+      )
+    ).rows[0].id;
+    expect(
+      (await page(t, `/organizations/sluice/issues/${theirIssue}/merged/`, {}, admin)).status,
+    ).toBe(404);
+    expect(
+      (
+        await post(
+          `/organizations/sluice/issues/${theirIssue}/merged/unmerge/`,
+          { hash: "0".repeat(32) },
+          admin,
+        )
+      ).status,
+    ).toBe(404);
     const stranger = await signInForm(t, "stranger@example.com");
     expect((await page(t, `${base}/issue-grouping/`, {}, stranger)).status).toBe(404);
     expect(

@@ -6,6 +6,7 @@ import {
   type Project,
   type ProjectKey,
   type QuotaRow,
+  setSpikeProtectionEnabled,
   updateProjectGroupingRules,
   updateProjectKey,
 } from "@sluice/db";
@@ -93,6 +94,19 @@ export function registerProjectSettingsPages(web: Hono<WebEnv>): void {
       await updateProjectGroupingRules(c.get("services").db.orm, ctx.project.id, values);
     }
     return c.redirect(`${settingsBase(ctx)}/issue-grouping/?saved=1`, 303);
+  });
+
+  // As `PUT …/spike-protection/` `{"isEnabled": …}`, which needs project:write too.
+  web.post("/settings/:org/projects/:project/spike-protection", requireCsrf(), async (c) => {
+    const ctx = await projectSettingsPage(c);
+    requirePageScope(ctx.access, "project:write");
+    const body = await c.req.parseBody();
+    await setSpikeProtectionEnabled(
+      c.get("services").db.orm,
+      ctx.project.id,
+      body.enabled === "true",
+    );
+    return c.redirect(`${settingsBase(ctx)}/`, 303);
   });
 
   web.get("/settings/:org/projects/:project/keys", async (c) =>
@@ -447,7 +461,17 @@ function QuotaTable({ label, rows }: { label: string; rows: QuotaRow[] }) {
 }
 
 /** The "Rate limits" section of the project settings page (read-only; changes go through the API). */
-export function ProjectLimitsSection({ limits }: { limits: ProjectLimits }) {
+export function ProjectLimitsSection({
+  limits,
+  base,
+  csrf,
+}: {
+  limits: ProjectLimits;
+  /** The project's settings path (`/settings/{org}/projects/{project}`). */
+  base: string;
+  /** The viewer's CSRF token when they may change the project (project:write), else null. */
+  csrf: string | null;
+}) {
   const { spike, rule } = limits;
   return (
     <>
@@ -483,6 +507,15 @@ export function ProjectLimitsSection({ limits }: { limits: ProjectLimits }) {
             {`The larger of ${formatCount(rule.floorPerMinute)} and ${rule.multiple} × the average of the last ${rule.trailingMinutes} minutes, in error events a minute`}
           </dd>
         </dl>
+        {csrf ? (
+          <form method="post" action={`${base}/spike-protection/`} class="actions">
+            <CsrfField token={csrf} />
+            <input type="hidden" name="enabled" value={spike.isEnabled ? "false" : "true"} />
+            <button type="submit">
+              {spike.isEnabled ? "Turn spike protection off" : "Turn spike protection on"}
+            </button>
+          </form>
+        ) : null}
       </section>
       <section class="panel" aria-labelledby="quotas-heading">
         <h2 id="quotas-heading">Quotas</h2>
@@ -497,9 +530,7 @@ export function ProjectLimitsSection({ limits }: { limits: ProjectLimits }) {
             <QuotaTable label="Organization quotas" rows={limits.organizationQuotas} />
           </>
         )}
-        <p class="muted">
-          Quotas and spike protection are set through the API (README "Rate limits and quotas").
-        </p>
+        <p class="muted">Quotas are set through the API (README "Rate limits and quotas").</p>
       </section>
     </>
   );

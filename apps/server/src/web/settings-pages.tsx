@@ -170,7 +170,11 @@ async function projectPage(c: Context<WebEnv>) {
           <button type="submit">Create a key</button>
         </form>
       ) : null}
-      <ProjectLimitsSection limits={limits} />
+      <ProjectLimitsSection
+        limits={limits}
+        base={`/settings/${org.slug}/projects/${project.slug}`}
+        csrf={canEdit ? viewer.csrfToken : null}
+      />
     </Layout>,
   );
 }

@@ -46,8 +46,12 @@ button, .button { font: inherit; padding: .35rem .8rem; border-radius: 5px; bord
   background: #fff; color: var(--text); cursor: pointer; text-decoration: none; display: inline-block; }
 button.primary, .button.primary { background: var(--accent); color: var(--accent-text); border-color: var(--accent); }
 button:hover { filter: brightness(.96); }
-input[type=text], input[type=search], input[type=email], input[type=password], select {
+input[type=text], input[type=search], input[type=email], input[type=password], input[type=number], select, textarea {
   font: inherit; padding: .35rem .5rem; border: 1px solid #bdb9c9; border-radius: 5px; background: #fff; }
+textarea.rules { width: 100%; font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 13px; }
+[aria-invalid=true] { border-color: var(--danger); }
+.panel > h2:first-child { margin-top: 0; }
+dl.facts.spaced { margin: .6rem 0 .8rem; }
 label { font-weight: 600; }
 form.inline { display: inline; }
 .toolbar { display: flex; gap: .6rem; align-items: end; flex-wrap: wrap; margin-bottom: .8rem; }

@@ -7,11 +7,13 @@ import { registerAlertRulePages } from "./alert-rule-pages.tsx";
 import { ASSETS } from "./assets.ts";
 import { errorPage } from "./error-pages.tsx";
 import { registerIssueListPages } from "./issue-list.tsx";
+import { registerIssueMergePages } from "./issue-merge-pages.tsx";
 import { registerIssuePages } from "./issue-page.tsx";
+import { registerProjectSettingsPages } from "./project-settings-pages.tsx";
 import { registerReleasePages } from "./release-pages.tsx";
 import { registerSettingsPages } from "./settings-pages.tsx";
 import { registerUsagePage } from "./usage-page.tsx";
-import { PageError, type WebEnv } from "./web-env.ts";
+import { PageError, PageRedirect, type WebEnv } from "./web-env.ts";
 import { registerWebhookSettingsPage } from "./webhook-settings-page.tsx";
 
 /**
@@ -43,6 +45,7 @@ export function createWebRoutes(services: Services): Hono<WebEnv> {
   const web = new Hono<WebEnv>({ strict: false });
   web.onError((error, c) => {
     if (error instanceof PageError) return errorPage(c, error.status, error.message);
+    if (error instanceof PageRedirect) return c.redirect(error.location, 302);
     services.log.error({ err: error, path: c.req.path }, "page failed");
     return errorPage(c, 500, "The page failed to render; the error is in Sluice's log.");
   });
@@ -94,11 +97,13 @@ export function createWebRoutes(services: Services): Hono<WebEnv> {
 
   registerIssueListPages(web);
   registerIssuePages(web);
+  registerIssueMergePages(web);
   registerReleasePages(web);
   registerSettingsPages(web);
   registerAlertRulePages(web);
   registerWebhookSettingsPage(web);
   registerUsagePage(web);
+  registerProjectSettingsPages(web);
   for (const prefix of PAGE_PREFIXES) {
     web.all(prefix, (c) => errorPage(c, 404, "There is no page at this address."));
   }

@@ -1,14 +1,14 @@
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createProjectKey, ensureProject, findOrganization } from "@sluice/db";
 import { build } from "esbuild";
-import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
+import type { Browser, BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestUser } from "./accounts-harness.ts";
 import { type HttpReceiver, startHttpReceiver } from "./alert-receivers.ts";
+import { launchChromium } from "./chromium.ts";
 import { api, startTestSluice, type TestSluice, waitFor } from "./harness.ts";
 
 /**
@@ -26,15 +26,6 @@ const root = new URL("../../../", import.meta.url).pathname;
 const shots = join(root, ".web-screenshots");
 const client = new URL("./clients/browser-rate-limited.mjs", import.meta.url).pathname;
 const PASSWORD = "correct horse battery";
-const CHROMIUM_FLAGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--no-first-run",
-];
 
 /** What the page's script puts on `window` (clients/browser-rate-limited.mjs). */
 type PageGlobals = {
@@ -48,7 +39,7 @@ describe("alert rules and usage in a real browser", () => {
   let receiver: HttpReceiver;
   let app: Server;
   let appUrl: string;
-  let userDataDir: string;
+  let chromium: Awaited<ReturnType<typeof launchChromium>> | undefined;
 
   const shot = (page: Page, name: string) =>
     page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
@@ -106,25 +97,15 @@ describe("alert rules and usage in a real browser", () => {
     });
     await new Promise<void>((resolve) => app.listen(0, "127.0.0.1", resolve));
     appUrl = `http://localhost:${(app.address() as AddressInfo).port}`;
-    userDataDir = mkdtempSync(join(tmpdir(), "sluice-chromium-"));
-    browser = await chromium.launch({
-      executablePath: "/usr/bin/chromium",
-      ignoreDefaultArgs: true,
-      args: [
-        ...CHROMIUM_FLAGS,
-        `--user-data-dir=${userDataDir}`,
-        "--remote-debugging-pipe",
-        "--no-startup-window",
-      ],
-    });
+    chromium = await launchChromium();
+    browser = chromium.browser;
   }, 60_000);
 
   afterAll(async () => {
-    await browser?.close();
+    await chromium?.close();
     app?.close();
     await receiver?.close();
     await t?.stop();
-    if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
   });
 
   it("creates a webhook rule on the pages; one error makes one delivery, which the rules page counts", async () => {

@@ -6,21 +6,14 @@ import { checkWebhookUrls } from "../alert-targets.ts";
 import { CsrfField } from "./components.tsx";
 import { Layout } from "./layout.tsx";
 import { render } from "./render.ts";
-import { PageError, type WebEnv } from "./web-env.ts";
-import { orgPage, requirePageScope } from "./web-lookups.ts";
+import type { WebEnv } from "./web-env.ts";
+import { projectSettingsPage, requirePageScope } from "./web-lookups.ts";
 
 /** The page's project (one the viewer can see) with the viewer's access, or a 404. */
 async function projectPage(c: Context<WebEnv>) {
-  const page = await orgPage(c);
+  const page = await projectSettingsPage(c);
   requirePageScope(page.access, "project:read");
-  const project = page.projects.find((p) => p.slug === c.req.param("project"));
-  if (!project) {
-    throw new PageError(
-      404,
-      "There is no such project in this organization, or you cannot see it.",
-    );
-  }
-  return { ...page, project };
+  return page;
 }
 
 async function webhooksPage(c: Context<WebEnv>, posted?: { urls: string; errors: string[] }) {

@@ -1,5 +1,4 @@
 import {
-  createQuota,
   deleteQuota,
   findSpikeProtection,
   listQuotas,
@@ -9,6 +8,7 @@ import {
 } from "@sluice/db";
 import type { Context, Hono } from "hono";
 import { z } from "zod";
+import { addQuota, quotaInput } from "../quota-settings.ts";
 import type { ApiEnv } from "./api-env.ts";
 import { ApiError, notFound } from "./api-error.ts";
 import { registerKeyRoutes } from "./key-routes.ts";
@@ -16,53 +16,6 @@ import { idParam, organizationParam, projectParam } from "./lookups.ts";
 import { readJsonBody } from "./read-json-body.ts";
 import { requireScope } from "./require-scope.ts";
 import { registerStatsRoutes } from "./stats-routes.ts";
-
-/**
- * The data categories a quota may name: Relay's `DataCategory` names
- * (relay-base-schema/src/data_category.rs) of what Sluice counts
- * (docs/protocol.md §3.4).
- */
-const QUOTA_CATEGORIES = [
-  "default",
-  "error",
-  "security",
-  "transaction",
-  "attachment",
-  "attachment_item",
-  "session",
-  "feedback",
-  "monitor",
-  "profile",
-  "profile_chunk",
-  "profile_chunk_ui",
-  "replay",
-  "span",
-  "log_item",
-  "trace_metric",
-  "metric_bucket",
-] as const;
-
-/** Quotas one scope (an organization, or one project) may hold. */
-const MAX_QUOTAS_PER_SCOPE = 50;
-/** Longest quota window: 31 days, as Sentry's monthly quotas. */
-const MAX_WINDOW_SECONDS = 31 * 86_400;
-
-/**
- * A new quota, in the shape of Relay's `Quota` (relay-quotas/src/quota.rs)
- * with the API's camelCase: `categories` (empty or absent: all), `limit`
- * (0 refuses everything), `window` (seconds), `reasonCode`. The scope is the
- * path: organization-wide or one project.
- */
-const quotaInput = z.object({
-  categories: z.array(z.enum(QUOTA_CATEGORIES)).max(QUOTA_CATEGORIES.length).default([]),
-  limit: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
-  window: z.number().int().min(1).max(MAX_WINDOW_SECONDS),
-  reasonCode: z
-    .string()
-    .regex(/^[a-z0-9_]{1,64}$/, "reasonCode must be 1-64 of a-z, 0-9, _")
-    .nullable()
-    .optional(),
-});
 
 const spikeInput = z.object({ isEnabled: z.boolean() });
 
@@ -94,25 +47,15 @@ function serializeSpike(c: Context<ApiEnv>, row: SpikeProtectionRow | null) {
   };
 }
 
-async function addQuota(
+async function addQuotaOf(
   c: Context<ApiEnv>,
   organizationId: number,
   projectId: number | null,
 ): Promise<QuotaRow> {
-  const { orm } = c.get("services").db;
   const body = await readJsonBody(c, quotaInput);
-  const existing = await listQuotas(orm, organizationId, projectId);
-  if (existing.length >= MAX_QUOTAS_PER_SCOPE) {
-    throw new ApiError(400, `at most ${MAX_QUOTAS_PER_SCOPE} quotas per scope`);
-  }
-  return createQuota(orm, {
-    organizationId,
-    projectId,
-    categories: [...new Set(body.categories)],
-    windowSeconds: body.window,
-    quotaLimit: body.limit,
-    reasonCode: body.reasonCode ?? (projectId === null ? "org_quota" : "project_quota"),
-  });
+  const added = await addQuota(c.get("services").db.orm, organizationId, projectId, body);
+  if (!added.ok) throw new ApiError(400, added.detail);
+  return added.row;
 }
 
 /**
@@ -132,7 +75,7 @@ export function registerQuotaRoutes(api: Hono<ApiEnv>): void {
   });
   api.post("/api/0/organizations/:org/quotas", requireScope("org:write"), async (c) => {
     const org = await organizationParam(c);
-    return c.json(serializeQuota(await addQuota(c, org.id, null), null), 201);
+    return c.json(serializeQuota(await addQuotaOf(c, org.id, null), null), 201);
   });
   api.delete("/api/0/organizations/:org/quotas/:quotaId", requireScope("org:write"), async (c) => {
     const org = await organizationParam(c);
@@ -149,7 +92,7 @@ export function registerQuotaRoutes(api: Hono<ApiEnv>): void {
   });
   api.post("/api/0/projects/:org/:project/quotas", requireScope("project:write"), async (c) => {
     const project = await projectParam(c);
-    const row = await addQuota(c, project.organizationId, project.id);
+    const row = await addQuotaOf(c, project.organizationId, project.id);
     return c.json(serializeQuota(row, project.slug), 201);
   });
   api.delete(

@@ -136,6 +136,9 @@ svg.usage-chart { display: block; max-height: 14rem; }
 th[scope=row] { text-transform: none; font-size: inherit; letter-spacing: normal; color: var(--text); }
 .legend .swatch { display: inline-block; width: .8rem; height: .8rem; border-radius: 2px; vertical-align: middle; }
 .legend .swatch.accepted { background: #8a74e8; } .legend .swatch.dropped { background: #e0863a; margin-left: .8rem; }
+label.check { display: inline-block; margin: .2rem 1rem .2rem 0; white-space: nowrap; font-weight: normal; }
+form.panel .field { display: flex; flex-direction: column; gap: .2rem; margin: .6rem 0; max-width: 24rem; }
+form.panel .field input { font: inherit; padding: .35rem .5rem; border: 1px solid #bdb9c9; border-radius: 5px; }
 `;
 
 const SCRIPT = `

@@ -165,6 +165,8 @@ export function ProjectSettingsLinks({ base }: { base: string }) {
         <a href={`${base}/issue-grouping/`}>Issue grouping</a>
         {" · "}
         <a href={`${base}/keys/`}>Client keys and their rate limits</a>
+        {" · "}
+        <a href={`${base}/quotas/`}>Quotas</a>
       </p>
     </nav>
   );
@@ -460,7 +462,7 @@ function QuotaTable({ label, rows }: { label: string; rows: QuotaRow[] }) {
   );
 }
 
-/** The "Rate limits" section of the project settings page (read-only; changes go through the API). */
+/** The "Rate limits" section of the project settings page; quotas change on their own pages (quota-pages.tsx). */
 export function ProjectLimitsSection({
   limits,
   base,
@@ -530,7 +532,13 @@ export function ProjectLimitsSection({
             <QuotaTable label="Organization quotas" rows={limits.organizationQuotas} />
           </>
         )}
-        <p class="muted">Quotas are set through the API (README "Rate limits and quotas").</p>
+        <p>
+          <a href={`${base}/quotas/`}>Change the project's quotas</a>
+          {" · "}
+          <a href={`${base.replace(/\/projects\/[^/]+$/, "")}/quotas/`}>
+            The organization's quotas
+          </a>
+        </p>
       </section>
     </>
   );

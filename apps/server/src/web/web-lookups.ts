@@ -36,7 +36,7 @@ function nameParam(c: Context<WebEnv>, name: string): string | null {
 }
 
 /** Path parameter `name` as a row id, else null. */
-function idParam(c: Context<WebEnv>, name: string): number | null {
+export function idParam(c: Context<WebEnv>, name: string): number | null {
   const value = c.req.param(name) ?? "";
   if (!/^\d{1,16}$/.test(value)) return null;
   const id = Number(value);

@@ -10,6 +10,7 @@ import { registerIssueListPages } from "./issue-list.tsx";
 import { registerIssueMergePages } from "./issue-merge-pages.tsx";
 import { registerIssuePages } from "./issue-page.tsx";
 import { registerProjectSettingsPages } from "./project-settings-pages.tsx";
+import { registerQuotaPages } from "./quota-pages.tsx";
 import { registerReleasePages } from "./release-pages.tsx";
 import { registerSettingsPages } from "./settings-pages.tsx";
 import { registerUsagePage } from "./usage-page.tsx";
@@ -103,6 +104,7 @@ export function createWebRoutes(services: Services): Hono<WebEnv> {
   registerAlertRulePages(web);
   registerWebhookSettingsPage(web);
   registerUsagePage(web);
+  registerQuotaPages(web);
   registerProjectSettingsPages(web);
   for (const prefix of PAGE_PREFIXES) {
     web.all(prefix, (c) => errorPage(c, 404, "There is no page at this address."));

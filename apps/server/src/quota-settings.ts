@@ -27,7 +27,7 @@ export const QUOTA_CATEGORIES = [
 ] as const;
 
 /** Quotas one scope (an organization, or one project) may hold. */
-export const MAX_QUOTAS_PER_SCOPE = 50;
+const MAX_QUOTAS_PER_SCOPE = 50;
 /** Longest quota window: 31 days, as Sentry's monthly quotas. */
 export const MAX_WINDOW_SECONDS = 31 * 86_400;
 

@@ -30,6 +30,7 @@ import {
 import { verifyBlobs } from "./commands/verify-blobs.ts";
 import { type Config, printableSettings, readConfig } from "./config.ts";
 import { environmentWithConfigFile, reloadConfig } from "./config-file.ts";
+import { liveNodes, serializeNode } from "./fleet-nodes.ts";
 import { createLogger, serializeError } from "./logger.ts";
 import { retentionRunCommand, retentionSetCommand } from "./retention/retention-command.ts";
 import { checkRolesForQueue, parseRoles } from "./roles.ts";
@@ -52,6 +53,9 @@ const USAGE = `usage:
   sluice backup create <dir>    (database snapshot, then every blob it refers to, and a manifest)
   sluice backup restore <dir>   (into an empty database and blob store; then run sluice verify)
   sluice config print           (effective settings, secrets masked; keep it with your backups)
+  sluice fleet [--json]         (the live nodes: id, host, release, commit, roles, schema, ready)
+  sluice upgrade check [--backups <dir>] [--json]   (preflight before a roll to this release; exit 0 = go)
+  sluice upgrade verify [--json]                    (after the roll: exit 0 when the fleet is healthy)
 
 Settings come from the environment; see README.md.`;
 
@@ -226,6 +230,37 @@ async function main(argv: string[]): Promise<number> {
           );
           console.log(`checked ${checked} blob references: ${problems.length} missing or corrupt`);
           return problems.length > 0 ? 1 : 0;
+        },
+        "none",
+      );
+    case "fleet":
+      return withServices(
+        config,
+        async (services) => {
+          const nodes = await liveNodes(services);
+          if (values.json) {
+            console.log(JSON.stringify(nodes.map(serializeNode)));
+            return;
+          }
+          if (nodes.length === 0) {
+            console.log("no live nodes");
+            return;
+          }
+          const now = Date.now();
+          printTable(
+            ["ID", "HOST", "RELEASE", "COMMIT", "ROLES", "SCHEMA", "READY", "STARTED", "HEARTBEAT"],
+            nodes.map((n) => [
+              n.id,
+              n.host,
+              n.release,
+              n.commit?.slice(0, 12) ?? "",
+              n.registered ? n.roles.join(",") : "(unregistered)",
+              n.registered ? String(n.schemaVersion) : "?",
+              n.ready ? "yes" : "no",
+              n.registered ? n.startedAt.toISOString() : "",
+              `${Math.max(0, Math.round((now - n.heartbeatAt.getTime()) / 1000))} s ago`,
+            ]),
+          );
         },
         "none",
       );

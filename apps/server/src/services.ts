@@ -2,13 +2,18 @@ import { hostname } from "node:os";
 import { join } from "node:path";
 import {
   applyMigrations,
+  compareReleases,
   createDatabase,
   type Database,
   ensureEventPartitions,
+  migrationsDir,
+  readDeprecationsFile,
+  readSchemaFloor,
   waitForSchema,
 } from "@sluice/db";
 import { createBullmqQueue, createInProcessQueue, type JobQueue } from "@sluice/queue";
 import { type BlobStore, createDirectoryBlobStore, createS3BlobStore } from "@sluice/storage";
+import { buildInfo } from "./build-info.ts";
 import type { Config } from "./config.ts";
 import { type EmbeddedDatabase, startEmbeddedPostgres } from "./embedded-postgres.ts";
 import type { Logger } from "./logger.ts";
@@ -59,13 +64,16 @@ export async function startServices(
     url,
     {
       max: config.dbPoolSize,
-      applicationName: "sluice",
+      // Not "sluice" (what releases without the registry send): the version
+      // gate counts those connections as unregistered old nodes.
+      applicationName: `sluice/${buildInfo().release}`.slice(0, 63),
       connectionTimeoutMs: config.dbConnectTimeoutMs,
     },
     (error) => log.warn({ err: error }, "idle Postgres connection failed"),
   );
   try {
     if (options.schema !== "none") {
+      await refuseIfTooOld(db);
       const state =
         options.schema === "migrate"
           ? await applyMigrations(db.pool, {
@@ -75,6 +83,12 @@ export async function startServices(
               statementTimeoutMs: config.migration.statementTimeoutMs,
               lockRetries: 20,
               log,
+              gate: {
+                deprecations: readDeprecationsFile(migrationsDir),
+                release: buildInfo().release,
+                ageOutMs: config.fleet.ageOutMs,
+                unregisteredAgeOutMs: config.fleet.unregisteredAgeOutMs,
+              },
             })
           : await waitForSchema(db.pool, {
               timeoutMs: config.migration.schemaWaitMs,
@@ -128,6 +142,25 @@ export async function startServices(
       await embeddedDb?.stop();
     },
   };
+}
+
+/** This node's release is older than the oldest the schema still supports. */
+export class ReleaseTooOldError extends Error {}
+
+/**
+ * Refuses to start a node whose release is older than the oldest release
+ * the schema still supports (`sluice_schema_floor`, written by the version
+ * gate before it drops what older releases read), instead of letting it
+ * fail on its first query.
+ */
+async function refuseIfTooOld(db: Database): Promise<void> {
+  const floor = await readSchemaFloor(db.pool, compareReleases);
+  const { release } = buildInfo();
+  if (floor && compareReleases(release, floor.oldestRelease) < 0) {
+    throw new ReleaseTooOldError(
+      `this node runs release ${release}, but the schema supports release ${floor.oldestRelease} and later only (migration ${floor.migration}: ${floor.reason}); deploy ${floor.oldestRelease} or newer`,
+    );
+  }
 }
 
 /** How long `closePool` waits for connections to finish closing (ms). */

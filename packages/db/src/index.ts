@@ -39,7 +39,20 @@ export {
   NO_TRANSACTION_MARKER,
   readMigrationFiles,
 } from "./migration-files.ts";
+export {
+  changedName,
+  checkGate,
+  compareReleases,
+  type Deprecation,
+  type GatedChange,
+  type GateRefusal,
+  gatedChanges,
+  type MigrationGate,
+  neededSchemaVersion,
+  readDeprecationsFile,
+} from "./migration-gate.ts";
 export { type MigrationLockHolder, readMigrationLock } from "./migration-lock.ts";
+export * from "./node-registry.ts";
 export * from "./queries/alerts.ts";
 export * from "./queries/api-tokens.ts";
 export * from "./queries/artifacts.ts";

@@ -404,6 +404,8 @@ async function migrate(config: Config, sub: string): Promise<number> {
     return withServices(config, async (services) => {
       const state = await readMigrationState(services.db.pool);
       console.log(`applied: ${state.applied.length}, pending: ${state.pending.length}`);
+      for (const refusal of services.gateRefusals) console.log(refusal.message);
+      return services.gateRefusals.length > 0 ? 1 : 0;
     });
   }
   if (sub === "lint") return lintMigrationsCommand();

@@ -6,6 +6,7 @@ import {
   createDatabase,
   type Database,
   ensureEventPartitions,
+  type GateRefusal,
   migrationsDir,
   readDeprecationsFile,
   readSchemaFloor,
@@ -31,6 +32,8 @@ export type Services = {
   instanceId: string;
   /** True when Sluice started its own embedded Postgres. */
   embedded: boolean;
+  /** Migrations the version gate left pending at start, with the nodes that block them. */
+  gateRefusals: GateRefusal[];
   close(): Promise<void>;
 };
 
@@ -71,6 +74,7 @@ export async function startServices(
     },
     (error) => log.warn({ err: error }, "idle Postgres connection failed"),
   );
+  let gateRefusals: GateRefusal[] = [];
   try {
     if (options.schema !== "none") {
       await refuseIfTooOld(db);
@@ -95,6 +99,7 @@ export async function startServices(
               pollMs: 1_000,
               log,
             });
+      if ("refused" in state) gateRefusals = state.refused as GateRefusal[];
       if (state.ahead.length > 0) {
         log.info({ ahead: state.ahead.map((m) => m.name) }, "the schema is ahead of this release");
       }
@@ -132,6 +137,7 @@ export async function startServices(
     blobs,
     instanceId,
     embedded: embeddedDb !== null,
+    gateRefusals,
     // The order matters: the queue, then every Postgres connection, then the
     // embedded Postgres, which would otherwise end live connections (errors
     // in the log at every stop).

@@ -1,5 +1,6 @@
 import { hostname } from "node:os";
 import {
+  loadSqlParser,
   neededSchemaVersion,
   pruneNodes,
   readMigrationFiles,
@@ -33,6 +34,7 @@ export async function startNodeRegistration(
 ): Promise<NodeRegistration> {
   const { db, log, config, instanceId } = services;
   const { release, commit } = buildInfo();
+  await loadSqlParser();
   const record = {
     id: instanceId,
     host: hostname(),

@@ -47,8 +47,10 @@ export {
   type GatedChange,
   type GateRefusal,
   gatedChanges,
+  loadSqlParser,
   type MigrationGate,
   neededSchemaVersion,
+  parseStatements,
   readDeprecationsFile,
 } from "./migration-gate.ts";
 export { type MigrationLockHolder, readMigrationLock } from "./migration-lock.ts";
@@ -72,6 +74,7 @@ export * from "./queries/quotas.ts";
 export * from "./queries/releases.ts";
 export * from "./queries/retention.ts";
 export * from "./queries/sessions.ts";
+export * from "./queries/upgrade-stats.ts";
 export * from "./queries/users.ts";
 export * from "./queries/web-pages.ts";
 export * as schema from "./schema.ts";

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { parseSync } from "libpg-query";
+import { loadModule, parseSync } from "libpg-query";
 import type pg from "pg";
 import { withTransaction } from "./database.ts";
 import { type MigrationFile, readMigrationFiles } from "./migration-files.ts";
@@ -147,6 +147,7 @@ export async function applyMigrations(
   options: MigrateOptions,
 ): Promise<MigrationState & { refused: GateRefusal[] }> {
   const files = options.files ?? readMigrationFiles();
+  await loadModule(); // the gate and CONCURRENTLY handling parse SQL
   await ensureMigrationTables(pool);
   let backoffMs = 50;
   for (let attempt = 0; ; attempt++) {
@@ -380,6 +381,7 @@ export async function waitForSchema(
   options: SchemaWaitOptions,
 ): Promise<MigrationState> {
   const files = options.files ?? readMigrationFiles();
+  await loadModule(); // gatedChanges parses SQL
   const deadline = Date.now() + options.timeoutMs;
   for (;;) {
     const state = await ensureMigrationTables(pool).then(() => readMigrationState(pool, files));

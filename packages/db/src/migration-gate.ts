@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { parseSync } from "libpg-query";
+import { loadModule, parseSync } from "libpg-query";
 import type { Queryable } from "./database.ts";
 import type { MigrationFile } from "./migration-files.ts";
 import { type FleetNode, listLiveNodes } from "./node-registry.ts";
@@ -56,7 +56,8 @@ const text = (v: unknown): string => (typeof v === "string" ? v : "");
 
 /**
  * The gated changes of a migration file, read with the real Postgres
- * parser; empty for an additive file, which never waits on the gate.
+ * parser (`loadSqlParser` first); empty for an additive file, which never
+ * waits on the gate.
  */
 export function gatedChanges(file: Pick<MigrationFile, "sql">): GatedChange[] {
   const changes: GatedChange[] = [];
@@ -89,6 +90,21 @@ export function gatedChanges(file: Pick<MigrationFile, "sql">): GatedChange[] {
     }
   }
   return changes;
+}
+
+/** Loads the Postgres parser `gatedChanges` needs (once; later calls return at once). */
+export async function loadSqlParser(): Promise<void> {
+  await loadModule();
+}
+
+/** The statements of `sql` as the Postgres parser reads them (`loadSqlParser` first). */
+export function parseStatements(
+  sql: string,
+): { stmt?: Record<string, unknown>; stmt_location?: number }[] {
+  return (parseSync(sql).stmts ?? []) as {
+    stmt?: Record<string, unknown>;
+    stmt_location?: number;
+  }[];
 }
 
 /** `events.payload` or `leases`. */

@@ -57,7 +57,7 @@ export function knownReleases(): CutRelease[] {
 }
 
 /** The releases of a `releases.json`, oldest first; empty when there is none. */
-export function readReleaseList(path: string): CutRelease[] {
+function readReleaseList(path: string): CutRelease[] {
   if (!existsSync(path)) return [];
   return (JSON.parse(readFileSync(path, "utf8")) as { releases: CutRelease[] }).releases;
 }

@@ -151,7 +151,7 @@ export async function startServices(
 }
 
 /** This node's release is older than the oldest the schema still supports. */
-export class ReleaseTooOldError extends Error {}
+class ReleaseTooOldError extends Error {}
 
 /**
  * Refuses to start a node whose release is older than the oldest release

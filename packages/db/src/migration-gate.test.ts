@@ -1,7 +1,9 @@
-import { describe, expect, it } from "vitest";
-import { compareReleases, gatedChanges, requiredRelease } from "./migration-gate.ts";
+import { beforeAll, describe, expect, it } from "vitest";
+import { compareReleases, gatedChanges, loadSqlParser, requiredRelease } from "./migration-gate.ts";
 
 describe("the version gate's rules", () => {
+  beforeAll(loadSqlParser);
+
   it("orders releases, a -dev before its release and after the one before", () => {
     const sorted = ["0.4.0", "0.1.0", "0.4.0-dev", "0.3.0 or older", "0.10.0", "0.3.1"].sort(
       compareReleases,

@@ -21,7 +21,7 @@ import { liveNodes, type SerializedNode, serializeNode } from "../fleet-nodes.ts
 import type { Services } from "../services.ts";
 
 /** One pending migration as the preflight sees it. */
-export type PendingMigration = {
+type PendingMigration = {
   name: string;
   /** `one transaction` or `statement by statement` (a `-- sluice:no-transaction` file). */
   mode: string;

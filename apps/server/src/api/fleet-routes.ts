@@ -6,8 +6,10 @@ import { ApiError } from "./api-error.ts";
 /**
  * `GET /api/0/internal/fleet/`: the live nodes of the registry, as
  * `sluice fleet --json` prints them. Only an instance-admin token reaches
- * it; like Sentry's `/api/0/internal/` routes (SuperuserPermission), any
- * other caller gets 403 with Sentry's permission message.
+ * it: like Sentry's `/api/0/internal/` routes (getsentry/sentry
+ * `src/sentry/api/endpoints/internal_quotas.py`: `SuperuserPermission`),
+ * any other caller gets 403 with Django REST framework's PermissionDenied
+ * message, which Sentry answers.
  */
 export function registerFleetRoutes(api: Hono<ApiEnv>): void {
   api.get("/api/0/internal/fleet", async (c) => {

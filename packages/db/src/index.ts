@@ -55,6 +55,7 @@ export {
 } from "./migration-gate.ts";
 export { type MigrationLockHolder, readMigrationLock } from "./migration-lock.ts";
 export * from "./node-registry.ts";
+export * from "./queries/alert-recipients.ts";
 export * from "./queries/alerts.ts";
 export * from "./queries/api-tokens.ts";
 export * from "./queries/artifacts.ts";
@@ -75,6 +76,7 @@ export * from "./queries/releases.ts";
 export * from "./queries/retention.ts";
 export * from "./queries/sessions.ts";
 export * from "./queries/upgrade-stats.ts";
+export * from "./queries/usage-stats.ts";
 export * from "./queries/users.ts";
 export * from "./queries/web-pages.ts";
 export * as schema from "./schema.ts";

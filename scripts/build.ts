@@ -7,6 +7,7 @@
  * Development needs no build: `npx sluice` runs the sources through tsx.
  */
 import { build } from "esbuild";
+import { buildInfo, knownReleases } from "../apps/server/src/build-info.ts";
 
 const root = new URL("../", import.meta.url).pathname;
 
@@ -19,6 +20,12 @@ await build({
   target: "node20",
   sourcemap: true,
   logLevel: "warning",
+  // The release and commit every node registers and exports (sluice_build_info),
+  // and releases.json, which the image does not carry.
+  define: {
+    __SLUICE_BUILD__: JSON.stringify(buildInfo()),
+    __SLUICE_RELEASES__: JSON.stringify(knownReleases()),
+  },
   // CommonJS packages that call require() need it inside an ES module.
   banner: {
     js: "import { createRequire as sluiceCreateRequire } from 'node:module'; const require = sluiceCreateRequire(import.meta.url);",

@@ -30,6 +30,7 @@ import {
 import { verifyBlobs } from "./commands/verify-blobs.ts";
 import { type Config, printableSettings, readConfig } from "./config.ts";
 import { environmentWithConfigFile, reloadConfig } from "./config-file.ts";
+import { liveNodes, serializeNode } from "./fleet-nodes.ts";
 import { createLogger, serializeError } from "./logger.ts";
 import { retentionRunCommand, retentionSetCommand } from "./retention/retention-command.ts";
 import { checkRolesForQueue, parseRoles } from "./roles.ts";
@@ -52,6 +53,9 @@ const USAGE = `usage:
   sluice backup create <dir>    (database snapshot, then every blob it refers to, and a manifest)
   sluice backup restore <dir>   (into an empty database and blob store; then run sluice verify)
   sluice config print           (effective settings, secrets masked; keep it with your backups)
+  sluice fleet [--json]         (the live nodes: id, host, release, commit, roles, schema, ready)
+  sluice upgrade check [--backups <dir>] [--max-backlog N] [--json]   (preflight before rolling to this release; exit 0 = go)
+  sluice upgrade verify [--window MIN] [--max-lag S] [--json]       (after the roll; exit 0 = the fleet is healthy)
 
 Settings come from the environment; see README.md.`;
 
@@ -75,6 +79,10 @@ async function main(argv: string[]): Promise<number> {
       limit: { type: "string", default: "100" },
       "dry-run": { type: "boolean", default: false },
       wait: { type: "string", default: "120" },
+      backups: { type: "string" },
+      "max-backlog": { type: "string", default: "10000" },
+      window: { type: "string", default: "5" },
+      "max-lag": { type: "string", default: "60" },
       help: { type: "boolean", short: "h", default: false },
     },
   });
@@ -229,6 +237,39 @@ async function main(argv: string[]): Promise<number> {
         },
         "none",
       );
+    case "fleet":
+      return withServices(
+        config,
+        async (services) => {
+          const nodes = await liveNodes(services);
+          if (values.json) {
+            console.log(JSON.stringify(nodes.map(serializeNode)));
+            return;
+          }
+          if (nodes.length === 0) {
+            console.log("no live nodes");
+            return;
+          }
+          const now = Date.now();
+          printTable(
+            ["ID", "HOST", "RELEASE", "COMMIT", "ROLES", "SCHEMA", "READY", "STARTED", "HEARTBEAT"],
+            nodes.map((n) => [
+              n.id,
+              n.host,
+              n.release,
+              n.commit?.slice(0, 12) ?? "",
+              n.registered ? n.roles.join(",") : "(unregistered)",
+              n.registered ? String(n.schemaVersion) : "?",
+              n.ready ? "yes" : "no",
+              n.registered ? n.startedAt.toISOString() : "",
+              `${Math.max(0, Math.round((now - n.heartbeatAt.getTime()) / 1000))} s ago`,
+            ]),
+          );
+        },
+        "none",
+      );
+    case "upgrade":
+      return upgradeCommand(config, sub, values);
     case "config":
       if (sub !== "print") throw new UsageError("unknown config command");
       for (const line of printableSettings(env)) console.log(line);
@@ -285,6 +326,94 @@ async function main(argv: string[]): Promise<number> {
     default:
       throw new UsageError(`unknown command "${command}"`);
   }
+}
+
+/** A whole number from `min` to `max`, or a usage error naming the option. */
+function wholeNumber(value: string, name: string, min: number, max: number): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min || n > max)
+    throw new UsageError(`--${name} must be a whole number from ${min} to ${max}`);
+  return n;
+}
+
+/** `sluice upgrade check|verify` (README "Upgrading"). Exit 0: go / healthy; 1: no-go / what is off. */
+async function upgradeCommand(
+  config: Config,
+  sub: string | undefined,
+  values: {
+    backups?: string;
+    "max-backlog": string;
+    window: string;
+    "max-lag": string;
+    json: boolean;
+  },
+): Promise<number> {
+  const { upgradeCheck, upgradeVerify } = await import("./commands/upgrade.ts");
+  if (sub === "check") {
+    const maxBacklog = wholeNumber(values["max-backlog"], "max-backlog", 0, 1_000_000_000);
+    return withServices(
+      config,
+      async (services) => {
+        const report = await upgradeCheck(services, {
+          backupsDir: values.backups ?? null,
+          maxBacklog,
+        });
+        if (values.json) console.log(JSON.stringify(report));
+        else {
+          console.log(
+            `target: release ${report.target.release} (${report.target.commit?.slice(0, 12) ?? "commit unknown"}), schema ${report.target.schemaVersion}`,
+          );
+          if (report.migrations.length === 0) console.log("pending migrations: none");
+          for (const m of report.migrations) {
+            console.log(`pending ${m.name} (${m.mode})`);
+            for (const t of m.takes) console.log(`    ${t}`);
+          }
+          for (const n of report.nodes)
+            console.log(
+              `node ${n.id}  ${n.host}  ${n.release}  ${n.withinTwoReleases === null ? "release unknown" : n.withinTwoReleases ? "within N+2" : "NOT within N+2"}`,
+            );
+          console.log(
+            report.backup
+              ? `newest backup: ${report.backup.snapshotAt} (${report.backup.ageHours.toFixed(1)} h ago, schema ${report.backup.schemaVersion}) at ${report.backup.path}`
+              : "newest backup: none checked",
+          );
+          console.log(
+            `queue: ${report.queue.depth === null ? "jobs run in process (no REDIS_URL)" : `${report.queue.depth} event.process jobs`}, ${report.queue.unprocessedEvents} events unprocessed`,
+          );
+          for (const w of report.warnings) console.log(`warning: ${w}`);
+          for (const r of report.noGo) console.log(`no-go: ${r}`);
+          console.log(report.go ? "GO" : "NO-GO");
+        }
+        return report.go ? 0 : 1;
+      },
+      "none",
+    );
+  }
+  if (sub === "verify") {
+    const windowMinutes = wholeNumber(values.window, "window", 1, 60);
+    const maxLagSeconds = wholeNumber(values["max-lag"], "max-lag", 1, 86_400);
+    return withServices(
+      config,
+      async (services) => {
+        const report = await upgradeVerify(services, { windowMinutes, maxLagSeconds });
+        if (values.json) console.log(JSON.stringify(report));
+        else {
+          const t = report.traffic;
+          console.log(
+            `target: release ${report.target.release}, schema ${report.target.schemaVersion}; ${report.nodes.length} live node(s)`,
+          );
+          console.log(
+            `events: ${t.eventsPerMinute.toFixed(1)}/min (hour before: ${t.baselineEventsPerMinute.toFixed(1)}/min); failures: ${t.failuresPerMinute.toFixed(1)}/min; unprocessed: ${t.unprocessedEvents}, oldest ${Math.round(t.oldestUnprocessedSeconds)} s`,
+          );
+          for (const p of report.problems) console.log(`problem: ${p}`);
+          console.log(report.ok ? "OK" : "NOT OK");
+        }
+        return report.ok ? 0 : 1;
+      },
+      "none",
+    );
+  }
+  throw new UsageError("upgrade needs check or verify");
 }
 
 /** `sluice users create|reset-password`. */
@@ -369,6 +498,8 @@ async function migrate(config: Config, sub: string): Promise<number> {
     return withServices(config, async (services) => {
       const state = await readMigrationState(services.db.pool);
       console.log(`applied: ${state.applied.length}, pending: ${state.pending.length}`);
+      for (const refusal of services.gateRefusals) console.log(refusal.message);
+      return services.gateRefusals.length > 0 ? 1 : 0;
     });
   }
   if (sub === "lint") return lintMigrationsCommand();

@@ -56,6 +56,9 @@ const envSchema = z.object({
   SLUICE_MIGRATION_LOCK_TIMEOUT_MS: int(500, 1),
   SLUICE_MIGRATION_STATEMENT_TIMEOUT_MS: int(600_000, 1),
   SLUICE_SCHEMA_WAIT_MS: int(300_000),
+  SLUICE_NODE_HEARTBEAT_MS: int(5_000, 100),
+  SLUICE_NODE_AGE_OUT_MS: int(30_000, 300),
+  SLUICE_UNREGISTERED_NODE_AGE_OUT_MS: int(600_000, 300),
   SLUICE_DRAIN_DELAY_MS: int(5_000),
   SLUICE_SHUTDOWN_TIMEOUT_MS: int(20_000, 1),
   SLUICE_KEEP_ALIVE_TIMEOUT_MS: int(65_000, 1),
@@ -208,6 +211,18 @@ export type Config = {
     statementTimeoutMs: number;
     schemaWaitMs: number;
   };
+  /** The node registry (README "Upgrading", docs/operations.md §2.4). */
+  fleet: {
+    /** How often a node writes its row in `sluice_nodes` (ms). */
+    heartbeatMs: number;
+    /** A node whose last heartbeat is older than this is dead: not listed, not a blocker (ms). */
+    ageOutMs: number;
+    /**
+     * How long a connection of a release without the registry (application
+     * name `sluice`, 0.3.0 and older), once seen, still counts as a live node (ms).
+     */
+    unregisteredAgeOutMs: number;
+  };
   /** Graceful shutdown (README "Deploying and rolling"). */
   shutdown: {
     /** After SIGTERM, how long the node keeps serving while readiness fails (ms). */
@@ -313,6 +328,11 @@ export function readConfig(env: NodeJS.ProcessEnv): ConfigResult {
         lockTimeoutMs: e.SLUICE_MIGRATION_LOCK_TIMEOUT_MS,
         statementTimeoutMs: e.SLUICE_MIGRATION_STATEMENT_TIMEOUT_MS,
         schemaWaitMs: e.SLUICE_SCHEMA_WAIT_MS,
+      },
+      fleet: {
+        heartbeatMs: e.SLUICE_NODE_HEARTBEAT_MS,
+        ageOutMs: e.SLUICE_NODE_AGE_OUT_MS,
+        unregisteredAgeOutMs: e.SLUICE_UNREGISTERED_NODE_AGE_OUT_MS,
       },
       shutdown: { drainDelayMs: e.SLUICE_DRAIN_DELAY_MS, timeoutMs: e.SLUICE_SHUTDOWN_TIMEOUT_MS },
       keepAliveTimeoutMs: e.SLUICE_KEEP_ALIVE_TIMEOUT_MS,

@@ -11,6 +11,12 @@ export function createMetrics() {
   const registers = [registry];
   return {
     registry,
+    buildInfo: new Gauge({
+      name: "sluice_build_info",
+      help: "1, labelled with the release and commit this node runs and each role it serves.",
+      labelNames: ["release", "commit", "role"],
+      registers,
+    }),
     httpRequests: new Counter({
       name: "sluice_http_requests_total",
       help: "HTTP requests answered, by route and status.",

@@ -2,13 +2,19 @@ import { hostname } from "node:os";
 import { join } from "node:path";
 import {
   applyMigrations,
+  compareReleases,
   createDatabase,
   type Database,
   ensureEventPartitions,
+  type GateRefusal,
+  migrationsDir,
+  readDeprecationsFile,
+  readSchemaFloor,
   waitForSchema,
 } from "@sluice/db";
 import { createBullmqQueue, createInProcessQueue, type JobQueue } from "@sluice/queue";
 import { type BlobStore, createDirectoryBlobStore, createS3BlobStore } from "@sluice/storage";
+import { buildInfo } from "./build-info.ts";
 import type { Config } from "./config.ts";
 import { type EmbeddedDatabase, startEmbeddedPostgres } from "./embedded-postgres.ts";
 import type { Logger } from "./logger.ts";
@@ -26,6 +32,8 @@ export type Services = {
   instanceId: string;
   /** True when Sluice started its own embedded Postgres. */
   embedded: boolean;
+  /** Migrations the version gate left pending at start, with the nodes that block them. */
+  gateRefusals: GateRefusal[];
   close(): Promise<void>;
 };
 
@@ -59,13 +67,17 @@ export async function startServices(
     url,
     {
       max: config.dbPoolSize,
-      applicationName: "sluice",
+      // Not "sluice" (what releases without the registry send): the version
+      // gate counts those connections as unregistered old nodes.
+      applicationName: `sluice/${buildInfo().release}`.slice(0, 63),
       connectionTimeoutMs: config.dbConnectTimeoutMs,
     },
     (error) => log.warn({ err: error }, "idle Postgres connection failed"),
   );
+  let gateRefusals: GateRefusal[] = [];
   try {
     if (options.schema !== "none") {
+      await refuseIfTooOld(db);
       const state =
         options.schema === "migrate"
           ? await applyMigrations(db.pool, {
@@ -75,12 +87,19 @@ export async function startServices(
               statementTimeoutMs: config.migration.statementTimeoutMs,
               lockRetries: 20,
               log,
+              gate: {
+                deprecations: readDeprecationsFile(migrationsDir),
+                release: buildInfo().release,
+                ageOutMs: config.fleet.ageOutMs,
+                unregisteredAgeOutMs: config.fleet.unregisteredAgeOutMs,
+              },
             })
           : await waitForSchema(db.pool, {
               timeoutMs: config.migration.schemaWaitMs,
               pollMs: 1_000,
               log,
             });
+      if ("refused" in state) gateRefusals = state.refused as GateRefusal[];
       if (state.ahead.length > 0) {
         log.info({ ahead: state.ahead.map((m) => m.name) }, "the schema is ahead of this release");
       }
@@ -118,6 +137,7 @@ export async function startServices(
     blobs,
     instanceId,
     embedded: embeddedDb !== null,
+    gateRefusals,
     // The order matters: the queue, then every Postgres connection, then the
     // embedded Postgres, which would otherwise end live connections (errors
     // in the log at every stop).
@@ -128,6 +148,25 @@ export async function startServices(
       await embeddedDb?.stop();
     },
   };
+}
+
+/** This node's release is older than the oldest the schema still supports. */
+class ReleaseTooOldError extends Error {}
+
+/**
+ * Refuses to start a node whose release is older than the oldest release
+ * the schema still supports (`sluice_schema_floor`, written by the version
+ * gate before it drops what older releases read), instead of letting it
+ * fail on its first query.
+ */
+async function refuseIfTooOld(db: Database): Promise<void> {
+  const floor = await readSchemaFloor(db.pool, compareReleases);
+  const { release } = buildInfo();
+  if (floor && compareReleases(release, floor.oldestRelease) < 0) {
+    throw new ReleaseTooOldError(
+      `this node runs release ${release}, but the schema supports release ${floor.oldestRelease} and later only (migration ${floor.migration}: ${floor.reason}); deploy ${floor.oldestRelease} or newer`,
+    );
+  }
 }
 
 /** How long `closePool` waits for connections to finish closing (ms). */

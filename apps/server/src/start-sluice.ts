@@ -3,8 +3,10 @@ import type { AddressInfo } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import { type ServerType, serve } from "@hono/node-server";
 import type { Hono } from "hono";
+import { buildInfo } from "./build-info.ts";
 import { createApp, type HealthState } from "./http/create-app.ts";
 import { type MetricsServer, startMetricsServer } from "./metrics.ts";
+import { type NodeRegistration, startNodeRegistration } from "./node-registry.ts";
 import { ROLES, type Role, type RoleModule, type StartedRole } from "./roles.ts";
 import type { Services } from "./services.ts";
 
@@ -71,9 +73,15 @@ export async function startSluice(
     await Promise.all(started.flatMap((role) => role.loops ?? []).map((loop) => loop.stop()));
   };
 
-  const { metricsServer, server } = await (async () => {
+  const { release, commit } = buildInfo();
+  for (const role of roles)
+    metrics.buildInfo.set({ release, commit: commit ?? "unknown", role }, 1);
+
+  const { metricsServer, server, registration } = await (async () => {
     let metricsServer: MetricsServer | null = null;
+    let registration: NodeRegistration | null = null;
     try {
+      registration = await startNodeRegistration(services, roles);
       for (const role of ROLES) {
         if (!roles.has(role)) continue;
         for (const load of ROLE_MODULES[role]) {
@@ -85,8 +93,11 @@ export async function startSluice(
       metricsServer = await startMetricsServer(metrics, config.metricsPort, host, async () => {
         metrics.queueDepth.set(await queue.depth("event.process").catch(() => -1));
       });
-      return { metricsServer, server: await listen(app, port, host, config.keepAliveTimeoutMs) };
+      const server = await listen(app, port, host, config.keepAliveTimeoutMs);
+      await registration.setReady(true);
+      return { metricsServer, server, registration };
     } catch (error) {
+      await registration?.stop();
       await stopRoles();
       await metricsServer?.close();
       throw error;
@@ -112,6 +123,9 @@ export async function startSluice(
     metricsUrl: `http://127.0.0.1:${metricsServer.port}`,
     async stop(options = { delayMs: 0, timeoutMs: config.shutdown.timeoutMs }) {
       health.draining = true;
+      // Listed as not ready while it drains, and still a live node for the
+      // version gate until its last request is done; it leaves at the end.
+      await registration.setReady(false);
       log.info(
         { delayMs: options.delayMs },
         "draining: readiness fails; still serving while the load balancer notices",
@@ -128,6 +142,7 @@ export async function startSluice(
         log.warn({ timeoutMs: options.timeoutMs }, "shutdown timeout: closing what is left");
         if (server instanceof HttpServer) server.closeAllConnections();
       }
+      await registration.stop();
       await metricsServer.close();
       return finished;
     },

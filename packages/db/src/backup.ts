@@ -44,9 +44,9 @@ export type DatabaseSnapshot = {
 
 /**
  * Tables that are not data: the migration bookkeeping (restore applies
- * migrations itself) and leases (who runs what right now).
+ * migrations itself), leases and the node registry (who runs what right now).
  */
-const NOT_DATA = new Set(["sluice_migrations", "sluice_migration_lock", "leases"]);
+const NOT_DATA = new Set(["sluice_migrations", "sluice_migration_lock", "leases", "sluice_nodes"]);
 
 /**
  * Copies every data table of the current schema into `dir/{table}.copy`

@@ -39,7 +39,22 @@ export {
   NO_TRANSACTION_MARKER,
   readMigrationFiles,
 } from "./migration-files.ts";
+export {
+  changedName,
+  checkGate,
+  compareReleases,
+  type Deprecation,
+  type GatedChange,
+  type GateRefusal,
+  gatedChanges,
+  loadSqlParser,
+  type MigrationGate,
+  neededSchemaVersion,
+  parseStatements,
+  readDeprecationsFile,
+} from "./migration-gate.ts";
 export { type MigrationLockHolder, readMigrationLock } from "./migration-lock.ts";
+export * from "./node-registry.ts";
 export * from "./queries/alert-recipients.ts";
 export * from "./queries/alerts.ts";
 export * from "./queries/api-tokens.ts";
@@ -60,6 +75,7 @@ export * from "./queries/quotas.ts";
 export * from "./queries/releases.ts";
 export * from "./queries/retention.ts";
 export * from "./queries/sessions.ts";
+export * from "./queries/upgrade-stats.ts";
 export * from "./queries/usage-stats.ts";
 export * from "./queries/users.ts";
 export * from "./queries/web-pages.ts";

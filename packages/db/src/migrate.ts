@@ -1,8 +1,17 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { parseSync } from "libpg-query";
+import { loadModule, parseSync } from "libpg-query";
 import type pg from "pg";
 import { withTransaction } from "./database.ts";
 import { type MigrationFile, readMigrationFiles } from "./migration-files.ts";
+import {
+  checkGate,
+  forgetSchemaFloor,
+  type GateRefusal,
+  gatedChanges,
+  type MigrationGate,
+  recordSchemaFloor,
+  requiredRelease,
+} from "./migration-gate.ts";
 import {
   releaseMigrationLock,
   renewMigrationLock,
@@ -28,6 +37,13 @@ export type MigrateOptions = {
   lockRetries: number;
   log: MigrationLog;
   files?: MigrationFile[];
+  /**
+   * The version gate: a file that removes or narrows something is applied
+   * only while no live node still reads it, else left pending (and
+   * reported in `refused`) while the files after it are applied. Without a
+   * gate every file is applied in order (tests of the runner alone).
+   */
+  gate?: MigrationGate;
 };
 
 export type AppliedMigration = { version: number; name: string; checksum: string; appliedAt: Date };
@@ -129,17 +145,22 @@ export async function readMigrationState(
 export async function applyMigrations(
   pool: pg.Pool,
   options: MigrateOptions,
-): Promise<MigrationState> {
+): Promise<MigrationState & { refused: GateRefusal[] }> {
   const files = options.files ?? readMigrationFiles();
+  await loadModule(); // the gate and CONCURRENTLY handling parse SQL
   await ensureMigrationTables(pool);
   let backoffMs = 50;
-  for (;;) {
+  for (let attempt = 0; ; attempt++) {
     const state = await readMigrationState(pool, files);
     if (state.edited.length > 0) throw new EditedMigrationError(state.edited.map((f) => f.name));
-    if (state.pending.length === 0) return state;
+    if (state.pending.length === 0) return { ...state, refused: [] };
+    // With a gate, a waiting node needs only the additive files: a gated
+    // one may stay pending for as long as an old node lives.
+    if (attempt > 0 && options.gate && state.pending.every((f) => gatedChanges(f).length > 0))
+      return { ...state, refused: [] };
     if (await tryTakeMigrationLock(pool, options.holder, options.leaseMs)) {
-      await applyWhileHolding(pool, files, options);
-      return readMigrationState(pool, files);
+      const refused = await applyWhileHolding(pool, files, options);
+      return { ...(await readMigrationState(pool, files)), refused };
     }
     options.log.info({ pending: state.pending.length }, "waiting for the migration lock");
     await sleep(backoffMs);
@@ -147,19 +168,65 @@ export async function applyMigrations(
   }
 }
 
-async function applyWhileHolding(pool: pg.Pool, files: MigrationFile[], options: MigrateOptions) {
+async function applyWhileHolding(
+  pool: pg.Pool,
+  files: MigrationFile[],
+  options: MigrateOptions,
+): Promise<GateRefusal[]> {
   const heartbeat = setInterval(() => {
     renewMigrationLock(pool, options.holder, options.leaseMs).catch((error) =>
       options.log.warn({ err: error }, "migration lock heartbeat failed"),
     );
   }, options.leaseMs / 3);
+  const refused: GateRefusal[] = [];
   try {
     const { pending } = await readMigrationState(pool, files);
-    for (const file of pending) await applyFile(pool, file, options);
+    for (const file of pending) {
+      const refusal = options.gate ? await passGate(pool, file, options.gate) : null;
+      if (refusal) {
+        options.log.warn(
+          {
+            migration: file.name,
+            blockers: refusal.blockers.map((n) => ({ id: n.id, release: n.release, host: n.host })),
+          },
+          refusal.message,
+        );
+        refused.push(refusal);
+        continue;
+      }
+      await applyFile(pool, file, options);
+    }
+    return refused;
   } finally {
     clearInterval(heartbeat);
     await releaseMigrationLock(pool, options.holder);
   }
+}
+
+/**
+ * The gate for one file, under the migration lock: null to apply it. The
+ * floor is recorded before the second look at the fleet, so that a node of
+ * an older release starting in between either is seen or refuses to start.
+ */
+async function passGate(
+  pool: pg.Pool,
+  file: MigrationFile,
+  gate: MigrationGate,
+): Promise<GateRefusal | null> {
+  const first = await checkGate(pool, file, gate);
+  if (first) return first;
+  const changes = gatedChanges(file);
+  if (changes.length === 0) return null;
+  const oldest = requiredRelease(changes, gate);
+  await recordSchemaFloor(
+    pool,
+    file.version,
+    oldest,
+    `${file.name} removes what older releases read`,
+  );
+  const second = await checkGate(pool, file, gate);
+  if (second) await forgetSchemaFloor(pool, file.version);
+  return second;
 }
 
 async function applyFile(pool: pg.Pool, file: MigrationFile, options: MigrateOptions) {
@@ -314,11 +381,13 @@ export async function waitForSchema(
   options: SchemaWaitOptions,
 ): Promise<MigrationState> {
   const files = options.files ?? readMigrationFiles();
+  await loadModule(); // gatedChanges parses SQL
   const deadline = Date.now() + options.timeoutMs;
   for (;;) {
     const state = await ensureMigrationTables(pool).then(() => readMigrationState(pool, files));
     if (state.edited.length > 0) throw new EditedMigrationError(state.edited.map((f) => f.name));
-    if (state.pending.length === 0) return state;
+    // A file that removes or narrows something is not what this code needs (the version gate).
+    if (state.pending.every((f) => gatedChanges(f).length > 0)) return state;
     if (Date.now() >= deadline) {
       throw new SchemaNotReadyError(
         `the database lacks ${state.pending.length} migration(s) this release needs (${state.pending.map((f) => f.name).join(", ")}); run "sluice migrate apply" or start a node without --no-migrate`,

@@ -38,6 +38,26 @@ export const migrationLock = pgTable("sluice_migration_lock", {
   expiresAt: ts("expires_at").notNull(),
 });
 
+export const nodes = pgTable("sluice_nodes", {
+  id: text("id").primaryKey(),
+  host: text("host").notNull(),
+  release: text("release").notNull(),
+  commit: text("commit"),
+  roles: text("roles").array().notNull().default([]),
+  schemaVersion: bigint("schema_version", { mode: "number" }).notNull(),
+  registered: boolean("registered").notNull().default(true),
+  ready: boolean("ready").notNull().default(false),
+  startedAt: ts("started_at").notNull().defaultNow(),
+  heartbeatAt: ts("heartbeat_at").notNull().defaultNow(),
+});
+
+export const schemaFloor = pgTable("sluice_schema_floor", {
+  migration: bigint("migration", { mode: "number" }).primaryKey(),
+  oldestRelease: text("oldest_release").notNull(),
+  reason: text("reason").notNull(),
+  recordedAt: ts("recorded_at").notNull().defaultNow(),
+});
+
 export const organizations = pgTable("organizations", {
   id: id(),
   slug: text("slug").notNull().unique(),

@@ -9,6 +9,7 @@ import type { ApiEnv } from "./api-env.ts";
 import { ApiError, apiErrorResponse } from "./api-error.ts";
 import { registerAuditLogRoutes } from "./audit-log-routes.ts";
 import { registerEventRoutes } from "./event-routes.ts";
+import { registerFleetRoutes } from "./fleet-routes.ts";
 import { registerGroupingRoutes } from "./grouping-routes.ts";
 import { registerIssueRoutes } from "./issue-routes.ts";
 import { registerMemberRoutes } from "./member-routes.ts";
@@ -86,5 +87,6 @@ export function createApiRoutes(services: Services): Hono<ApiEnv> {
   registerGroupingRoutes(api);
   registerQuotaRoutes(api);
   registerRuleRoutes(api);
+  registerFleetRoutes(api);
   return api;
 }

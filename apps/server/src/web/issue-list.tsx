@@ -9,10 +9,10 @@ import {
   listProjectEnvironments,
   setIssueStatus,
 } from "@sluice/db";
+import { MAX_SEARCH_LENGTH as MAX_QUERY_LENGTH, parseIssueSearch } from "@sluice/protocol";
 import type { Context, Hono } from "hono";
 import { requireCsrf } from "../accounts/session-middleware.ts";
 import { CsrfField, formatCount, Level, RelativeTime, Sparkline } from "./components.tsx";
-import { MAX_QUERY_LENGTH, parseIssueSearch } from "./issue-search.ts";
 import { Layout } from "./layout.tsx";
 import { EmptyProject, projectDsns } from "./project-setup.tsx";
 import { render } from "./render.ts";
@@ -113,7 +113,8 @@ async function issueList(c: Context<WebEnv>) {
   }
   const environment = c.req.query("environment") || null;
   const search = parseIssueSearch(rawQuery);
-  if (environment) search.notApplied.push(`environment:${environment}`);
+  // The selector narrows like an `environment:` term (Sentry's environment filter).
+  if (environment) search.tags.push({ key: "environment", values: [environment], negated: false });
   const page =
     search.errors.length > 0
       ? { rows: [], hasNext: false, hasPrevious: false }
@@ -210,8 +211,10 @@ async function issueList(c: Context<WebEnv>) {
       <p id="search-help" class="muted">
         Sentry's syntax: <code>is:unresolved</code>, <code>is:resolved</code>,{" "}
         <code>is:ignored</code>, <code>level:error</code>, <code>release:1.0</code>,{" "}
-        <code>user.email:a@b.c</code>, <code>has:user</code>; <code>!</code> negates; other words
-        search titles and culprits. <code>release:</code> matches an issue's first or last release.
+        <code>user.email:a@b.c</code>, <code>environment:production</code>, any tag as{" "}
+        <code>key:value</code> (<code>browser.name:Chrome</code>, <code>server_name:web-1</code>),{" "}
+        <code>has:key</code>; <code>!</code> negates; other words search titles and culprits.{" "}
+        <code>release:</code> matches an issue's first or last release.
       </p>
       {search.errors.map((e) => (
         <p class="notice error" role="alert">
@@ -220,7 +223,7 @@ async function issueList(c: Context<WebEnv>) {
       ))}
       {search.notApplied.length > 0 ? (
         <p class="notice" role="status">
-          {`Not applied (Sluice keeps no per-issue tag index yet): ${search.notApplied.join(", ")}`}
+          {`Not applied (Sluice cannot answer these yet): ${search.notApplied.join(", ")}`}
         </p>
       ) : null}
       {projects.length === 0 && access.projectIds !== "all" ? (

@@ -59,7 +59,7 @@ describe("parseIssueSearch", () => {
 
   it("reads environment:, tags, lists, negation and has:key as tag filters", () => {
     const s = parseIssueSearch(
-      'Environment:prod browser.name:Chrome !server_name:web-1 release:[1.0,2.0] os.name:[Linux,Mac] has:stack !has:device',
+      "Environment:prod browser.name:Chrome !server_name:web-1 release:[1.0,2.0] os.name:[Linux,Mac] has:stack !has:device",
     );
     expect(s.tags).toEqual([
       { key: "environment", values: ["prod"], negated: false },

@@ -183,23 +183,23 @@ function searchConditions(query: IssueSearchQuery, p: (value: unknown) => string
   if (query.hasUser !== null) where.push(query.hasUser ? "i.user_count > 0" : "i.user_count = 0");
   if (query.hasRelease !== null)
     where.push(query.hasRelease ? "i.last_release IS NOT NULL" : "i.last_release IS NULL");
+  // The project ids are bound again (not `t.project_id = i.project_id`) so that
+  // issue_tag_values_lookup (project_id, key, value, issue_id) answers each term
+  // with an index-only scan; a join condition made the planner scan the table.
+  let projects = "";
+  const tagMatch = (key: string, values: string[] | null) => {
+    projects ||= `${p(query.projectIds)}::bigint[]`;
+    return `i.id IN (SELECT t.issue_id FROM issue_tag_values t
+       WHERE t.project_id = ANY(${projects}) AND t.key = ${p(key)}${
+         values === null ? "" : ` AND t.value = ANY(${p(values)}::text[])`
+       })`;
+  };
   for (const tag of query.tags ?? []) {
-    // Probes (project_id, key, value, issue_id) or the primary key: no event is read.
-    const match = `SELECT 1 FROM issue_tag_values t
-       WHERE t.project_id = i.project_id AND t.issue_id = i.id
-         AND t.key = ${p(tag.key)} AND t.value = ANY(${p(tag.values)}::text[])`;
-    where.push(tag.negated ? `NOT EXISTS (${match})` : `EXISTS (${match})`);
+    const match = tagMatch(tag.key, tag.values);
+    where.push(tag.negated ? `NOT (${match})` : match);
   }
-  for (const key of query.hasTags?.include ?? []) {
-    where.push(
-      `EXISTS (SELECT 1 FROM issue_tag_values t WHERE t.issue_id = i.id AND t.key = ${p(key)})`,
-    );
-  }
-  for (const key of query.hasTags?.exclude ?? []) {
-    where.push(
-      `NOT EXISTS (SELECT 1 FROM issue_tag_values t WHERE t.issue_id = i.id AND t.key = ${p(key)})`,
-    );
-  }
+  for (const key of query.hasTags?.include ?? []) where.push(tagMatch(key, null));
+  for (const key of query.hasTags?.exclude ?? []) where.push(`NOT (${tagMatch(key, null)})`);
   for (const word of query.text.include) {
     const like = p(`%${escapeLike(word)}%`);
     where.push(`(i.title ILIKE ${like} OR i.culprit ILIKE ${like})`);

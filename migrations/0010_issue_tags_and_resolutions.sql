@@ -1,5 +1,5 @@
 -- Issue search by tag and environment, and "resolve in next release"
--- (docs/architecture.md §3.13).
+-- (docs/architecture.md §3.14).
 
 -- Every tag value an issue's events carried (the event's own tags and the
 -- ones Sluice derives: environment, release, level, user, browser.name...),

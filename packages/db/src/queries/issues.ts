@@ -1,44 +1,10 @@
-import { and, desc, eq, ilike, inArray, isNull, type SQL } from "drizzle-orm";
+import { and, eq, inArray, isNull, type SQL } from "drizzle-orm";
 import type { Orm } from "../database.ts";
 import { issues, projects } from "../schema.ts";
 import type { ResolutionType } from "./issue-resolution.ts";
 
 export type Issue = typeof issues.$inferSelect;
 export type IssueStatus = "unresolved" | "resolved" | "ignored";
-
-export type IssueFilter = {
-  projectIds: number[];
-  /** Null: any status. */
-  status: IssueStatus | null;
-  /** Free text matched against the title, case-insensitively. */
-  text: string | null;
-};
-
-/** Live issues of the projects (merged ones left out), newest last-seen first. */
-export async function listIssues(
-  orm: Orm,
-  filter: IssueFilter,
-  limit: number,
-  offset: number,
-): Promise<Issue[]> {
-  const conditions: SQL[] = [
-    inArray(issues.projectId, filter.projectIds),
-    isNull(issues.mergedIntoId),
-  ];
-  if (filter.status) conditions.push(eq(issues.status, filter.status));
-  if (filter.text) conditions.push(ilike(issues.title, `%${escapeLike(filter.text)}%`));
-  return orm
-    .select()
-    .from(issues)
-    .where(and(...conditions))
-    .orderBy(desc(issues.lastSeen), desc(issues.id))
-    .limit(limit)
-    .offset(offset);
-}
-
-function escapeLike(text: string): string {
-  return text.replace(/[\\%_]/g, (c) => `\\${c}`);
-}
 
 /**
  * The issue with this id or, when it was merged, the issue it was merged

@@ -69,7 +69,11 @@ export function registerIssueListPages(web: Hono<WebEnv>): void {
     const { access, projects } = await orgPage(c);
     requirePageScope(access, "event:write");
     const body = await c.req.parseBody({ all: true });
-    const status = STATUS_ACTIONS[String(body.status ?? "")];
+    // Resolving by release is per project (its latest release): the issue page does it.
+    const status =
+      body.status === "resolvedInNextRelease"
+        ? undefined
+        : STATUS_ACTIONS[String(body.status ?? "")];
     if (!status) throw new PageError(400, "Choose Resolve or Ignore.");
     const ids = ([] as unknown[]).concat(body.issue ?? []).map(String);
     if (ids.length === 0 || ids.length > MAX_BULK || !ids.every((id) => /^\d{1,16}$/.test(id))) {

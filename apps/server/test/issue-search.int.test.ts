@@ -155,6 +155,14 @@ describe("issue search by tag and environment, and resolve in next release", () 
     expect(unanswered.status).toBe(400);
     const sort = await api(t, "/api/0/organizations/sluice/issues/?sort=priority");
     expect(sort.status).toBe(400);
+    const nul = await api(t, "/api/0/organizations/sluice/issues/?query=server_name:a%00b");
+    expect(nul.status).toBe(400);
+    for (const q of ["query=server_name:a%00b", "environment=a%00b"]) {
+      const web = await fetch(`${t.url}/organizations/sluice/issues/?${q}`, {
+        headers: { cookie: owner.cookie },
+      });
+      expect(web.status).toBe(400);
+    }
   });
 
   it("searches tags in the web list and summarizes them on the issue page", async () => {

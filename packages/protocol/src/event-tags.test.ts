@@ -47,4 +47,25 @@ describe("indexedEventTags", () => {
     expect(pairs.filter(([k]) => k.startsWith("k"))).toHaveLength(MAX_EVENT_TAGS);
     expect(Math.max(...pairs.map(([, v]) => v.length))).toBe(200);
   });
+
+  it("leaves out what Postgres cannot store and never splits a surrogate pair", () => {
+    const pairs = indexedEventTags(
+      normalizeEvent(
+        {
+          tags: {
+            nul: "a\u0000b",
+            lone: "x\uDC00y",
+            "k\u0000": "v",
+            emoji: `${"e".repeat(199)}😀`,
+          },
+        },
+        meta,
+      ),
+    );
+    const tags = Object.fromEntries(pairs);
+    expect(tags.nul).toBeUndefined();
+    expect(tags.lone).toBeUndefined();
+    expect(tags["k\u0000"]).toBeUndefined();
+    expect(tags.emoji).toBe("e".repeat(199));
+  });
 });

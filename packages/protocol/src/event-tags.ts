@@ -35,6 +35,8 @@ const CONTEXT_FIELDS: Record<string, string> = {
   device: "family",
 };
 
+const storable = (text: string) => !text.includes("\u0000") && text.isWellFormed();
+
 function joined(name: unknown, version: unknown): string | null {
   if (typeof name !== "string" || name === "") return null;
   return typeof version === "string" && version !== "" ? `${name} ${version}` : name;
@@ -54,9 +56,12 @@ export function indexedEventTags(event: NormalizedEvent): [string, string][] {
   const add = (key: string, value: unknown) => {
     if (out.has(key) || key === "" || key.length > MAX_TAG_KEY_LENGTH) return;
     if (typeof value !== "string" && typeof value !== "number") return;
-    const text = String(value);
-    if (text === "") return;
-    out.set(key, text.slice(0, MAX_TAG_VALUE_LENGTH));
+    let text = String(value).slice(0, MAX_TAG_VALUE_LENGTH);
+    // The cut must not split a surrogate pair.
+    if (/[\uD800-\uDBFF]$/.test(text)) text = text.slice(0, -1);
+    // Postgres text refuses NUL and the JSON the worker sends refuses lone surrogates.
+    if (text === "" || !storable(key) || !storable(text)) return;
+    out.set(key, text);
   };
   for (const [key, value] of event.tags.slice(0, MAX_EVENT_TAGS)) add(key, value);
   add("level", event.level);

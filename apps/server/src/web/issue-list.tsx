@@ -5,6 +5,7 @@ import {
   type IssueListRow,
   type IssueSort,
   type IssueStatus,
+  isStorableText,
   listIssuePage,
   listProjectEnvironments,
   setIssueStatus,
@@ -103,6 +104,10 @@ async function issueList(c: Context<WebEnv>) {
   if (rawQuery !== undefined && rawQuery.length > MAX_QUERY_LENGTH) {
     throw new PageError(400, `A search is at most ${MAX_QUERY_LENGTH} characters.`);
   }
+  const rawEnvironment = c.req.query("environment") ?? "";
+  if (!isStorableText(`${rawQuery ?? ""}${rawEnvironment}`) || rawEnvironment.length > 200) {
+    throw new PageError(400, "That search has characters or a length Sluice cannot search for.");
+  }
   const sortParam = c.req.query("sort") ?? "date";
   const sort: IssueSort = sortParam in SORTS ? (sortParam as IssueSort) : "date";
   const cursor = decodeCursor(c.req.query("cursor"), sort);
@@ -115,7 +120,7 @@ async function issueList(c: Context<WebEnv>) {
       "There is no such project in this organization, or you cannot see it.",
     );
   }
-  const environment = c.req.query("environment") || null;
+  const environment = rawEnvironment || null;
   const search = parseIssueSearch(rawQuery);
   // The selector narrows like an `environment:` term (Sentry's environment filter).
   if (environment) search.tags.push({ key: "environment", values: [environment], negated: false });

@@ -68,4 +68,28 @@ describe("indexedEventTags", () => {
     expect(tags["k\u0000"]).toBeUndefined();
     expect(tags.emoji).toBe("e".repeat(199));
   });
+
+  it("reads browser and os from the User-Agent when the event has no such contexts", () => {
+    const agent = (ua: string) =>
+      Object.fromEntries(
+        indexedEventTags(normalizeEvent({ request: { headers: { "User-Agent": ua } } }, meta)),
+      );
+    const chrome = agent(
+      "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/140.0.0.0 Safari/537.36",
+    );
+    expect(chrome).toMatchObject({
+      "browser.name": "Chrome",
+      browser: "Chrome 140.0",
+      "os.name": "Windows",
+    });
+    const edge = agent(
+      "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/140.0.0.0 Safari/537.36 Edg/140.0.0.0",
+    );
+    expect(edge).toMatchObject({ "browser.name": "Edge", os: "Mac OS X 10.15" });
+    const safari = agent(
+      "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1",
+    );
+    expect(safari).toMatchObject({ "browser.name": "Mobile Safari", "os.name": "iOS" });
+    expect(agent("curl/8.0")["browser.name"]).toBeUndefined();
+  });
 });

@@ -74,8 +74,9 @@ export function indexedEventTags(event: NormalizedEvent): [string, string][] {
   add("user", userTag(event));
   const url = event.request?.url;
   if (typeof url === "string") add("url", url.split(/[?#]/)[0]);
+  const fromAgent = contextsFromUserAgent(event);
   for (const { context, whole } of CONTEXT_TAGS) {
-    const c = event.contexts[context];
+    const c = event.contexts[context] ?? fromAgent[context];
     if (c === null || typeof c !== "object" || Array.isArray(c)) continue;
     const fields = c as Record<string, unknown>;
     add(context, whole(fields));
@@ -83,6 +84,57 @@ export function indexedEventTags(event: NormalizedEvent): [string, string][] {
     add(`${context}.${field}`, fields[field]);
   }
   return [...out];
+}
+
+/** Browsers by User-Agent token, most specific first (Edge and Opera also say Chrome). */
+const BROWSERS: [string, RegExp][] = [
+  ["Edge", /\bEdg(?:e|A|iOS)?\/(\d+(?:\.\d+)?)/],
+  ["Opera", /\bOPR\/(\d+(?:\.\d+)?)/],
+  ["HeadlessChrome", /\bHeadlessChrome\/(\d+(?:\.\d+)?)/],
+  ["Chrome Mobile", /\bChrome\/(\d+(?:\.\d+)?)[^)]*\bMobile\b/],
+  ["Chrome", /\b(?:Chrome|CriOS)\/(\d+(?:\.\d+)?)/],
+  ["Firefox", /\b(?:Firefox|FxiOS)\/(\d+(?:\.\d+)?)/],
+  ["Mobile Safari", /\bVersion\/(\d+(?:\.\d+)?)[^)]*\bMobile\/\S+ Safari\//],
+  ["Safari", /\bVersion\/(\d+(?:\.\d+)?)[^)]*\bSafari\//],
+];
+const SYSTEMS: [string, RegExp][] = [
+  ["Windows", /\bWindows NT (\d+\.\d+)/],
+  ["iOS", /\b(?:iPhone|CPU) OS (\d+)_(\d+)/],
+  ["Mac OS X", /\bMac OS X (\d+)[_.](\d+)/],
+  ["Android", /\bAndroid (\d+(?:\.\d+)?)/],
+  ["Chrome OS", /\bCrOS\b/],
+  ["Linux", /\bLinux\b/],
+];
+
+/**
+ * `browser` and `os` contexts read from the request's User-Agent when the
+ * event has none: Relay fills them in so (relay-event-normalization
+ * `normalize_user_agent`, with uap-core's names for the common browsers and
+ * systems). A few patterns, not the whole uap-core list; unknown agents
+ * give none.
+ */
+function contextsFromUserAgent(event: NormalizedEvent): Record<string, Record<string, unknown>> {
+  const headers = event.request?.headers;
+  let agent: unknown;
+  if (Array.isArray(headers)) {
+    agent = headers.find(
+      (h) => Array.isArray(h) && String(h[0]).toLowerCase() === "user-agent",
+    )?.[1];
+  } else if (headers && typeof headers === "object") {
+    const entry = Object.entries(headers).find(([k]) => k.toLowerCase() === "user-agent");
+    agent = entry?.[1];
+  }
+  if (typeof agent !== "string" || agent.length > 1_000) return {};
+  const out: Record<string, Record<string, unknown>> = {};
+  const browser = BROWSERS.find(([, re]) => re.test(agent));
+  if (browser) out.browser = { name: browser[0], version: browser[1].exec(agent)?.[1] };
+  const system = SYSTEMS.find(([, re]) => re.test(agent));
+  if (system) {
+    const m = system[1].exec(agent);
+    const version = m?.[1] ? (m[2] ? `${m[1]}.${m[2]}` : m[1]) : undefined;
+    out.os = { name: system[0], version };
+  }
+  return out;
 }
 
 /** Sentry's `sentry:user` tag value: the first of id, email, username, IP, prefixed. */

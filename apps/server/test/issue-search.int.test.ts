@@ -275,6 +275,30 @@ describe("issue search by tag and environment, and resolve in next release", () 
     );
   });
 
+  it("moves a merged issue's tag values into the parent", async () => {
+    const alpha = await issueIdOf("alpha failed");
+    const beta = await issueIdOf("beta failed");
+    const merged = await api(t, `/api/0/organizations/sluice/issues/?id=${alpha}&id=${beta}`, {
+      method: "PUT",
+      body: JSON.stringify({ merge: 1 }),
+    });
+    expect(merged.status).toBe(200);
+    const { merge } = (await merged.json()) as { merge: { parent: string } };
+    const child = merge.parent === alpha ? beta : alpha;
+    expect(await countRows(t.sql, "issue_tag_values", `issue_id = ${child}`)).toBe(0);
+    const parentTitle = merge.parent === alpha ? "alpha failed" : "beta failed";
+    expect(await orgSearch("browser.name:Chrome")).toEqual([parentTitle]);
+    expect(await orgSearch("browser.name:Firefox")).toEqual([parentTitle]);
+    const envRows = await t.sql.query(
+      "SELECT value, times_seen::int AS n FROM issue_tag_values WHERE issue_id = $1 AND key = 'environment' ORDER BY value",
+      [merge.parent],
+    );
+    expect(envRows.rows).toEqual([
+      { value: "production", n: 1 },
+      { value: "staging", n: 1 },
+    ]);
+  });
+
   it("retention deletes an expired issue's tag rows and no other's", async () => {
     const secretId = await issueIdOf("secret failed");
     expect(await countRows(t.sql, "issue_tag_values", `issue_id = ${secretId}`)).toBeGreaterThan(3);

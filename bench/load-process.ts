@@ -12,6 +12,8 @@ const job = JSON.parse(process.argv[2] as string) as LoadJob & { connections: nu
 const { bodies, headers } = requestsOf(job);
 let next = 0;
 
+const startedAtMs = Date.now();
+const cpuBefore = process.cpuUsage();
 const result = await autocannon({
   url: job.url,
   method: "POST",
@@ -24,6 +26,8 @@ const result = await autocannon({
     },
   ],
 });
+const cpu = process.cpuUsage(cpuBefore);
+const endedAtMs = Date.now();
 const ok = result["2xx"];
 console.log(
   JSON.stringify({
@@ -36,5 +40,7 @@ console.log(
     perSecond: ok / job.seconds,
     latency: { p50: result.latency.p50, p99: result.latency.p99, max: result.latency.max },
     bytesPerRequest: Math.round(bodies.reduce((s, b) => s + b.length, 0) / bodies.length),
+    window: { startMs: startedAtMs, endMs: endedAtMs },
+    generatorCores: Number(((cpu.user + cpu.system) / 1e3 / (endedAtMs - startedAtMs)).toFixed(2)),
   }),
 );

@@ -51,6 +51,8 @@ function send(scheduledAt: number) {
   req.end(body);
 }
 
+const startedAtMs = Date.now();
+const cpuBefore = process.cpuUsage();
 const start = performance.now();
 const end = start + job.seconds * 1000;
 let next = start;
@@ -67,6 +69,8 @@ await new Promise<void>((resolve) => {
   tick();
 });
 while (inFlight > 0) await new Promise((r) => setTimeout(r, 5));
+const cpu = process.cpuUsage(cpuBefore);
+const endedAtMs = Date.now();
 agent.destroy();
 
 latencies.sort((a, b) => a - b);
@@ -83,5 +87,7 @@ console.log(
     perSecond: ok / job.seconds,
     latency: { p50: at(0.5), p99: at(0.99), max: Math.round(latencies.at(-1) ?? 0) },
     bytesPerRequest: Math.round(bodies.reduce((s, b) => s + b.length, 0) / bodies.length),
+    window: { startMs: startedAtMs, endMs: endedAtMs },
+    generatorCores: Number(((cpu.user + cpu.system) / 1e3 / (endedAtMs - startedAtMs)).toFixed(2)),
   }),
 );

@@ -16,7 +16,15 @@ import { createTestDatabase, silentLog } from "@sluice/db/testing";
 import { Redis } from "ioredis";
 import pg from "pg";
 import { summarizeCpuProfiles } from "./cpu-profile-summary.ts";
+import { cpuByStage, type StageShare } from "./cpu-stages.ts";
 import { buildEvent, newEventId, type PayloadKind } from "./payloads.ts";
+import {
+  CpuSampler,
+  type CpuShares,
+  cpuSecondsOf,
+  formatShares,
+  startPostgresCpu,
+} from "./process-cpu.ts";
 
 const run = promisify(execFile);
 const root = new URL("../", import.meta.url).pathname;
@@ -47,6 +55,9 @@ type LoadResult = {
   perSecond: number;
   latency: { p50: number; p99: number; max: number };
   bytesPerRequest: number;
+  /** The generator's timed phase (epoch ms) and its own CPU in it (cores). */
+  window: { startMs: number; endMs: number };
+  generatorCores: number;
 };
 
 async function load(job: {
@@ -99,14 +110,36 @@ function startProcess(
 
 /** CPU seconds (user + system) and peak RSS (bytes) of a process, from /proc. */
 function processStats(pid: number) {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
-  const ticks = Number(stat[11]) + Number(stat[12]);
   const hwm = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-  return { cpuSeconds: ticks / 100, peakRssBytes: Number(hwm?.[1] ?? 0) * 1024 };
+  return { cpuSeconds: cpuSecondsOf(pid), peakRssBytes: Number(hwm?.[1] ?? 0) * 1024 };
 }
 
 type Latency = { p50: number; p99: number; max: number };
-type OpenLoopFigure = Latency & { rate: number; achieved: number; non2xx: number; errors: number };
+type OpenLoopFigure = Latency & {
+  rate: number;
+  achieved: number;
+  non2xx: number;
+  errors: number;
+  /** CPU during the step, in cores (1 = one core): ingest, Postgres, load generator. */
+  cores: CpuShares | null;
+  /** When the step's load ran (epoch ms). */
+  window: { startMs: number; endMs: number };
+};
+
+/**
+ * The peak search's rule (issue #16): offered load rises until p99 passes
+ * 1 s, an error or non-2xx answer appears, or fewer than 90% of the offered
+ * requests are answered 2xx within the step (Poisson arrivals over a few
+ * seconds vary by a few percent); the peak is the last step that passed.
+ */
+const PEAK_P99_LIMIT_MS = 1_000;
+const PEAK_STEP_FACTOR = 1.25;
+const stepPassed = (r: OpenLoopFigure) =>
+  r.p99 <= PEAK_P99_LIMIT_MS && r.non2xx === 0 && r.errors === 0 && r.achieved >= r.rate * 0.9;
+
+/** µs of CPU per event from cores busy and events per second. */
+const microsPerEvent = (cores: number | undefined, perSecond: number) =>
+  cores === undefined || perSecond <= 0 ? null : Math.round((cores * 1e6) / perSecond);
 
 /** Everything one run measured; bench/results/latest.json holds it. */
 type Figures = {
@@ -114,9 +147,24 @@ type Figures = {
   mode: "quick" | "full";
   payloadStorage: string;
   postgres?: { version: string; synchronous_commit: string };
-  limits?: { copyPerSecond: number; copyBytesPerRow: number; httpPerSecond: number };
+  limits?: {
+    copyPerSecond: number;
+    copyBytesPerRow: number;
+    /** CPU during the COPYs, in cores: the COPY client and all of Postgres. */
+    copyCores: CpuShares;
+    httpPerSecond: number;
+  };
   ingest?: {
+    /** The closed loop (autocannon, 64 connections): what it reached and the CPU it took. */
+    closedLoop: { perSecond: number; latency: Latency; cores: CpuShares | null };
+    /** Every step of the rising open-loop search; the peak is the last that passed. */
+    peakSearch: OpenLoopFigure[];
     peakPerSecond: number;
+    /** CPU at the peak step, in cores, and ingest's µs of CPU per event there. */
+    peakCores: CpuShares | null;
+    ingestMicrosPerEventAtPeak: number | null;
+    /** Ingest's CPU at the peak step split by stage (`--profile` only). */
+    peakStages?: StageShare[];
     peakLatency: Latency;
     peakNon2xx: number;
     cpuSecondsPer1000Events: number;
@@ -233,6 +281,7 @@ async function main() {
     figures.limits = {
       copyPerSecond: Math.round(copy.perSecond),
       copyBytesPerRow: Math.round(copy.bytesPerRow),
+      copyCores: copy.cores,
       httpPerSecond: Math.round(http.perSecond),
     };
 
@@ -252,37 +301,58 @@ async function main() {
       seconds: 2,
     });
 
-    console.log("peak: closed loop, typical error, envelope ...");
-    const before = processStats(pid);
-    const peak = await load({
-      url: ingestPath(ingest.port, "envelope"),
-      kind: "typical",
-      form: "envelope",
-      gzip: false,
-      seconds: SECONDS,
-    });
-    const after = processStats(pid);
-    const cpuPer1000 = ((after.cpuSeconds - before.cpuSeconds) / peak.ok) * 1000;
-
-    const openLoop: Record<string, OpenLoopFigure> = {};
-    for (const share of [0.25, 0.5, 0.75]) {
-      const rate = Math.max(1, Math.round(peak.perSecond * share));
-      console.log(`open loop at ${share * 100}% of peak (${rate}/s) ...`);
-      const r = await load({
+    const postgresCpu = await startPostgresCpu(db.url);
+    const cpu = new CpuSampler({ ingest: () => cpuSecondsOf(pid), postgres: postgresCpu.read });
+    const coresOf = (r: LoadResult) => {
+      const shares = cpu.between(r.window.startMs, r.window.endMs);
+      return shares && { ...shares, generator: r.generatorCores };
+    };
+    const typicalAt = (rate: number | undefined, seconds: number) =>
+      load({
         url: ingestPath(ingest.port, "envelope"),
         kind: "typical",
         form: "envelope",
         gzip: false,
-        seconds: SECONDS,
+        seconds,
         rate,
       });
-      openLoop[`${share * 100}%`] = {
-        rate,
-        achieved: Math.round(r.perSecond),
-        ...r.latency,
-        non2xx: r.non2xx,
-        errors: r.errors,
-      };
+    const openLoopFigure = (rate: number, r: LoadResult): OpenLoopFigure => ({
+      rate,
+      achieved: Math.round(r.perSecond),
+      ...r.latency,
+      non2xx: r.non2xx,
+      errors: r.errors,
+      cores: coresOf(r),
+      window: r.window,
+    });
+
+    console.log("closed loop: typical error, envelope, 64 connections ...");
+    const before = processStats(pid);
+    const closed = await typicalAt(undefined, SECONDS);
+    const after = processStats(pid);
+    const cpuPer1000 = ((after.cpuSeconds - before.cpuSeconds) / closed.ok) * 1000;
+
+    console.log("peak: open loop, offered load rising until p99 > 1 s or errors ...");
+    const peakSearch: OpenLoopFigure[] = [];
+    const stepSeconds = quick ? 3 : 5;
+    for (let rate = Math.max(100, Math.round(copy.perSecond * 0.05)); ; ) {
+      const step = openLoopFigure(rate, await typicalAt(rate, stepSeconds));
+      peakSearch.push(step);
+      console.log(
+        `  offered ${rate}/s: ${step.achieved}/s, p99 ${step.p99} ms, non-2xx ${step.non2xx}, errors ${step.errors}; ${formatShares(step.cores)}`,
+      );
+      if (!stepPassed(step) || rate > copy.perSecond * 3) break;
+      rate = Math.round(rate * PEAK_STEP_FACTOR);
+      // The queue of the step before must not hold the next one up.
+      await sleep(1_000);
+    }
+    const peakStep = peakSearch.filter(stepPassed).at(-1) ?? (peakSearch[0] as OpenLoopFigure);
+
+    const openLoop: Record<string, OpenLoopFigure> = {};
+    for (const share of [0.25, 0.5, 0.75]) {
+      const rate = Math.max(1, Math.round(peakStep.achieved * share));
+      console.log(`open loop at ${share * 100}% of peak (${rate}/s) ...`);
+      openLoop[`${share * 100}%`] = openLoopFigure(rate, await typicalAt(rate, SECONDS));
     }
 
     const sizes = await pool.query(`
@@ -297,9 +367,17 @@ async function main() {
     const jsonBytes = sample.reduce((s, t) => s + Buffer.byteLength(t), 0) / sample.length;
     const gzipBytes = sample.reduce((s, t) => s + gzipSync(t).length, 0) / sample.length;
     figures.ingest = {
-      peakPerSecond: Math.round(peak.perSecond),
-      peakLatency: peak.latency,
-      peakNon2xx: peak.non2xx + peak.errors,
+      closedLoop: {
+        perSecond: Math.round(closed.perSecond),
+        latency: closed.latency,
+        cores: coresOf(closed),
+      },
+      peakSearch,
+      peakPerSecond: peakStep.achieved,
+      peakCores: peakStep.cores,
+      ingestMicrosPerEventAtPeak: microsPerEvent(peakStep.cores?.ingest, peakStep.achieved),
+      peakLatency: { p50: peakStep.p50, p99: peakStep.p99, max: peakStep.max },
+      peakNon2xx: peakStep.non2xx + peakStep.errors,
       cpuSecondsPer1000Events: Number(cpuPer1000.toFixed(3)),
       peakRssMiB: Math.round(processStats(pid).peakRssBytes / 2 ** 20),
       openLoop,
@@ -389,7 +467,10 @@ async function main() {
     // p99 under 5 s), every step is in the JSON.
     const steps: SustainedFigure[] = [];
     for (const share of quick ? [0.3] : [0.3, 0.4]) {
-      const rate = Math.max(1, Math.round(Math.min(copy.perSecond * share, peak.perSecond * 0.75)));
+      const rate = Math.max(
+        1,
+        Math.round(Math.min(copy.perSecond * share, peakStep.achieved * 0.75)),
+      );
       console.log(`sustained: offered ${rate}/s (${share * 100}% of COPY) ...`);
       steps.push(await sustainedStep(rate, quick ? 5 : 20));
     }
@@ -400,10 +481,20 @@ async function main() {
     ingest.child.kill("SIGTERM");
     await ingestExited;
 
+    cpu.stop();
+    await postgresCpu.stop();
+    if (profile) {
+      // The profile's clock is CLOCK_MONOTONIC in µs (process.hrtime's), the window's epoch ms.
+      const monotonicOffsetUs = Date.now() * 1000 - Number(process.hrtime.bigint() / 1000n);
+      figures.ingest.peakStages = cpuByStage(profileDir, {
+        startUs: peakStep.window.startMs * 1000 - monotonicOffsetUs,
+        endUs: peakStep.window.endMs * 1000 - monotonicOffsetUs,
+      });
+    }
     report(figures, copy.perSecond, http.perSecond);
     if (profile)
       console.log(
-        `\ningest CPU profile, self time (${profileDir}):\n${summarizeCpuProfiles(profileDir, 25).join("\n")}`,
+        `\ningest CPU profile of the whole run, self time (${profileDir}):\n${summarizeCpuProfiles(profileDir, 25).join("\n")}`,
       );
     mkdirSync(join(root, "bench/results"), { recursive: true });
     writeFileSync(join(root, "bench/results/latest.json"), `${JSON.stringify(figures, null, 2)}\n`);
@@ -423,19 +514,26 @@ function report(f: Figures, copyRate: number, httpRate: number) {
     "",
     `Sluice benchmark (${f.mode}) on ${f.machine.cpus} cores, ${f.machine.memoryGiB} GiB, Node ${f.machine.node}, Postgres ${postgres.version} (synchronous_commit ${postgres.synchronous_commit})`,
     "",
-    `limit: raw durable COPY              ${Math.round(copyRate)} events/s (${limits.copyBytesPerRow} bytes/row)`,
+    `limit: raw durable COPY              ${Math.round(copyRate)} events/s (${limits.copyBytesPerRow} bytes/row; CPU ${formatShares(limits.copyCores)})`,
     `limit: Hono read-and-discard         ${Math.round(httpRate)} requests/s`,
-    `ingest peak (typical, envelope)      ${i.peakPerSecond} events/s = ${ratio(i.peakPerSecond, copyRate)} of COPY, ${ratio(i.peakPerSecond, httpRate)} of HTTP (target >= 50% of COPY)`,
+    `closed loop (64 connections)         ${i.closedLoop.perSecond} events/s, p99 ${i.closedLoop.latency.p99} ms; CPU ${formatShares(i.closedLoop.cores)}`,
+    `ingest peak (open loop, rising)      ${i.peakPerSecond} events/s = ${ratio(i.peakPerSecond, copyRate)} of COPY, ${ratio(i.peakPerSecond, httpRate)} of HTTP (target >= 35% of COPY), p99 ${i.peakLatency.p99} ms`,
+    `  CPU at peak                        ${formatShares(i.peakCores)}`,
+    `  ingest CPU per event at peak       ${i.ingestMicrosPerEventAtPeak ?? "n/a"} µs (target <= 200)`,
+    ...(i.peakStages ?? []).map(
+      (s) =>
+        `    ${s.stage.padEnd(34)} ${(s.share * 100).toFixed(1).padStart(5)}%${i.ingestMicrosPerEventAtPeak ? ` ~${Math.round(s.share * i.ingestMicrosPerEventAtPeak)} µs/event` : ""}`,
+    ),
     ...Object.entries(i.openLoop).map(
       ([share, r]) =>
-        `latency at ${share.padEnd(4)} of peak (${r.rate}/s)  p50 ${r.p50} ms, p99 ${r.p99} ms, max ${r.max} ms${share === "50%" ? " (target p99 <= 50 ms)" : ""}`,
+        `latency at ${share.padEnd(4)} of peak (${r.rate}/s)  p50 ${r.p50} ms, p99 ${r.p99} ms, max ${r.max} ms${share === "50%" ? " (target p99 <= 50 ms)" : ""}; CPU ${formatShares(r.cores)}`,
     ),
     `ingest CPU per 1,000 events          ${i.cpuSecondsPer1000Events} s`,
     `ingest peak RSS                      ${i.peakRssMiB} MiB (target <= 200)`,
     `stored bytes per typical event       ${i.storedBytesPerEvent} (payloads ${f.payloadStorage}; JSON ${i.typicalEventJsonBytes}, gzipped ${i.typicalEventGzipBytes}; target <= gzipped)`,
     ...(f.sustainedSteps ?? [s]).map(
       (step) =>
-        `sustained end to end (offered ${step.offeredPerSecond}/s)  ${step.processedPerSecond} processed/s = ${ratio(step.processedPerSecond, copyRate)} of COPY; lag p50 ${step.lagSeconds.p50} s, p99 ${step.lagSeconds.p99} s, max ${step.lagSeconds.max} s${step === s ? " (the figure; target >= 30% of COPY, lag < 5 s)" : ""}`,
+        `sustained end to end (offered ${step.offeredPerSecond}/s)  ${step.processedPerSecond} processed/s = ${ratio(step.processedPerSecond, copyRate)} of COPY; lag p50 ${step.lagSeconds.p50} s, p99 ${step.lagSeconds.p99} s, max ${step.lagSeconds.max} s${step === s ? " (the figure; target >= 25% of COPY, lag < 5 s)" : ""}`,
     ),
   ];
   if (f.peakByPayload) {

@@ -51,6 +51,7 @@ const envSchema = z.object({
   SLUICE_ALERT_EMAIL_FROM: z.string().min(3).max(320).optional(),
   SLUICE_ALERT_TIMEOUT_MS: int(10_000, 100),
   SLUICE_ALERT_CONCURRENCY: int(8, 1),
+  SLUICE_ALERT_ALLOW_PRIVATE_DESTINATIONS: z.enum(["true", "false"]).default("false"),
   SLUICE_MIGRATION_LEASE_MS: int(30_000, 100),
   SLUICE_MIGRATION_LOCK_TIMEOUT_MS: int(500, 1),
   SLUICE_MIGRATION_STATEMENT_TIMEOUT_MS: int(600_000, 1),
@@ -194,6 +195,12 @@ export type Config = {
     timeoutMs: number;
     /** Notifications one node sends at once. */
     concurrency: number;
+    /**
+     * Let webhooks and chat messages go to loopback, private and link-local
+     * addresses (a private network's own receivers); off, they are refused
+     * when saved and when sent.
+     */
+    allowPrivateDestinations: boolean;
   };
   migration: {
     leaseMs: number;
@@ -299,6 +306,7 @@ export function readConfig(env: NodeJS.ProcessEnv): ConfigResult {
         emailFrom: e.SLUICE_ALERT_EMAIL_FROM ?? e.SLUICE_MAIL_FROM,
         timeoutMs: e.SLUICE_ALERT_TIMEOUT_MS,
         concurrency: e.SLUICE_ALERT_CONCURRENCY,
+        allowPrivateDestinations: e.SLUICE_ALERT_ALLOW_PRIVATE_DESTINATIONS === "true",
       },
       migration: {
         leaseMs: e.SLUICE_MIGRATION_LEASE_MS,

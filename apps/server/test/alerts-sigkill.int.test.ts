@@ -79,6 +79,8 @@ describe("an alert delivery whose worker is SIGKILLed while the receiver holds t
       SLUICE_QUEUE_PREFIX: prefix,
       SLUICE_DATA_DIR: dataDir,
       SLUICE_ALERT_TIMEOUT_MS: "30000",
+      // The receiver is on 127.0.0.1.
+      SLUICE_ALERT_ALLOW_PRIVATE_DESTINATIONS: "true",
     };
     // The receiver holds its answer, so the worker is killed mid-request.
     receiver.delayMs = 60_000;

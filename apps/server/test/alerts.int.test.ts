@@ -164,9 +164,9 @@ describe("issue alerts, with an ingest node and two workers", () => {
       /Must select a filter match/,
     );
     await refused(
-      { ...ok, actions: [{ ...EMAIL, targetType: "Member", targetIdentifier: 1 }] },
+      { ...ok, actions: [{ ...EMAIL, targetType: "Member", targetIdentifier: 999999 }] },
       "actions",
-      /members/,
+      /not a member of the organization/,
     );
 
     const created = await createRule({

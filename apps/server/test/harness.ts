@@ -79,6 +79,8 @@ export async function startTestSluice(options: TestSluiceOptions = {}): Promise<
     SLUICE_GROUP_COMMIT_WINDOW_MS: "5",
     // Tests that load a project fast are not spikes; spike tests set their own floor.
     SLUICE_SPIKE_FLOOR_PER_MINUTE: "10000000",
+    // The tests' alert receivers listen on 127.0.0.1; the guard's own test turns it off.
+    SLUICE_ALERT_ALLOW_PRIVATE_DESTINATIONS: "true",
     ...(options.redis === false ? {} : { REDIS_URL }),
     ...options.env,
   };

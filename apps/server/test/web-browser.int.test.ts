@@ -15,9 +15,10 @@ import {
   setOpenMembership,
 } from "@sluice/db";
 import { build } from "esbuild";
-import { type Browser, chromium, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestUser } from "./accounts-harness.ts";
+import { launchChromium } from "./chromium.ts";
 import { api, countRows, startTestSluice, type TestSluice, waitFor } from "./harness.ts";
 
 /**
@@ -37,17 +38,6 @@ const sentryCli = join(root, "node_modules/.bin/sentry-cli");
 const shots = join(root, ".web-screenshots");
 const RELEASE = "shop@2.0.0";
 const PASSWORD = "correct horse battery";
-
-/** Chromium's flags for CI: headless, no sandbox (root in a container), nothing phoning home. */
-const CHROMIUM_FLAGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--no-first-run",
-];
 
 const CART_JS = `export function applyDiscount(cart) {
   const rate = cart.discount.rate;
@@ -99,7 +89,7 @@ describe("the web UI in a real browser", () => {
   let work: string;
   let shop: { url: string; server: Server };
   let browser: Browser;
-  let userDataDir: string;
+  let chromium: Awaited<ReturnType<typeof launchChromium>> | undefined;
 
   const shot = async (page: Page, name: string) => {
     await page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
@@ -171,24 +161,15 @@ describe("the web UI in a real browser", () => {
     await cli("sourcemaps", "inject", "public/assets");
     await cli("sourcemaps", "upload", "--release", RELEASE, "--wait", "public/assets");
     shop = await serveDirectory(join(work, "public"));
-    userDataDir = mkdtempSync(join(tmpdir(), "sluice-chromium-"));
-    browser = await chromium.launch({
-      executablePath: "/usr/bin/chromium",
-      ignoreDefaultArgs: true,
-      args: [
-        ...CHROMIUM_FLAGS,
-        `--user-data-dir=${userDataDir}`,
-        "--remote-debugging-pipe",
-        "--no-startup-window",
-      ],
-    });
+    chromium = await launchChromium();
+    browser = chromium.browser;
   });
 
   afterAll(async () => {
-    await browser?.close();
+    await chromium?.close();
     shop?.server.close();
     await t?.stop();
-    for (const dir of [work, userDataDir]) if (dir) rmSync(dir, { recursive: true, force: true });
+    if (work) rmSync(work, { recursive: true, force: true });
   });
 
   it("shows the minified browser error with its original names, resolves it, and reopens it on regression", async () => {

@@ -4,9 +4,13 @@ import {
   ensureTeam,
   findMemberByEmail,
   findOrganization,
+  recordSpike,
   setOpenMembership,
+  setSpikeProtectionEnabled,
 } from "@sluice/db";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createProjectWithKey } from "../src/commands/default-project.ts";
+import { GROUPING_RULES_TTL_MS } from "../src/worker/grouping-rules-cache.ts";
 import { createTestUser, signInForm, type TestSession } from "./accounts-harness.ts";
 import { api, countRows, startTestSluice, type TestSluice, waitFor } from "./harness.ts";
 
@@ -574,5 +578,350 @@ describe("the web pages", () => {
     });
     expect(again.status).toBe(304);
     expect((await page(t, "/_static/nope.js")).status).toBe(404);
+  });
+});
+
+/**
+ * Issues #12 and #13 on the web: the project's grouping rules and client
+ * keys pages, its limits on the settings page, merge from the issue list
+ * and unmerge from the issue's merged page, each through the same checks
+ * as the API, and only for the roles the API allows.
+ */
+describe("the grouping and rate limit pages", () => {
+  let t: TestSluice;
+  let admin: TestSession;
+  let member: TestSession;
+  const base = "/settings/sluice/projects/default";
+  beforeAll(async () => {
+    t = await startTestSluice({ redis: false });
+    await createTestUser(t, "admin@example.com", "sluice", "admin");
+    await createTestUser(t, "member@example.com", "sluice", "member");
+    await createTestUser(t, "stranger@example.com", "other", "owner");
+    await createProjectWithKey(t.services, "other", "theirs");
+    admin = await signInForm(t, "admin@example.com");
+    member = await signInForm(t, "member@example.com");
+  });
+  afterAll(async () => t?.stop());
+
+  /** Sends error events through ingest, waits until grouped; returns their issue ids. */
+  async function send(events: { type: string; value: string }[]): Promise<string[]> {
+    const url = `${t.url}/api/${t.projectId}/store/?sentry_key=${t.publicKey}`;
+    const ids: string[] = [];
+    for (const { type, value } of events) {
+      const eventId = crypto.randomUUID().replaceAll("-", "");
+      const body = { event_id: eventId, exception: { values: [{ type, value }] } };
+      expect((await fetch(url, { method: "POST", body: JSON.stringify(body) })).status).toBe(200);
+      ids.push(eventId);
+    }
+    const grouped = async () =>
+      (
+        await t.sql.query(
+          "SELECT event_id::text AS e, issue_id::text AS i FROM events WHERE event_id = ANY($1::uuid[]) AND processed_at IS NOT NULL",
+          [ids],
+        )
+      ).rows;
+    await waitFor(async () => (await grouped()).length === ids.length, 20_000, "events grouped");
+    const issueOf = new Map((await grouped()).map((r) => [r.e.replaceAll("-", ""), r.i]));
+    return ids.map((id) => issueOf.get(id) as string);
+  }
+
+  const post = (path: string, fields: Record<string, string | string[]>, as: TestSession) => {
+    const body = new URLSearchParams({ csrf: as.csrf });
+    for (const [name, value] of Object.entries(fields)) {
+      for (const v of ([] as string[]).concat(value)) body.append(name, v);
+    }
+    return page(t, path, { method: "POST", body }, as);
+  };
+
+  it("saves fingerprint rules from the grouping page, and the next events land in the rule's issue", async () => {
+    const before = await send([
+      { type: "QuotaError", value: "over quota for alice" },
+      { type: "QuotaError", value: "rate limited bob" },
+    ]);
+    expect(new Set(before).size).toBe(2);
+    const html = await (await page(t, `${base}/issue-grouping/`, {}, admin)).text();
+    expect(labelledControl(html, "Fingerprint rules")).toContain('name="fingerprintingRules"');
+    expect(labelledControl(html, "Stack trace rules")).toContain('name="groupingEnhancements"');
+    expect(buttons(html)).toContain("Save grouping rules");
+    // A browser posts textarea lines with CRLF.
+    const rule = '# quota\r\ntype:QuotaError -> quota-errors title="Quota exceeded"';
+    const saved = await post(`${base}/issue-grouping/`, { fingerprintingRules: rule }, admin);
+    expect(saved.status).toBe(303);
+    expect(saved.headers.get("location")).toBe(`${base}/issue-grouping/?saved=1`);
+    const shown = await (await page(t, `${base}/issue-grouping/?saved=1`, {}, admin)).text();
+    expect(shown).toContain("Grouping rules saved.");
+    expect(shown).toContain("type:QuotaError -&gt; quota-errors");
+    const project = (await (await api(t, "/api/0/projects/sluice/default/")).json()) as Record<
+      string,
+      string
+    >;
+    expect(project.fingerprintingRules).toBe(rule.replace("\r\n", "\n"));
+
+    await new Promise((r) => setTimeout(r, GROUPING_RULES_TTL_MS + 200));
+    const after = await send([
+      { type: "QuotaError", value: "over quota for carol" },
+      { type: "QuotaError", value: "no more for dave" },
+    ]);
+    expect(new Set(after).size).toBe(1);
+    expect(before).not.toContain(after[0]);
+    const issue = await (
+      await page(t, `/organizations/sluice/issues/${after[0]}/`, {}, admin)
+    ).text();
+    expect(issue).toContain("<h1>Quota exceeded</h1>");
+  });
+
+  it("shows a rule that does not parse next to its field, by line, and saves nothing", async () => {
+    const before = (await (await api(t, "/api/0/projects/sluice/default/")).json()) as Record<
+      string,
+      string
+    >;
+    const bad = await post(
+      `${base}/issue-grouping/`,
+      {
+        fingerprintingRules: "type:A -> a\r\nnot a rule at all",
+        groupingEnhancements: "stack.module:foo -app",
+      },
+      admin,
+    );
+    expect(bad.status).toBe(400);
+    const html = await bad.text();
+    const alert =
+      /<p id="rules-fingerprintingRules-error" class="notice error" role="alert">([^<]*)<\/p>/.exec(
+        html,
+      )?.[1];
+    expect(alert).toContain("Invalid syntax near &quot;not a rule at all&quot; (line 2)");
+    expect(html).not.toContain('id="rules-groupingEnhancements-error"');
+    const field = labelledControl(html, "Fingerprint rules");
+    expect(field).toContain('aria-invalid="true"');
+    expect(field).toContain('aria-describedby="rules-fingerprintingRules-error');
+    expect(html).toContain("not a rule at all</textarea>");
+    const after = (await (await api(t, "/api/0/projects/sluice/default/")).json()) as Record<
+      string,
+      string
+    >;
+    expect(after.fingerprintingRules).toBe(before.fingerprintingRules);
+    expect(after.groupingEnhancements).toBe(before.groupingEnhancements);
+    // The stack trace field is checked by the same parser.
+    const badStack = await post(
+      `${base}/issue-grouping/`,
+      { groupingEnhancements: "stack.module:foo +nonsense" },
+      admin,
+    );
+    expect(badStack.status).toBe(400);
+    expect(await badStack.text()).toContain('id="rules-groupingEnhancements-error"');
+    // No CSRF token: refused.
+    const forged = await page(
+      t,
+      `${base}/issue-grouping/`,
+      { method: "POST", body: new URLSearchParams({ fingerprintingRules: "" }) },
+      admin,
+    );
+    expect(forged.status).toBe(403);
+  });
+
+  it("sets a key's rate limit on the keys page, as GET …/keys/ then reports, with the API's bounds", async () => {
+    const html = await (await page(t, `${base}/keys/`, {}, admin)).text();
+    expect(html).toContain("<h1>Client keys (DSN)</h1>");
+    expect(labelledControl(html, "DSN of Default")).toContain(`value="${t.dsn}"`);
+    const keyId = /action="\/settings\/sluice\/projects\/default\/keys\/(\d+)\/rate-limit\/"/.exec(
+      html,
+    )?.[1];
+    expect(keyId).toBeDefined();
+    expect(labelledControl(html, "Events")).toContain('name="count"');
+    expect(labelledControl(html, "Window (seconds)")).toContain('name="window"');
+    const path = `${base}/keys/${keyId}/rate-limit/`;
+    const saved = await post(path, { count: "5", window: "60" }, admin);
+    expect(saved.status).toBe(303);
+    const keys = async () =>
+      (await (await api(t, "/api/0/projects/sluice/default/keys/")).json()) as {
+        rateLimit: unknown;
+      }[];
+    expect((await keys())[0]?.rateLimit).toEqual({ window: 60, count: 5 });
+    const shown = await (await page(t, saved.headers.get("location") as string, {}, admin)).text();
+    expect(shown).toContain("Rate limit of key Default saved.");
+    expect(shown).toContain("5 events per 60 seconds");
+
+    for (const [fields, message] of [
+      [{ count: "5", window: "86401" }, "from 0 to 86,400"],
+      [{ count: "-1", window: "60" }, "0 or more"],
+      [{ count: "5", window: "" }, "Give both"],
+    ] as const) {
+      const bad = await post(path, fields, admin);
+      expect(bad.status).toBe(400);
+      expect(await bad.text()).toContain(message);
+    }
+    expect((await keys())[0]?.rateLimit).toEqual({ window: 60, count: 5 });
+    expect((await post(path, { count: "", window: "" }, admin)).status).toBe(303);
+    expect((await keys())[0]?.rateLimit).toBeNull();
+  });
+
+  it("shows spike protection and quotas on the project settings page", async () => {
+    const quiet = await (await page(t, `${base}/`, {}, admin)).text();
+    expect(quiet).toContain("Spike protection");
+    expect(quiet).toMatch(/<dt>Spike protection<\/dt><dd>On<\/dd>/);
+    expect(quiet).toContain("Not active");
+    expect(quiet).toContain("This project has no quotas of its own.");
+    expect(links(quiet, "Issue grouping")).toEqual([`${base}/issue-grouping/`]);
+    const quota = await api(t, "/api/0/projects/sluice/default/quotas/", {
+      method: "POST",
+      body: JSON.stringify({ categories: ["transaction"], limit: 12345, window: 3600 }),
+    });
+    expect(quota.status).toBe(201);
+    // As ingest records a spike it saw.
+    await recordSpike(t.services.db.orm, t.projectId, { active: true, bound: 120, at: new Date() });
+    const spiking = await (await page(t, `${base}/`, {}, admin)).text();
+    expect(spiking).toContain("Active: limited to 120 error events a minute");
+    expect(spiking).toMatch(/<table aria-label="Project quotas">[\s\S]*transaction[\s\S]*12,345/);
+    expect(buttons(spiking)).toContain("Turn spike protection off");
+    const off = await post(`${base}/spike-protection/`, { enabled: "false" }, admin);
+    expect(off.status).toBe(303);
+    const spikeApi = (await (
+      await api(t, "/api/0/projects/sluice/default/spike-protection/")
+    ).json()) as { isEnabled: boolean; isActive: boolean; bound: number };
+    expect(spikeApi).toMatchObject({ isEnabled: false, isActive: true, bound: 120 });
+    const offPage = await (await page(t, `${base}/`, {}, admin)).text();
+    expect(offPage).toMatch(/<dt>Spike protection<\/dt><dd>Off<\/dd>/);
+    expect(buttons(offPage)).toContain("Turn spike protection on");
+    // A member sees it, without the button, and may not change it.
+    const seen = await (await page(t, `${base}/`, {}, member)).text();
+    expect(seen).toContain("Spike protection");
+    expect(buttons(seen)).not.toContain("Turn spike protection on");
+    expect((await post(`${base}/spike-protection/`, { enabled: "true" }, member)).status).toBe(403);
+    await setSpikeProtectionEnabled(t.services.db.orm, t.projectId, true);
+  });
+
+  it("merges selected issues from the list and unmerges a hash from the issue's merged page", async () => {
+    const [a, b] = await send([
+      { type: "MergeA", value: "first" },
+      { type: "MergeB", value: "second" },
+    ]);
+    const list = await (await page(t, "/organizations/sluice/issues/", {}, member)).text();
+    expect(buttons(list)).toContain("Merge selected");
+    // One issue is not a merge; another organization's issue id is ignored.
+    const theirs = await t.sql.query(
+      `INSERT INTO issues (project_id, short_id, title, first_seen, last_seen)
+       SELECT id, 1, 'TheirError', now(), now() FROM projects WHERE slug = 'theirs' RETURNING id`,
+    );
+    const lone = await post(
+      "/organizations/sluice/issues/bulk/",
+      { merge: "1", issue: [a as string, String(theirs.rows[0].id)] },
+      member,
+    );
+    expect(lone.status).toBe(400);
+    expect(await lone.text()).toContain("Select two or more issues");
+    const merged = await post(
+      "/organizations/sluice/issues/bulk/",
+      { merge: "1", issue: [a as string, b as string] },
+      member,
+    );
+    expect(merged.status).toBe(303);
+    const parent = /\/issues\/(\d+)\/\?merged=1$/.exec(merged.headers.get("location") ?? "")?.[1];
+    expect([a, b]).toContain(parent);
+    const child = parent === a ? b : a;
+    // The merged issue's pages redirect to the issue it was merged into.
+    const old = await page(t, `/organizations/sluice/issues/${child}/events/?x=1`, {}, member);
+    expect(old.status).toBe(302);
+    expect(old.headers.get("location")).toBe(`/organizations/sluice/issues/${parent}/events/?x=1`);
+    const parentPage = await (
+      await page(t, merged.headers.get("location") as string, {}, member)
+    ).text();
+    expect(parentPage).toContain("Merged 1 issue into this one");
+    expect(links(parentPage, "Merged issues")).toEqual([
+      `/organizations/sluice/issues/${parent}/merged/`,
+    ]);
+
+    const mergedPage = await (
+      await page(t, `/organizations/sluice/issues/${parent}/merged/`, {}, member)
+    ).text();
+    const hashes = [
+      ...mergedPage.matchAll(/<td class="mono">([0-9a-f]{32})<\/td><td class="num">1<\/td>/g),
+    ].map((m) => m[1] as string);
+    expect(hashes).toHaveLength(2);
+    expect(buttons(mergedPage)).toEqual(expect.arrayContaining(hashes.map((h) => `Unmerge ${h}`)));
+    const unmerge = await post(
+      `/organizations/sluice/issues/${parent}/merged/unmerge/`,
+      { hash: hashes[0] as string },
+      member,
+    );
+    expect(unmerge.status).toBe(303);
+    const newIssue = /\?unmerged=(\d+)$/.exec(unmerge.headers.get("location") ?? "")?.[1];
+    expect(newIssue).toBeDefined();
+    const left = (await (
+      await api(t, `/api/0/organizations/sluice/issues/${parent}/hashes/`)
+    ).json()) as { id: string }[];
+    expect(left.map((h) => h.id)).toEqual([hashes[1]]);
+    const moved = (await (await api(t, `/api/0/issues/${newIssue}/`)).json()) as { count: string };
+    expect(moved.count).toBe("1");
+    // Unmerging it again: it is gone from the issue.
+    const again = await post(
+      `/organizations/sluice/issues/${parent}/merged/unmerge/`,
+      { hash: hashes[0] as string },
+      member,
+    );
+    expect(again.status).toBe(409);
+  });
+
+  it("lets a member read but not change grouping rules or key limits; another organization's project is 404", async () => {
+    const html = await (await page(t, `${base}/issue-grouping/`, {}, member)).text();
+    expect(labelledControl(html, "Fingerprint rules")).toContain("readonly");
+    expect(buttons(html)).not.toContain("Save grouping rules");
+    expect(html).toContain("changing them needs project:write");
+    const refused = await post(`${base}/issue-grouping/`, { fingerprintingRules: "" }, member);
+    expect(refused.status).toBe(403);
+    const keys = await (await page(t, `${base}/keys/`, {}, member)).text();
+    expect(keys).toContain("DSN of Default");
+    expect(keys).not.toContain("/rate-limit/");
+    const keyId = (
+      await t.sql.query("SELECT id FROM project_keys WHERE project_id = $1", [t.projectId])
+    ).rows[0].id;
+    expect(
+      (await post(`${base}/keys/${keyId}/rate-limit/`, { count: "1", window: "1" }, member)).status,
+    ).toBe(403);
+    const project = (await (await api(t, "/api/0/projects/sluice/default/")).json()) as Record<
+      string,
+      string
+    >;
+    expect(project.fingerprintingRules).toContain("quota-errors");
+
+    for (const path of [
+      "/settings/other/projects/theirs/issue-grouping/",
+      "/settings/other/projects/theirs/keys/",
+      "/settings/sluice/projects/theirs/issue-grouping/",
+    ]) {
+      expect((await page(t, path, {}, admin)).status, path).toBe(404);
+    }
+    const theirKey = (
+      await t.sql.query(
+        "SELECT k.id FROM project_keys k JOIN projects p ON p.id = k.project_id WHERE p.slug = 'theirs'",
+      )
+    ).rows[0].id;
+    const cross = await post(
+      `${base}/keys/${theirKey}/rate-limit/`,
+      { count: "1", window: "1" },
+      admin,
+    );
+    expect(cross.status).toBe(404);
+    const theirIssue = (
+      await t.sql.query(
+        "SELECT i.id FROM issues i JOIN projects p ON p.id = i.project_id WHERE p.slug = 'theirs'",
+      )
+    ).rows[0].id;
+    expect(
+      (await page(t, `/organizations/sluice/issues/${theirIssue}/merged/`, {}, admin)).status,
+    ).toBe(404);
+    expect(
+      (
+        await post(
+          `/organizations/sluice/issues/${theirIssue}/merged/unmerge/`,
+          { hash: "0".repeat(32) },
+          admin,
+        )
+      ).status,
+    ).toBe(404);
+    const stranger = await signInForm(t, "stranger@example.com");
+    expect((await page(t, `${base}/issue-grouping/`, {}, stranger)).status).toBe(404);
+    expect(
+      (await post(`${base}/issue-grouping/`, { fingerprintingRules: "" }, stranger)).status,
+    ).toBe(404);
   });
 });

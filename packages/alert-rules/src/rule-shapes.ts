@@ -117,12 +117,22 @@ const webhookUrl = z
   .max(RULE_LIMITS.webhookUrl);
 
 /**
- * Email targets: Sentry's `IssueOwners`, `Team` and `Member` need
- * organization members, which Sluice does not have yet (they are refused
- * with a 400 for now); `Addresses` (Sluice's own) sends to a
- * comma-separated list in `targetIdentifier`.
+ * Email targets, Sentry's `ActionTargetType` (`src/sentry/notifications/types.py`):
+ * `Member` (`targetIdentifier`: the user id of a member of the rule's
+ * organization, as Sentry's `get_user_from_identifier` reads it), `Team`
+ * (a team id: the team's members), `IssueOwners` (Sluice has no ownership
+ * rules or assignees, so this is always `fallthroughType`); and `Addresses`
+ * (Sluice's own): a comma-separated list in `targetIdentifier`.
  */
 export const EMAIL_TARGET_TYPES = ["Addresses", "IssueOwners", "Team", "Member"] as const;
+
+/**
+ * Sentry's `FallthroughChoiceType` (`src/sentry/notifications/types.py`):
+ * who an `IssueOwners` email goes to when the issue has no owner. Left out,
+ * Sentry takes `ActiveMembers` (`NotifyEmailAction.after`, `src/sentry/mail/actions.py`).
+ */
+export const FALLTHROUGH_TYPES = ["ActiveMembers", "AllMembers", "NoOne"] as const;
+export type FallthroughType = (typeof FALLTHROUGH_TYPES)[number];
 
 export const actionSchema = z.discriminatedUnion("id", [
   z.object({
@@ -146,6 +156,30 @@ export const actionSchema = z.discriminatedUnion("id", [
   z.object({ id: z.literal(MSTEAMS_NOTIFY), webhook: webhookUrl }),
 ]);
 export type Action = z.infer<typeof actionSchema>;
+
+/** Most webhook URLs one project's webhooks plugin may list. */
+export const MAX_WEBHOOK_URLS = 20;
+
+/**
+ * The webhooks plugin's `urls` field, Sentry's `validate_urls`
+ * (src/sentry/plugins/sentry_webhooks/plugin.py): one URL per line, blank
+ * lines dropped, each http(s); Sluice bounds their number and length.
+ * Parses to the list of URLs.
+ */
+export const webhookUrlsSchema = z
+  .string()
+  .max(MAX_WEBHOOK_URLS * (RULE_LIMITS.webhookUrl + 1))
+  .transform((value) =>
+    value
+      .split(/\r?\n/)
+      .map((u) => u.trim())
+      .filter(Boolean),
+  )
+  .pipe(
+    z
+      .array(z.url({ protocol: /^https?$/, error: "Not a valid URL." }).max(RULE_LIMITS.webhookUrl))
+      .max(MAX_WEBHOOK_URLS, `At most ${MAX_WEBHOOK_URLS} URLs.`),
+  );
 
 const match = z.enum(["all", "any", "none"]);
 
@@ -190,8 +224,9 @@ const bodySchema = z.object({
  * Validates a rule body (POST, or PUT over the stored rule's fields) and
  * returns the rule or Sentry-style field errors: `{"actions": ["Must select
  * an action"]}`, `{"conditions": ["Invalid node. Could not find '…'"]}`.
- * Unknown node fields are dropped; an email action to members is refused
- * until Sluice has organization members.
+ * Unknown node fields are dropped. An email to a `Member` or `Team` needs
+ * an integer `targetIdentifier` here; whether it names a member or team of
+ * the rule's project is the server's check, against the database.
  */
 export function parseRule(
   body: unknown,
@@ -211,9 +246,22 @@ export function parseRule(
           : issue.message,
       );
     }
-    return { ok: false, errors };
   }
-  const b = parsed.data;
+  // As Sentry's serializer, every field's errors at once: the node lists are
+  // checked even when another field is wrong (a form shows them together).
+  const raw: Record<string, unknown> =
+    typeof body === "object" && body !== null ? Object.fromEntries(Object.entries(body)) : {};
+  const listOf = (field: "conditions" | "filters" | "actions"): unknown[] => {
+    if (parsed.success) return parsed.data[field] ?? [];
+    const value = raw[field];
+    return !errors[field] && Array.isArray(value) ? value : [];
+  };
+  const b = {
+    conditions: listOf("conditions"),
+    filters: listOf("filters"),
+    actions: listOf("actions"),
+    filterMatch: parsed.success ? parsed.data.filterMatch : raw.filterMatch,
+  };
   const nodes = <T>(field: string, list: unknown[], schema: z.ZodType<T>): T[] =>
     list.flatMap((node) => {
       if (typeof node !== "object" || node === null || Array.isArray(node)) {
@@ -242,31 +290,26 @@ export function parseRule(
   const conditions = nodes("conditions", b.conditions, conditionSchema);
   const filters = nodes("filters", b.filters ?? [], filterSchema);
   const actions = nodes("actions", b.actions, actionSchema);
-  if (b.conditions.length === 0) add("conditions", "Must select a condition");
-  if (b.actions.length === 0) add("actions", "Must select an action");
+  if (b.conditions.length === 0 && !errors.conditions) add("conditions", "Must select a condition");
+  if (b.actions.length === 0 && !errors.actions) add("actions", "Must select an action");
   if (filters.length > 0 && !b.filterMatch) {
     add("filterMatch", "Must select a filter match (all, any, none) if filters are supplied");
   }
   for (const action of actions) {
     if (action.id !== NOTIFY_EMAIL) continue;
-    if (action.targetType !== "Addresses") {
-      add(
-        "actions",
-        `Email to ${action.targetType} needs organization members, which Sluice does not have yet; use targetType "Addresses"`,
-      );
-    } else if (emailAddresses(action).length === 0) {
-      add("actions", "targetIdentifier: enter one or more email addresses, separated by commas");
-    }
+    const problem = emailTargetProblem(action);
+    if (problem) add("actions", problem);
   }
-  if (Object.keys(errors).length > 0) return { ok: false, errors };
+  if (!parsed.success || Object.keys(errors).length > 0) return { ok: false, errors };
+  const d = parsed.data;
   return {
     ok: true,
     rule: {
-      name: b.name,
-      environment: b.environment ?? null,
-      actionMatch: b.actionMatch,
-      filterMatch: b.filterMatch ?? "all",
-      frequency: b.frequency,
+      name: d.name,
+      environment: d.environment ?? null,
+      actionMatch: d.actionMatch,
+      filterMatch: d.filterMatch ?? "all",
+      frequency: d.frequency,
       conditions,
       filters,
       actions,
@@ -286,6 +329,50 @@ export function emailAddresses(action: Extract<Action, { id: typeof NOTIFY_EMAIL
     .filter(Boolean);
   if (list.length > RULE_LIMITS.emailAddresses) return [];
   return list.every((a) => address.safeParse(a).success) ? list : [];
+}
+
+type EmailAction = Extract<Action, { id: typeof NOTIFY_EMAIL }>;
+
+/**
+ * What is wrong with an email action's target on its own, in the words of
+ * Sentry's `MemberTeamForm` (`src/sentry/mail/forms/member_team.py`), or null.
+ */
+function emailTargetProblem(action: EmailAction): string | null {
+  switch (action.targetType) {
+    case "Addresses":
+      return emailAddresses(action).length === 0
+        ? "targetIdentifier: enter one or more email addresses, separated by commas"
+        : null;
+    case "Member":
+    case "Team": {
+      const raw = action.targetIdentifier;
+      if (raw === undefined || raw === "" || raw === "None")
+        return "targetIdentifier: You need to specify a Team or Member.";
+      return emailTargetId(action) === null ? "targetIdentifier must be an integer" : null;
+    }
+    case "IssueOwners":
+      return action.fallthroughType === undefined ||
+        (FALLTHROUGH_TYPES as readonly string[]).includes(action.fallthroughType)
+        ? null
+        : `fallthroughType: Select a valid choice (${FALLTHROUGH_TYPES.join(", ")}).`;
+  }
+}
+
+/** The user id (`Member`) or team id (`Team`) an email action names; null for other targets. */
+export function emailTargetId(action: EmailAction): number | null {
+  if (action.targetType !== "Member" && action.targetType !== "Team") return null;
+  const text = String(action.targetIdentifier ?? "").trim();
+  if (!/^[1-9]\d{0,15}$/.test(text)) return null;
+  const id = Number(text);
+  return Number.isSafeInteger(id) ? id : null;
+}
+
+/** The fallthrough of an `IssueOwners` email: its `fallthroughType`, else Sentry's `ActiveMembers`. */
+export function emailFallthrough(action: EmailAction): FallthroughType {
+  const value = action.fallthroughType;
+  return (FALLTHROUGH_TYPES as readonly string[]).includes(value ?? "")
+    ? (value as FallthroughType)
+    : "ActiveMembers";
 }
 
 /** Sentry's labels of each node (the `label` of its class), for the `name` the API shows. */
@@ -308,7 +395,9 @@ export function nodeLabel(node: Condition | Filter | Action): string {
     case NOTIFY_EVENT_SERVICE:
       return `Send a notification via ${node.service}`;
     case NOTIFY_EMAIL:
-      return `Send a notification to ${node.targetType}`;
+      return node.targetType === "IssueOwners"
+        ? `Send a notification to IssueOwners and if none can be found then send a notification to ${emailFallthrough(node)}`
+        : `Send a notification to ${node.targetType}`;
     case SLACK_NOTIFY:
       return "Send a notification to a Slack incoming webhook";
     case DISCORD_NOTIFY:

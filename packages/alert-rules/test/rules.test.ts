@@ -3,11 +3,14 @@ import {
   type AlertContext,
   EVENT_FREQUENCY,
   type EventFacts,
+  emailFallthrough,
+  emailTargetId,
   evaluateConditions,
   FIRST_SEEN,
   LATEST_RELEASE_FILTER,
   LEVEL_FILTER,
   legacyWebhookBody,
+  nodeLabel,
   parseRule,
   passesFilters,
   REGRESSION,
@@ -110,6 +113,43 @@ describe("parseRule", () => {
     expect(
       errors({ ...base, conditions: Array(21).fill({ id: FIRST_SEEN }) })?.conditions,
     ).toBeDefined();
+  });
+
+  it("takes Sentry's email targets to members, and checks their shape", () => {
+    const errors = (body: Record<string, unknown>) => {
+      const parsed = parseRule(body);
+      return parsed.ok ? null : parsed.errors;
+    };
+    const email = (fields: Record<string, unknown>) => ({
+      ...base,
+      actions: [{ id: "sentry.mail.actions.NotifyEmailAction", ...fields }],
+    });
+    expect(errors(email({ targetType: "Member", targetIdentifier: 7 }))).toBeNull();
+    expect(errors(email({ targetType: "Team", targetIdentifier: "12" }))).toBeNull();
+    expect(errors(email({ targetType: "IssueOwners" }))).toBeNull();
+    expect(errors(email({ targetType: "IssueOwners", fallthroughType: "AllMembers" }))).toBeNull();
+    expect(errors(email({ targetType: "Member" }))?.actions?.[0]).toMatch(
+      /You need to specify a Team or Member/,
+    );
+    expect(errors(email({ targetType: "Team", targetIdentifier: "None" }))?.actions?.[0]).toMatch(
+      /You need to specify/,
+    );
+    expect(errors(email({ targetType: "Member", targetIdentifier: "x1" }))?.actions?.[0]).toMatch(
+      /must be an integer/,
+    );
+    expect(
+      errors(email({ targetType: "IssueOwners", fallthroughType: "Everyone" }))?.actions?.[0],
+    ).toMatch(/fallthroughType/);
+    const parsed = parseRule(email({ targetType: "IssueOwners" }));
+    expect(parsed.ok && parsed.rule.actions[0]).toMatchObject({ targetType: "IssueOwners" });
+    const action = parsed.ok ? parsed.rule.actions[0] : undefined;
+    if (action?.id !== "sentry.mail.actions.NotifyEmailAction") throw new Error("not an email");
+    // Sentry's default when fallthroughType is left out (NotifyEmailAction.after).
+    expect(emailFallthrough(action)).toBe("ActiveMembers");
+    expect(nodeLabel(action)).toMatch(/then send a notification to ActiveMembers$/);
+    expect(emailTargetId({ ...action, targetType: "Member", targetIdentifier: "42" })).toBe(42);
+    expect(emailTargetId({ ...action, targetType: "Member", targetIdentifier: "0" })).toBeNull();
+    expect(emailTargetId({ ...action, targetType: "Addresses", targetIdentifier: "4" })).toBeNull();
   });
 });
 

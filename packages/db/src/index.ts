@@ -40,6 +40,7 @@ export {
   readMigrationFiles,
 } from "./migration-files.ts";
 export { type MigrationLockHolder, readMigrationLock } from "./migration-lock.ts";
+export * from "./queries/alert-recipients.ts";
 export * from "./queries/alerts.ts";
 export * from "./queries/api-tokens.ts";
 export * from "./queries/artifacts.ts";
@@ -61,6 +62,7 @@ export * from "./queries/quotas.ts";
 export * from "./queries/releases.ts";
 export * from "./queries/retention.ts";
 export * from "./queries/sessions.ts";
+export * from "./queries/usage-stats.ts";
 export * from "./queries/users.ts";
 export * from "./queries/web-pages.ts";
 export * as schema from "./schema.ts";

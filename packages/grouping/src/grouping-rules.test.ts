@@ -1,6 +1,6 @@
 import { normalizeEvent } from "@sluice/protocol";
 import { describe, expect, it } from "vitest";
-import { parseGroupingRules } from "./grouping-rules.ts";
+import { checkGroupingRuleText, parseGroupingRules } from "./grouping-rules.ts";
 import { groupEvent, hashEvent } from "./hash-event.ts";
 import { RULE_LIMITS } from "./stacktrace-rules.ts";
 
@@ -138,5 +138,31 @@ describe("parseGroupingRules", () => {
     expect(parsed.errors).toHaveLength(1);
     const huge = parseGroupingRules({ fingerprintingRules: "#".repeat(RULE_LIMITS.maxChars + 1) });
     expect(huge.errors[0]?.line).toBe(0);
+  });
+});
+
+describe("checkGroupingRuleText", () => {
+  it("accepts rules that parse and the empty text", () => {
+    expect(checkGroupingRuleText("fingerprintingRules", "type:A -> a")).toBeNull();
+    expect(checkGroupingRuleText("groupingEnhancements", "stack.module:foo -app")).toBeNull();
+    expect(checkGroupingRuleText("fingerprintingRules", "")).toBeNull();
+  });
+
+  it("names the first bad line in Sentry's wording, and refuses oversize text and non-strings", () => {
+    const long = `type:A -> a\n${"x".repeat(40)} nonsense`;
+    expect(checkGroupingRuleText("fingerprintingRules", long)).toEqual({
+      line: 2,
+      message: expect.stringMatching(/^Invalid syntax near "x{32}\.\.\." \(line 2\): /),
+    });
+    expect(checkGroupingRuleText("groupingEnhancements", "stack.module:foo +nonsense")?.line).toBe(
+      1,
+    );
+    expect(
+      checkGroupingRuleText("fingerprintingRules", "a".repeat(RULE_LIMITS.maxChars + 1)),
+    ).toEqual({ line: 0, message: expect.stringContaining("no more than 65536 characters") });
+    expect(checkGroupingRuleText("fingerprintingRules", 12)).toEqual({
+      line: 0,
+      message: "Not a valid string.",
+    });
   });
 });

@@ -1,6 +1,6 @@
 import { parseFingerprintRules } from "./fingerprint-rules.ts";
 import type { ProjectGroupingRules } from "./hash-event.ts";
-import { parseStacktraceRules } from "./stacktrace-rules.ts";
+import { parseStacktraceRules, RULE_LIMITS } from "./stacktrace-rules.ts";
 
 /** A problem in a project's rule text: which setting, 1-based line, what is wrong. */
 export type GroupingRuleError = {
@@ -30,4 +30,35 @@ export function parseGroupingRules(settings: {
       ...stacktrace.errors.map((e) => ({ field: "groupingEnhancements" as const, ...e })),
     ],
   };
+}
+
+/** Sentry's wording of a parse error (fingerprinting's `Invalid syntax near "…" (line N, …)`), with our reason. */
+function describeRuleError(text: string, error: { line: number; message: string }): string {
+  if (error.line === 0) return `Invalid rules: ${error.message}`;
+  const line = (text.split(/\r\n|\r|\n/)[error.line - 1] ?? "").trim();
+  const context = line.length > 32 ? `${line.slice(0, 32)}...` : line;
+  return `Invalid syntax near "${context}" (line ${error.line}): ${error.message}`;
+}
+
+/**
+ * Checks one rule setting as Sentry's ProjectAdminSerializer does
+ * (src/sentry/api/endpoints/project_details.py `validate_fingerprintingRules`,
+ * `validate_groupingEnhancements`): a string of at most `RULE_LIMITS.maxChars`
+ * characters that parses. Returns null when it may be stored, else the
+ * first problem in Sentry's wording with its 1-based `line` (0: the whole
+ * text), for the API's 400 and the settings page alike.
+ */
+export function checkGroupingRuleText(
+  field: GroupingRuleError["field"],
+  value: unknown,
+): { line: number; message: string } | null {
+  if (typeof value !== "string") return { line: 0, message: "Not a valid string." };
+  if (value.length > RULE_LIMITS.maxChars) {
+    return {
+      line: 0,
+      message: `Ensure this field has no more than ${RULE_LIMITS.maxChars} characters.`,
+    };
+  }
+  const problem = parseGroupingRules({ [field]: value }).errors[0];
+  return problem ? { line: problem.line, message: describeRuleError(value, problem) } : null;
 }

@@ -13,7 +13,11 @@ export {
   isGroupingConfig,
   PREVIOUS_GROUPING_CONFIG,
 } from "./grouping-config.ts";
-export { type GroupingRuleError, parseGroupingRules } from "./grouping-rules.ts";
+export {
+  checkGroupingRuleText,
+  type GroupingRuleError,
+  parseGroupingRules,
+} from "./grouping-rules.ts";
 export {
   type EventGrouping,
   type GroupHash,

@@ -51,6 +51,7 @@ export function start(services: Services): StartedRole {
     emailFrom: config.alerts.emailFrom,
     timeoutMs: config.alerts.timeoutMs,
     userAgent: "sluice-webhooks",
+    allowPrivateDestinations: config.alerts.allowPrivateDestinations,
   });
   const deps = {
     db,

@@ -1,12 +1,14 @@
-import type { AlertContext } from "@sluice/alert-rules";
+import { type Action, type AlertContext, NOTIFY_EMAIL } from "@sluice/alert-rules";
 import {
   type Database,
   type DeliveryToSend,
   findProjectPlugin,
   loadDelivery,
   recordDeliveryAttempt,
+  skipDelivery,
 } from "@sluice/db";
 import { type AlertDeliverPayload, type JobRun, PermanentJobError } from "@sluice/queue";
+import { currentRecipient, memberOfDeliveryTarget } from "../alert-targets.ts";
 import { serializeError } from "../logger.ts";
 import { PermanentSendError, type Senders } from "./senders.ts";
 
@@ -80,9 +82,12 @@ function contextOf(d: DeliveryToSend, publicUrl: string): AlertContext {
  * longer pending (sent, or given up) is skipped, so a job run twice sends
  * twice only when the first run died after the receiver got the request
  * and before `recordDeliveryAttempt` committed; both requests carry the
- * delivery's idempotency key. A failed send records its error on the
- * delivery and the rule and throws (the queue retries with backoff); the
- * last attempt, or a permanent failure, marks it failed.
+ * delivery's idempotency key. An email to a member (`user:{id}`) is sent
+ * to the address the user has now, and skipped (status `skipped`, not a
+ * failure) when the user is no longer one the rule's action mails (removed,
+ * deactivated, out of the team or the project). A failed send records its
+ * error on the delivery and the rule and throws (the queue retries with
+ * backoff); the last attempt, or a permanent failure, marks it failed.
  */
 export async function deliverAlert(
   deps: {
@@ -106,6 +111,25 @@ export async function deliverAlert(
     });
     return deps.observe(d.actionType, "skipped", 0);
   }
+  let target = d.target;
+  const userId = d.actionType === "email" ? memberOfDeliveryTarget(d.target) : null;
+  if (userId !== null) {
+    // The stored actions passed parseRule when the rule was saved.
+    const action = d.rule.actions[d.actionIndex] as Action | undefined;
+    const recipient =
+      action?.id === NOTIFY_EMAIL
+        ? await currentRecipient(deps.db.pool, d.project.id, action, userId)
+        : null;
+    if (!recipient) {
+      await skipDelivery(
+        deps.db.pool,
+        d.id,
+        `email: user ${userId} is no longer a recipient of this rule (not a member who can see the project, inactive, or no longer named by the action)`,
+      );
+      return deps.observe(d.actionType, "skipped", 0);
+    }
+    target = recipient.email;
+  }
   const secret =
     d.actionType === "webhooks"
       ? await findProjectPlugin(deps.db.pool, d.project.id, "webhooks").then((p) =>
@@ -116,7 +140,7 @@ export async function deliverAlert(
   const seconds = () => (performance.now() - started) / 1000;
   try {
     await deps.senders.send(
-      { actionType: d.actionType, target: d.target, idempotencyKey: d.idempotencyKey, secret },
+      { actionType: d.actionType, target, idempotencyKey: d.idempotencyKey, secret },
       contextOf(d, deps.publicUrl()),
     );
   } catch (error) {

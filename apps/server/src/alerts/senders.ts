@@ -1,4 +1,6 @@
 import { createHmac } from "node:crypto";
+import { request as httpRequest } from "node:http";
+import { request as httpsRequest } from "node:https";
 import {
   type AlertContext,
   discordBody,
@@ -8,6 +10,7 @@ import {
   teamsBody,
 } from "@sluice/alert-rules";
 import { createTransport, type Transporter } from "nodemailer";
+import { assertPublicLiteral, guardedLookup, RefusedDestinationError } from "../outbound-guard.ts";
 
 /** The header that carries each delivery's idempotency key (the same on every attempt). */
 const IDEMPOTENCY_HEADER = "Idempotency-Key";
@@ -29,7 +32,8 @@ type Outgoing = {
 
 /**
  * A failure no retry fixes (a 4xx other than 408, 425 or 429, no SMTP
- * server configured, an unknown action type): the delivery fails at once.
+ * server configured, a destination the guard refuses, an unknown action
+ * type): the delivery fails at once.
  */
 export class PermanentSendError extends Error {
   override name = "PermanentSendError";
@@ -48,31 +52,37 @@ const RETRYABLE_4XX = new Set([408, 425, 429]);
  * plugin JSON, signed; `slack`, `discord`, `msteams` post their incoming
  * webhook messages; `email` sends through nodemailer to `smtpUrl`. Every
  * request carries `Idempotency-Key` (email: also as the Message-ID), and
- * times out after `timeoutMs`.
+ * times out after `timeoutMs`. Unless `allowPrivateDestinations`, an HTTP
+ * request connects only to public addresses, checked on the DNS answer the
+ * socket uses (outbound-guard.ts); redirects are not followed.
  */
 export function createSenders(options: {
   smtpUrl: string | null;
   emailFrom: string;
   timeoutMs: number;
   userAgent: string;
+  allowPrivateDestinations: boolean;
 }): Senders {
   let mailer: Transporter | null = null;
   const post = async (url: string, body: string, headers: Record<string, string>) => {
-    const response = await fetch(url, {
-      method: "POST",
-      body,
-      headers: {
-        "Content-Type": "application/json",
-        "User-Agent": options.userAgent,
-        ...headers,
-      },
-      redirect: "manual",
-      signal: AbortSignal.timeout(options.timeoutMs),
-    });
-    await response.body?.cancel();
-    if (response.ok) return;
-    const error = `${new URL(url).host} answered HTTP ${response.status}`;
-    if (response.status >= 400 && response.status < 500 && !RETRYABLE_4XX.has(response.status)) {
+    let status: number;
+    try {
+      status = await postOnce(new URL(url), body, {
+        headers: {
+          "Content-Type": "application/json",
+          "User-Agent": options.userAgent,
+          ...headers,
+        },
+        timeoutMs: options.timeoutMs,
+        guarded: !options.allowPrivateDestinations,
+      });
+    } catch (error) {
+      if (error instanceof RefusedDestinationError) throw new PermanentSendError(error.message);
+      throw error;
+    }
+    if (status >= 200 && status < 300) return;
+    const error = `${new URL(url).host} answered HTTP ${status}`;
+    if (status >= 400 && status < 500 && !RETRYABLE_4XX.has(status)) {
       throw new PermanentSendError(error);
     }
     throw new Error(error);
@@ -126,4 +136,44 @@ export function createSenders(options: {
       mailer?.close();
     },
   };
+}
+
+/**
+ * One POST with node:http(s), resolving to the answer's status (the body is
+ * discarded). `guarded`: the literal address or every address the name
+ * resolves to must be public, else `RefusedDestinationError` before any
+ * byte is sent. The whole exchange times out after `timeoutMs`.
+ */
+function postOnce(
+  url: URL,
+  body: string,
+  options: { headers: Record<string, string>; timeoutMs: number; guarded: boolean },
+): Promise<number> {
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    return Promise.reject(new RefusedDestinationError(`${url.protocol} is not http(s)`));
+  }
+  if (options.guarded) {
+    try {
+      assertPublicLiteral(url);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+  const send = url.protocol === "https:" ? httpsRequest : httpRequest;
+  return new Promise((resolve, reject) => {
+    const req = send(url, {
+      method: "POST",
+      headers: { ...options.headers, "Content-Length": String(Buffer.byteLength(body)) },
+      signal: AbortSignal.timeout(options.timeoutMs),
+      // A fresh connection per request: a kept-alive socket would skip the lookup.
+      agent: false,
+      ...(options.guarded ? { lookup: guardedLookup } : {}),
+    });
+    req.on("response", (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on("error", reject);
+    req.end(body);
+  });
 }

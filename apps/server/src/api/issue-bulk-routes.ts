@@ -1,16 +1,14 @@
 import {
   findIssuesInScope,
   type IssueStatus,
-  type MergeResult,
-  mergeIssues,
   type ResolveDetails,
   searchIssues,
   setIssuesStatus,
   statusDetailsOf,
-  withTransaction,
 } from "@sluice/db";
 import type { Context, Hono } from "hono";
 import { z } from "zod";
+import { mergeIssuesInScope } from "../issue-merging.ts";
 import type { ApiEnv } from "./api-env.ts";
 import { ApiError } from "./api-error.ts";
 import { parseInput } from "./input.ts";
@@ -65,9 +63,7 @@ const idParam = z
   .transform(Number)
   .pipe(z.number().int().positive().max(Number.MAX_SAFE_INTEGER));
 
-/** SQLSTATEs a merge is simply run again for: deadlock, serialization failure. */
-const RETRY_CODES = new Set(["40P01", "40001"]);
-const MERGE_ATTEMPTS = 3;
+const CROSS_PROJECT = "Merging across multiple projects is not supported";
 
 /**
  * Sentry's bulk mutate of issues (ProjectGroupIndexEndpoint.put and
@@ -134,24 +130,25 @@ async function bulkMutate(
       ? await findIssuesInScope(db.orm, { organizationId, projectIds }, ids)
       : await issuesOfQuery(c, organizationId, projectIds);
   if (issues.length === 0) return c.body(null, 204);
+  // The merge is checked before the status changes, so a refused merge changes nothing.
   const merging = body.merge === true && issues.length > 1;
   if (merging && new Set(issues.map((i) => i.projectId)).size > 1) {
-    throw new ApiError(400, "Merging across multiple projects is not supported");
+    throw new ApiError(400, CROSS_PROJECT);
   }
   const result: Record<string, unknown> = {};
   if (body.status !== undefined) {
-    const projectIds = [...new Set(issues.map((i) => i.projectId))];
+    const issueProjects = [...new Set(issues.map((i) => i.projectId))];
     const releaseResolve =
       body.status === "resolvedInNextRelease" ||
       body.statusDetails?.inNextRelease === true ||
       body.statusDetails?.inRelease !== undefined;
     // Sentry resolves by release in one project only (update.py, "multiple projects").
-    if (releaseResolve && body.status !== "unresolved" && projectIds.length > 1) {
+    if (releaseResolve && body.status !== "unresolved" && issueProjects.length > 1) {
       throw new ApiError(400, "Cannot set resolved in release for multiple projects.");
     }
     const { status, resolution } = await statusUpdateOf(
       c,
-      projectIds[0] as number,
+      issueProjects[0] as number,
       body as { status: string; statusDetails?: ResolveDetails },
     );
     await setIssuesStatus(
@@ -170,12 +167,13 @@ async function bulkMutate(
   }
   if (body.merge !== undefined) {
     const merged = merging
-      ? await merge(
-          c,
-          issues[0]?.projectId as number,
+      ? await mergeIssuesInScope(
+          db,
+          { organizationId, projectIds },
           issues.map((i) => i.id),
         )
       : null;
+    if (merged === "cross-project") throw new ApiError(400, CROSS_PROJECT);
     result.merge = merged
       ? { parent: String(merged.parentId), children: merged.childIds.map(String) }
       : body.merge;
@@ -207,21 +205,4 @@ async function issuesOfQuery(
     { organizationId, projectIds },
     found.map((i) => i.id),
   );
-}
-
-/** Merges in one transaction, run again on a deadlock or serialization failure. */
-async function merge(
-  c: Context<ApiEnv>,
-  projectId: number,
-  ids: number[],
-): Promise<MergeResult | null> {
-  const { db } = c.get("services");
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await withTransaction(db, ({ client }) => mergeIssues(client, projectId, ids));
-    } catch (error) {
-      const code = (error as { code?: string }).code ?? "";
-      if (!RETRY_CODES.has(code) || attempt >= MERGE_ATTEMPTS) throw error;
-    }
-  }
 }

@@ -1,15 +1,7 @@
-import {
-  findIssueEvents,
-  type Issue,
-  listIssueHashes,
-  type NewIssue,
-  unmergeHashes,
-  withTransaction,
-} from "@sluice/db";
-import { describeIssue } from "@sluice/grouping";
-import { normalizeEvent } from "@sluice/protocol";
+import { findIssueEvents, listIssueHashes } from "@sluice/db";
 import type { Context, Hono } from "hono";
 import { z } from "zod";
+import { unmergeIssueHashes } from "../issue-merging.ts";
 import type { ApiEnv } from "./api-env.ts";
 import { ApiError } from "./api-error.ts";
 import { parseInput } from "./input.ts";
@@ -27,9 +19,6 @@ const hashParam = z
   .min(1)
   .max(64)
   .regex(/^[0-9A-Za-z_-]+$/, "must be a group hash");
-
-const RETRY_CODES = new Set(["40P01", "40001"]);
-const UNMERGE_ATTEMPTS = 3;
 
 /**
  * An issue's hashes and unmerge (Sentry's GroupHashesEndpoint,
@@ -71,7 +60,7 @@ export function registerIssueHashRoutes(api: Hono<ApiEnv>): void {
 }
 
 async function unmerge(c: Context<ApiEnv>): Promise<Response> {
-  const { issue, project } = await issueParam(c);
+  const { issue } = await issueParam(c);
   const raw = c.req.queries("id") ?? [];
   if (raw.length === 0) return c.body(null, 200);
   if (raw.length > MAX_UNMERGE_HASHES) {
@@ -79,66 +68,8 @@ async function unmerge(c: Context<ApiEnv>): Promise<Response> {
   }
   const hashes = [...new Set(raw.map((h) => parseInput(hashParam, h, "id")))];
   const { db } = c.get("services");
-  for (let attempt = 1; ; attempt++) {
-    try {
-      const result = await withTransaction(db, ({ client }) =>
-        unmergeHashes(client, project.id, issue.id, hashes, (payload, receivedAt) =>
-          newIssueFrom(issue, payload, receivedAt),
-        ),
-      );
-      if (result === "no-such-hash") throw new ApiError(409, "Already being unmerged");
-      if (result === "issue-merged") throw new ApiError(409, "The issue was merged meanwhile.");
-      return c.body(null, 202);
-    } catch (error) {
-      const code = (error as { code?: string }).code ?? "";
-      if (!RETRY_CODES.has(code) || attempt >= UNMERGE_ATTEMPTS) throw error;
-    }
-  }
-}
-
-/**
- * The new issue of an unmerge, described from its newest event as the
- * worker describes issues; a copy of the old issue's description when that
- * event is missing or unreadable.
- */
-function newIssueFrom(
-  issue: Issue,
-  payload: Record<string, unknown> | null,
-  receivedAt: Date | null,
-): NewIssue {
-  const copy: NewIssue = {
-    projectId: issue.projectId,
-    type: issue.type,
-    title: issue.title,
-    culprit: issue.culprit,
-    level: issue.level,
-    platform: issue.platform,
-    logger: issue.logger,
-    metadata: issue.metadata,
-    seenAt: issue.lastSeen,
-    release: issue.lastRelease,
-  };
-  if (!payload || !receivedAt) return copy;
-  try {
-    const event = normalizeEvent(payload, {
-      eventId: "0".repeat(32),
-      timestamp: receivedAt,
-      receivedAt,
-    });
-    const described = describeIssue(event);
-    return {
-      ...copy,
-      type: described.type,
-      title: described.title,
-      culprit: described.culprit,
-      level: event.level,
-      platform: event.platform,
-      logger: event.logger,
-      metadata: described.metadata,
-      seenAt: event.timestamp,
-      release: event.release,
-    };
-  } catch {
-    return copy;
-  }
+  const result = await unmergeIssueHashes(db, issue, hashes);
+  if (result === "no-such-hash") throw new ApiError(409, "Already being unmerged");
+  if (result === "issue-merged") throw new ApiError(409, "The issue was merged meanwhile.");
+  return c.body(null, 202);
 }

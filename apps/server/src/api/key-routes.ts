@@ -2,6 +2,7 @@ import { findProjectKey, listProjectKeys, type ProjectKey, updateProjectKey } fr
 import { formatDsn, isPublicKey } from "@sluice/protocol";
 import type { Context, Hono } from "hono";
 import { z } from "zod";
+import { keyRateLimitInput, keyRateLimitOf } from "../key-rate-limit.ts";
 import type { ApiEnv } from "./api-env.ts";
 import { notFound } from "./api-error.ts";
 import { storableText } from "./input.ts";
@@ -11,21 +12,13 @@ import { requireScope } from "./require-scope.ts";
 
 /**
  * `PUT …/keys/{key_id}/` as Sentry's ProjectKeyDetailsEndpoint reads it
- * (src/sentry/api/endpoints/project_key_details.py, with the
- * `RateLimitSerializer` of src/sentry/api/serializers/rest_framework):
- * `rateLimit` `{count >= 0, window 0..86400 s}`, or null (or both fields
- * null) to clear it; `name`; `isActive`.
+ * (src/sentry/api/endpoints/project_key_details.py): `rateLimit` as
+ * `keyRateLimitInput` reads it, or null to clear it; `name`; `isActive`.
  */
 const keyUpdate = z.object({
   name: storableText(64).min(1).optional(),
   isActive: z.boolean().optional(),
-  rateLimit: z
-    .object({
-      count: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).nullable().optional(),
-      window: z.number().int().min(0).max(86_400).nullable().optional(),
-    })
-    .nullable()
-    .optional(),
+  rateLimit: keyRateLimitInput.nullable().optional(),
 });
 
 function serializeKey(c: Context<ApiEnv>, key: ProjectKey) {
@@ -77,15 +70,7 @@ export function registerKeyRoutes(api: Hono<ApiEnv>): void {
   api.put("/api/0/projects/:org/:project/keys/:keyId", requireScope("project:write"), async (c) => {
     const key = await keyParam(c);
     const body = await readJsonBody(c, keyUpdate);
-    let rateLimit: { count: number; window: number } | null | undefined;
-    if (body.rateLimit === null) rateLimit = null;
-    else if (body.rateLimit) {
-      const { count, window } = body.rateLimit;
-      rateLimit =
-        count === null || count === undefined || window === null || window === undefined
-          ? null
-          : { count, window };
-    }
+    const rateLimit = body.rateLimit === undefined ? undefined : keyRateLimitOf(body.rateLimit);
     const updated = await updateProjectKey(c.get("services").db.orm, key.id, {
       label: body.name,
       isActive: body.isActive,

@@ -8,10 +8,8 @@ import {
 } from "@sluice/db";
 import {
   CURRENT_GROUPING_CONFIG,
-  type GroupingRuleError,
+  checkGroupingRuleText,
   PREVIOUS_GROUPING_CONFIG,
-  parseGroupingRules,
-  RULE_LIMITS,
 } from "@sluice/grouping";
 import type { Context, Hono } from "hono";
 import { z } from "zod";
@@ -60,19 +58,10 @@ function serializeProjectDetails(
   };
 }
 
-/** Sentry's wording of a parse error (fingerprinting's `Invalid syntax near "…" (line N, …)`), with our reason. */
-function describeRuleError(text: string, error: GroupingRuleError): string {
-  if (error.line === 0) return `Invalid rules: ${error.message}`;
-  const line = (text.split(/\r\n|\r|\n/)[error.line - 1] ?? "").trim();
-  const context = line.length > 32 ? `${line.slice(0, 32)}...` : line;
-  return `Invalid syntax near "${context}" (line ${error.line}): ${error.message}`;
-}
-
 /**
  * Validates the grouping fields of a project update the way Sentry's
  * ProjectAdminSerializer does: each rule field a string (null or absent:
- * unchanged; '' clears it) of at most `RULE_LIMITS.maxChars` characters that
- * parses as Sentry's rule syntax. Returns the fields to write, or the errors
+ * unchanged; '' clears it) that `checkGroupingRuleText` accepts. Returns the fields to write, or the errors
  * keyed by field as DRF reports them (`{"fingerprintingRules": ["…"]}`).
  */
 function validateProjectUpdate(
@@ -88,15 +77,9 @@ function validateProjectUpdate(
   for (const field of RULE_FIELDS) {
     const value = body[field];
     if (value === undefined || value === null) continue;
-    if (typeof value !== "string") {
-      errors[field] = ["Not a valid string."];
-    } else if (value.length > RULE_LIMITS.maxChars) {
-      errors[field] = [`Ensure this field has no more than ${RULE_LIMITS.maxChars} characters.`];
-    } else {
-      const problems = parseGroupingRules({ [field]: value }).errors;
-      if (problems[0]) errors[field] = [describeRuleError(value, problems[0])];
-      else update[field] = value;
-    }
+    const problem = checkGroupingRuleText(field, value);
+    if (problem) errors[field] = [problem.message];
+    else update[field] = value as string;
   }
   return Object.keys(errors).length > 0 ? { ok: false, errors } : { ok: true, update };
 }

@@ -1,4 +1,3 @@
-import { randomBytes } from "node:crypto";
 import {
   type Action,
   type Condition,
@@ -7,6 +6,7 @@ import {
   parseRule,
   RULE_LIMITS,
   type RuleErrors,
+  webhookUrlsSchema,
 } from "@sluice/alert-rules";
 import {
   type AlertRuleRow,
@@ -16,11 +16,12 @@ import {
   findProjectPlugin,
   listAlertRules,
   type ProjectWithOrganization,
-  saveProjectPlugin,
+  saveWebhookPlugin,
   updateAlertRule,
 } from "@sluice/db";
 import type { Context, Hono } from "hono";
 import { z } from "zod";
+import { checkRuleTargets, checkWebhookUrls } from "../alert-targets.ts";
 import type { ApiEnv } from "./api-env.ts";
 import { notFound } from "./api-error.ts";
 import { idParam, organizationAndAccess, projectParam } from "./lookups.ts";
@@ -102,10 +103,18 @@ export function registerRuleRoutes(api: Hono<ApiEnv>): void {
 
   api.post(base, requireScope("project:write"), async (c) => {
     const project = await projectParam(c);
+    const { db, config } = c.get("services");
     const parsed = parseRule(await readJsonBody(c, anyObject));
     if (!parsed.ok) return invalid(c, parsed.errors);
+    const targets = await checkRuleTargets(
+      db.pool,
+      project.id,
+      parsed.rule,
+      config.alerts.allowPrivateDestinations,
+    );
+    if (Object.keys(targets).length > 0) return invalid(c, targets);
     const rule = await createAlertRule(
-      c.get("services").db.pool,
+      db.pool,
       project.id,
       { ...parsed.rule, frequencyMinutes: parsed.rule.frequency },
       RULE_LIMITS.rulesPerProject,
@@ -125,7 +134,7 @@ export function registerRuleRoutes(api: Hono<ApiEnv>): void {
 
   api.put(`${base}/:ruleId`, requireScope("project:write"), async (c) => {
     const project = await projectParam(c);
-    const { db } = c.get("services");
+    const { db, config } = c.get("services");
     const existing = await ruleParam(c, project);
     const body = await readJsonBody(c, anyObject);
     // Sentry's PUT takes the whole rule; fields left out keep their values.
@@ -141,6 +150,13 @@ export function registerRuleRoutes(api: Hono<ApiEnv>): void {
       ...body,
     });
     if (!parsed.ok) return invalid(c, parsed.errors);
+    const targets = await checkRuleTargets(
+      db.pool,
+      project.id,
+      parsed.rule,
+      config.alerts.allowPrivateDestinations,
+    );
+    if (Object.keys(targets).length > 0) return invalid(c, targets);
     const rule = await updateAlertRule(db.pool, project.id, existing.id, {
       ...parsed.rule,
       frequencyMinutes: parsed.rule.frequency,
@@ -161,29 +177,7 @@ export function registerRuleRoutes(api: Hono<ApiEnv>): void {
   registerWebhookPluginRoutes(api);
 }
 
-/** Most webhook URLs one project may list; each at most 2,048 characters. */
-const MAX_WEBHOOK_URLS = 20;
-
-/**
- * Sentry's `validate_urls` (src/sentry/plugins/sentry_webhooks/plugin.py):
- * one URL per line, blank lines dropped, each http(s); Sluice bounds them.
- */
-const urlsField = z
-  .string()
-  .max(MAX_WEBHOOK_URLS * (RULE_LIMITS.webhookUrl + 1))
-  .transform((value) =>
-    value
-      .split(/\r?\n/)
-      .map((u) => u.trim())
-      .filter(Boolean),
-  )
-  .pipe(
-    z
-      .array(z.url({ protocol: /^https?$/, error: "Not a valid URL." }).max(RULE_LIMITS.webhookUrl))
-      .max(MAX_WEBHOOK_URLS, `At most ${MAX_WEBHOOK_URLS} URLs.`),
-  );
-
-const webhookConfig = z.object({ urls: urlsField.optional() });
+const webhookConfig = z.object({ urls: webhookUrlsSchema.optional() });
 
 /**
  * The webhooks plugin as `GET /api/0/projects/{org}/{project}/plugins/webhooks/`
@@ -243,18 +237,14 @@ function registerWebhookPluginRoutes(api: Hono<ApiEnv>): void {
   });
   const save = async (c: Context<ApiEnv>, change: { enabled: boolean; urls?: string[] }) => {
     const project = await projectParam(c);
-    const { pool } = c.get("services").db;
-    const existing = await findProjectPlugin(pool, project.id, "webhooks");
-    const config: Record<string, unknown> = {
-      ...(existing?.config ?? {}),
-      ...(change.urls ? { urls: change.urls.join("\n") } : {}),
-    };
-    if (typeof config.secret !== "string") config.secret = randomBytes(32).toString("hex");
-    await saveProjectPlugin(pool, project.id, "webhooks", change.enabled, config);
-    return c.json(serializeWebhookPlugin({ enabled: change.enabled, config }, true));
+    const saved = await saveWebhookPlugin(c.get("services").db.pool, project.id, change);
+    return c.json(serializeWebhookPlugin(saved, true));
   };
   api.put(path, requireScope("project:write"), async (c) => {
     const body = await readJsonBody(c, webhookConfig);
+    const { config } = c.get("services");
+    const refused = await checkWebhookUrls(body.urls ?? [], config.alerts.allowPrivateDestinations);
+    if (refused.length > 0) return c.json({ detail: `urls: ${refused[0]}`, urls: refused }, 400);
     return save(c, { enabled: true, ...(body.urls ? { urls: body.urls } : {}) });
   });
   api.post(path, requireScope("project:write"), (c) => save(c, { enabled: true }));

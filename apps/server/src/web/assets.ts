@@ -46,8 +46,12 @@ button, .button { font: inherit; padding: .35rem .8rem; border-radius: 5px; bord
   background: #fff; color: var(--text); cursor: pointer; text-decoration: none; display: inline-block; }
 button.primary, .button.primary { background: var(--accent); color: var(--accent-text); border-color: var(--accent); }
 button:hover { filter: brightness(.96); }
-input[type=text], input[type=search], input[type=email], input[type=password], select {
+input[type=text], input[type=search], input[type=email], input[type=password], input[type=number], select, textarea {
   font: inherit; padding: .35rem .5rem; border: 1px solid #bdb9c9; border-radius: 5px; background: #fff; }
+textarea.rules { width: 100%; font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 13px; }
+[aria-invalid=true] { border-color: var(--danger); }
+.panel > h2:first-child { margin-top: 0; }
+dl.facts.spaced { margin: .6rem 0 .8rem; }
 label { font-weight: 600; }
 form.inline { display: inline; }
 .toolbar { display: flex; gap: .6rem; align-items: end; flex-wrap: wrap; margin-bottom: .8rem; }
@@ -118,6 +122,20 @@ pre.snippet { background: #231c3d; color: #f3f0ff; padding: .8rem; border-radius
 .login form { display: flex; flex-direction: column; gap: .6rem; }
 .error-page { text-align: center; padding: 3rem 1rem; }
 .error-page .code { font-size: 3rem; font-weight: 700; color: var(--muted); }
+fieldset { border: 1px solid var(--border); border-radius: 6px; background: var(--panel); margin: 0 0 1rem; padding: .6rem 1rem; }
+legend { font-weight: 700; padding: 0 .3rem; }
+fieldset[aria-invalid="true"], input[aria-invalid="true"], select[aria-invalid="true"], textarea[aria-invalid="true"] { border-color: var(--danger); }
+.rule-form .row { margin: .4rem 0; }
+.rule-form .field label { font-weight: 500; font-size: .85rem; }
+input[type=number], textarea { font: inherit; padding: .35rem .5rem; border: 1px solid #bdb9c9; border-radius: 5px; background: #fff; }
+textarea { width: 100%; font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: .88rem; }
+.field-error, ul.field-errors { color: var(--danger); }
+ul.field-errors { margin: .3rem 0; padding-left: 1.2rem; }
+button.danger { background: var(--danger); color: #fff; border-color: var(--danger); }
+svg.usage-chart { display: block; max-height: 14rem; }
+th[scope=row] { text-transform: none; font-size: inherit; letter-spacing: normal; color: var(--text); }
+.legend .swatch { display: inline-block; width: .8rem; height: .8rem; border-radius: 2px; vertical-align: middle; }
+.legend .swatch.accepted { background: #8a74e8; } .legend .swatch.dropped { background: #e0863a; margin-left: .8rem; }
 `;
 
 const SCRIPT = `

@@ -97,3 +97,13 @@ export function ShareBar({ share }: { share: number }) {
     </svg>
   );
 }
+
+/** A notice above a page's content: a status, or an alert when `error`; nothing without a message. */
+export function Notice({ message, error }: { message: string | undefined; error?: boolean }) {
+  if (!message) return null;
+  return (
+    <p class={error ? "notice error" : "notice"} role={error ? "alert" : "status"}>
+      {message}
+    </p>
+  );
+}

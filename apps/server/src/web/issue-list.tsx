@@ -14,6 +14,7 @@ import { MAX_SEARCH_LENGTH as MAX_QUERY_LENGTH, parseIssueSearch } from "@sluice
 import type { Context, Hono } from "hono";
 import { requireCsrf } from "../accounts/session-middleware.ts";
 import { CsrfField, formatCount, Level, RelativeTime, Sparkline } from "./components.tsx";
+import { mergeSelectedIssues } from "./issue-merge-pages.tsx";
 import { Layout } from "./layout.tsx";
 import { EmptyProject, projectDsns } from "./project-setup.tsx";
 import { render } from "./render.ts";
@@ -67,7 +68,7 @@ function decodeCursor(cursor: string | undefined, sort: IssueSort): IssueCursor 
 export function registerIssueListPages(web: Hono<WebEnv>): void {
   web.get("/organizations/:org/issues", (c) => issueList(c));
   web.post("/organizations/:org/issues/bulk", requireCsrf(), async (c) => {
-    const { access, projects } = await orgPage(c);
+    const { org, access, projects } = await orgPage(c);
     requirePageScope(access, "event:write");
     const body = await c.req.parseBody({ all: true });
     // Resolving by release is per project (its latest release): the issue page does it.
@@ -75,11 +76,12 @@ export function registerIssueListPages(web: Hono<WebEnv>): void {
       body.status === "resolvedInNextRelease"
         ? undefined
         : STATUS_ACTIONS[String(body.status ?? "")];
-    if (!status) throw new PageError(400, "Choose Resolve or Ignore.");
+    if (!status && body.merge !== "1") throw new PageError(400, "Choose Resolve, Ignore or Merge.");
     const ids = ([] as unknown[]).concat(body.issue ?? []).map(String);
     if (ids.length === 0 || ids.length > MAX_BULK || !ids.every((id) => /^\d{1,16}$/.test(id))) {
       throw new PageError(400, `Select between 1 and ${MAX_BULK} issues first.`);
     }
+    if (!status) return mergeSelectedIssues(c, { org, access, projects }, ids.map(Number));
     const { orm } = c.get("services").db;
     const visible = new Set(projects.map((p) => p.id));
     for (const id of new Set(ids.map(Number))) {
@@ -269,6 +271,9 @@ async function issueList(c: Context<WebEnv>) {
               </button>
               <button type="submit" name="status" value="ignored">
                 Ignore selected
+              </button>
+              <button type="submit" name="merge" value="1">
+                Merge selected
               </button>
             </div>
           ) : null}

@@ -17,6 +17,7 @@ import { requireCsrf } from "../accounts/session-middleware.ts";
 import { CsrfField, formatCount, Level, RelativeTime, ShareBar } from "./components.tsx";
 import { EventView, eventTags, readEvent } from "./event-view.tsx";
 import { nextPath, STATUS_ACTIONS } from "./issue-list.tsx";
+import { MergedIssuesLink } from "./issue-merge-pages.tsx";
 import { Layout } from "./layout.tsx";
 import { render } from "./render.ts";
 import { PageError, type WebEnv } from "./web-env.ts";
@@ -228,6 +229,7 @@ async function issueWithEvent(c: Context<WebEnv>, ctx: IssueContext, row: Stored
     c,
     <Layout title={issue.title} viewer={viewer} org={org} section="issues">
       <IssueHeader ctx={ctx} csrf={viewer?.csrfToken ?? ""} next={next} />
+      <MergedIssuesLink here={here} merged={c.req.query("merged")} />
       <div class="layout-2">
         <div>
           <h2>{row ? "Event" : "No events"}</h2>

@@ -3,7 +3,15 @@ import type { Viewer } from "../accounts/access.ts";
 import { assetUrl } from "./assets.ts";
 
 /** Which part of the navigation a page belongs to (marked `aria-current`). */
-export type Section = "issues" | "releases" | "projects" | "members" | "account" | null;
+export type Section =
+  | "issues"
+  | "releases"
+  | "alerts"
+  | "stats"
+  | "projects"
+  | "members"
+  | "account"
+  | null;
 
 export type LayoutProps = {
   /** The document title (the page's h1 is the page's own). */
@@ -51,6 +59,8 @@ export function Layout({ title, viewer, org, section, children }: LayoutProps) {
               <ul>
                 {link(`/organizations/${org.slug}/issues/`, "Issues", "issues")}
                 {link(`/organizations/${org.slug}/releases/`, "Releases", "releases")}
+                {link(`/organizations/${org.slug}/alerts/rules/`, "Alerts", "alerts")}
+                {link(`/organizations/${org.slug}/stats/`, "Stats", "stats")}
                 {link(`/settings/${org.slug}/projects/`, "Projects", "projects")}
                 {link(`/settings/${org.slug}/members/`, "Members", "members")}
               </ul>

@@ -18,8 +18,13 @@ import { hashPassword, passwordProblem, verifyPassword } from "../accounts/passw
 import { isOrganizationRole, ORGANIZATION_ROLES, roleRank } from "../accounts/roles.ts";
 import { requireCsrf } from "../accounts/session-middleware.ts";
 import { endSession, SESSION_COOKIE } from "../accounts/sessions.ts";
-import { CsrfField, RelativeTime } from "./components.tsx";
+import { CsrfField, Notice, RelativeTime } from "./components.tsx";
 import { Layout } from "./layout.tsx";
+import {
+  ProjectLimitsSection,
+  ProjectSettingsLinks,
+  readProjectLimits,
+} from "./project-settings-pages.tsx";
 import { DsnField, projectDsns } from "./project-setup.tsx";
 import { render } from "./render.ts";
 import { PageError, type WebEnv } from "./web-env.ts";
@@ -34,15 +39,6 @@ const MAX_MEMBERS = 1_000;
 function grantableRoles(access: OrganizationAccess): string[] {
   return ORGANIZATION_ROLES.filter(
     (r) => access.role === null || roleRank(r) <= roleRank(access.role as string),
-  );
-}
-
-function Notice({ message, error }: { message: string | undefined; error?: boolean }) {
-  if (!message) return null;
-  return (
-    <p class={error ? "notice error" : "notice"} role={error ? "alert" : "status"}>
-      {message}
-    </p>
   );
 }
 
@@ -133,6 +129,7 @@ async function projectPage(c: Context<WebEnv>) {
     );
   const viewer = c.get("viewer");
   const dsns = await projectDsns(c.get("services"), project);
+  const limits = await readProjectLimits(c.get("services"), project);
   const canEdit = access.scopes.has("project:write") && viewer;
   return render(
     c,
@@ -141,6 +138,7 @@ async function projectPage(c: Context<WebEnv>) {
         <a href={`/settings/${org.slug}/projects/`}>All projects</a>
       </p>
       <h1>{`Project ${project.slug}`}</h1>
+      <ProjectSettingsLinks base={`/settings/${org.slug}/projects/${project.slug}`} />
       <h2>Client keys (DSN)</h2>
       {dsns.length === 0 ? <p class="muted">No keys: create one to get a DSN.</p> : null}
       {dsns.map(({ key, dsn }) => (
@@ -172,6 +170,11 @@ async function projectPage(c: Context<WebEnv>) {
           <button type="submit">Create a key</button>
         </form>
       ) : null}
+      <ProjectLimitsSection
+        limits={limits}
+        base={`/settings/${org.slug}/projects/${project.slug}`}
+        csrf={canEdit ? viewer.csrfToken : null}
+      />
     </Layout>,
   );
 }

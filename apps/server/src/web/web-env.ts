@@ -9,3 +9,10 @@ export class PageError extends Error {
     super(message);
   }
 }
+
+/** A page asked for under an old address (a merged issue's id): answered with a redirect to `location`. */
+export class PageRedirect extends Error {
+  constructor(readonly location: string) {
+    super(`moved to ${location}`);
+  }
+}

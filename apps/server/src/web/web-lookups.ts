@@ -9,7 +9,7 @@ import {
 } from "@sluice/db";
 import type { Context } from "hono";
 import { loadAccess, type OrganizationAccess } from "../accounts/access.ts";
-import { PageError, type WebEnv } from "./web-env.ts";
+import { PageError, PageRedirect, type WebEnv } from "./web-env.ts";
 
 /**
  * How pages resolve what their path names, always through the viewer's
@@ -56,7 +56,10 @@ export async function orgPage(c: Context<WebEnv>): Promise<OrgPage> {
   return { org, access, projects: all.filter((p) => access.canSeeProject(p.id)) };
 }
 
-/** Resolves `:org` and `:issueId` (an issue of a project the viewer can see), or throws a 404. */
+/**
+ * Resolves `:org` and `:issueId` (an issue of a project the viewer can see), or throws a 404;
+ * a GET of a merged issue throws a redirect to the same page of the issue it was merged into.
+ */
 export async function issuePage(c: Context<WebEnv>) {
   const page = await orgPage(c);
   const { orm } = c.get("services").db;
@@ -74,7 +77,26 @@ export async function issuePage(c: Context<WebEnv>) {
       "There is no such issue in this organization, or you cannot see its project.",
     );
   }
+  if (issue.id !== id && c.req.method === "GET") {
+    // A merged issue's pages show the issue it was merged into, as Sentry's do.
+    const url = new URL(c.req.url);
+    const path = url.pathname.replace(`/issues/${c.req.param("issueId")}`, `/issues/${issue.id}`);
+    throw new PageRedirect(`${path}${url.search}`);
+  }
   return { ...page, issue, project };
+}
+
+/** Resolves `:org` and `:project` (a project the viewer can see, by slug), or throws a 404. */
+export async function projectSettingsPage(c: Context<WebEnv>) {
+  const page = await orgPage(c);
+  const project = page.projects.find((p) => p.slug === c.req.param("project"));
+  if (!project) {
+    throw new PageError(
+      404,
+      "There is no such project in this organization, or you cannot see it.",
+    );
+  }
+  return { ...page, project };
 }
 
 /** Throws a 403 page unless the viewer's role grants `scope` in the organization. */

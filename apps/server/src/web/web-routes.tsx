@@ -3,13 +3,18 @@ import { bodyLimit } from "hono/body-limit";
 import { loadAccess } from "../accounts/access.ts";
 import { sessionAuth } from "../accounts/session-middleware.ts";
 import type { Services } from "../services.ts";
+import { registerAlertRulePages } from "./alert-rule-pages.tsx";
 import { ASSETS } from "./assets.ts";
 import { errorPage } from "./error-pages.tsx";
 import { registerIssueListPages } from "./issue-list.tsx";
+import { registerIssueMergePages } from "./issue-merge-pages.tsx";
 import { registerIssuePages } from "./issue-page.tsx";
+import { registerProjectSettingsPages } from "./project-settings-pages.tsx";
 import { registerReleasePages } from "./release-pages.tsx";
 import { registerSettingsPages } from "./settings-pages.tsx";
-import { PageError, type WebEnv } from "./web-env.ts";
+import { registerUsagePage } from "./usage-page.tsx";
+import { PageError, PageRedirect, type WebEnv } from "./web-env.ts";
+import { registerWebhookSettingsPage } from "./webhook-settings-page.tsx";
 
 /**
  * What every page answer carries: a policy that allows only Sluice's own
@@ -40,6 +45,7 @@ export function createWebRoutes(services: Services): Hono<WebEnv> {
   const web = new Hono<WebEnv>({ strict: false });
   web.onError((error, c) => {
     if (error instanceof PageError) return errorPage(c, error.status, error.message);
+    if (error instanceof PageRedirect) return c.redirect(error.location, 302);
     services.log.error({ err: error, path: c.req.path }, "page failed");
     return errorPage(c, 500, "The page failed to render; the error is in Sluice's log.");
   });
@@ -91,8 +97,13 @@ export function createWebRoutes(services: Services): Hono<WebEnv> {
 
   registerIssueListPages(web);
   registerIssuePages(web);
+  registerIssueMergePages(web);
   registerReleasePages(web);
   registerSettingsPages(web);
+  registerAlertRulePages(web);
+  registerWebhookSettingsPage(web);
+  registerUsagePage(web);
+  registerProjectSettingsPages(web);
   for (const prefix of PAGE_PREFIXES) {
     web.all(prefix, (c) => errorPage(c, 404, "There is no page at this address."));
   }

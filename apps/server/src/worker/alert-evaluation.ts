@@ -28,6 +28,7 @@ import {
 } from "@sluice/db";
 import type { NormalizedEvent } from "@sluice/protocol";
 import type pg from "pg";
+import { emailRecipientsOf, memberDeliveryTarget } from "../alert-targets.ts";
 
 /** One event of an issue as grouping left it. */
 type GroupedEvent = {
@@ -237,8 +238,11 @@ function factsOf(event: NormalizedEvent, receivedAt: Date, userKey: string | nul
 /**
  * The deliveries of a firing: one per action and target. The webhooks
  * service posts to each URL the project's webhooks plugin lists (none when
- * it is disabled or empty, as Sentry's plugin does); email goes to the
- * action's addresses in one message; chat actions to their webhook URL.
+ * it is disabled or empty, as Sentry's plugin does); an `Addresses` email
+ * goes to its addresses in one message; an email to members is one
+ * delivery per member it names now (target `user:{id}`; a member named by
+ * two email actions of the rule gets one), checked again when sent; chat
+ * actions to their webhook URL.
  */
 async function targetsOf(
   client: pg.PoolClient,
@@ -247,6 +251,7 @@ async function targetsOf(
   webhookUrls: Map<number, string[]>,
 ): Promise<{ actionIndex: number; actionType: string; target: string }[]> {
   const out: { actionIndex: number; actionType: string; target: string }[] = [];
+  const mailed = new Set<number>();
   for (const [actionIndex, action] of actions.entries()) {
     switch (action.id) {
       case NOTIFY_EVENT_SERVICE: {
@@ -263,10 +268,16 @@ async function targetsOf(
         break;
       }
       case NOTIFY_EMAIL: {
-        // Members (IssueOwners, Team, Member) are refused by the API until
-        // Sluice has accounts; then their addresses are resolved here.
-        const to = emailAddresses(action);
-        if (to.length > 0) out.push({ actionIndex, actionType: "email", target: to.join(",") });
+        if (action.targetType === "Addresses") {
+          const to = emailAddresses(action);
+          if (to.length > 0) out.push({ actionIndex, actionType: "email", target: to.join(",") });
+          break;
+        }
+        for (const r of await emailRecipientsOf(client, projectId, action)) {
+          if (mailed.has(r.userId)) continue;
+          mailed.add(r.userId);
+          out.push({ actionIndex, actionType: "email", target: memberDeliveryTarget(r.userId) });
+        }
         break;
       }
       case SLACK_NOTIFY:

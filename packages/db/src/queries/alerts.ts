@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import type pg from "pg";
 import type { Queryable } from "../database.ts";
 import { payloadOfRow } from "../event-payload.ts";
@@ -30,6 +31,8 @@ export type AlertRuleRow = {
   lastDeliveredAt: Date | null;
   lastError: string | null;
   lastErrorAt: Date | null;
+  /** When the rule last fired for an issue (its newest firing), or null. */
+  lastFiredAt: Date | null;
 };
 
 /** The fields a client sets on a rule. */
@@ -52,7 +55,8 @@ const RULE_COLUMNS = `r.id::int AS id, r.project_id::int AS "projectId", r.name,
   (SELECT count(*)::int FROM alert_firings f JOIN alert_deliveries d ON d.firing_id = f.id
     WHERE f.rule_id = r.id AND d.status = 'pending') AS "deliveriesPending",
   r.last_delivered_at AS "lastDeliveredAt", r.last_error AS "lastError",
-  r.last_error_at AS "lastErrorAt"`;
+  r.last_error_at AS "lastErrorAt",
+  (SELECT max(f.fired_at) FROM alert_firings f WHERE f.rule_id = r.id) AS "lastFiredAt"`;
 
 /** The project's active rules, oldest first (Sentry lists them so). */
 export async function listAlertRules(db: Queryable, projectId: number): Promise<AlertRuleRow[]> {
@@ -60,6 +64,22 @@ export async function listAlertRules(db: Queryable, projectId: number): Promise<
     `SELECT ${RULE_COLUMNS} FROM alert_rules r
       WHERE r.project_id = $1 AND r.status = 'active' ORDER BY r.id`,
     [projectId],
+  );
+  return result.rows;
+}
+
+/** The first `limit` active rules of these projects (an organization's rules page), by project then age. */
+export async function listAlertRulesOfProjects(
+  db: Queryable,
+  projectIds: number[],
+  limit: number,
+): Promise<AlertRuleRow[]> {
+  if (projectIds.length === 0) return [];
+  const result = await db.query(
+    `SELECT ${RULE_COLUMNS} FROM alert_rules r
+      WHERE r.project_id = ANY($1::bigint[]) AND r.status = 'active'
+      ORDER BY r.project_id, r.id LIMIT $2`,
+    [projectIds, limit],
   );
   return result.rows;
 }
@@ -170,6 +190,27 @@ export async function saveProjectPlugin(
      DO UPDATE SET enabled = EXCLUDED.enabled, config = EXCLUDED.config, updated_at = now()`,
     [projectId, plugin, enabled, JSON.stringify(config)],
   );
+}
+
+/**
+ * Saves the webhooks plugin of a project (Sentry's legacy
+ * `sentry_webhooks`): `urls` (when given, one per line) replace the stored
+ * ones, `enabled` is set, and the first save makes the project's signing
+ * secret (64 hex characters). Returns the config as stored.
+ */
+export async function saveWebhookPlugin(
+  db: Queryable,
+  projectId: number,
+  change: { enabled: boolean; urls?: string[] },
+): Promise<{ enabled: boolean; config: Record<string, unknown> }> {
+  const existing = await findProjectPlugin(db, projectId, "webhooks");
+  const config: Record<string, unknown> = {
+    ...(existing?.config ?? {}),
+    ...(change.urls ? { urls: change.urls.join("\n") } : {}),
+  };
+  if (typeof config.secret !== "string") config.secret = randomBytes(32).toString("hex");
+  await saveProjectPlugin(db, projectId, "webhooks", change.enabled, config);
+  return { enabled: change.enabled, config };
 }
 
 /** The active rules of these projects, for the worker's evaluation. */
@@ -490,6 +531,21 @@ export async function recordDeliveryAttempt(
        FROM d JOIN alert_firings f ON f.id = d.firing_id
       WHERE r.id = f.rule_id`,
     [id, status, outcome.ok ? null : outcome.error],
+  );
+  return (result.rowCount ?? 0) > 0;
+}
+
+/**
+ * Ends a pending delivery without sending it (status `skipped`, the reason
+ * kept as its last error): its recipient is no longer one, e.g. a member
+ * removed after the rule fired. The rule's counts and last error are left
+ * alone, since nothing failed. Returns false when it was no longer pending.
+ */
+export async function skipDelivery(db: Queryable, id: number, reason: string): Promise<boolean> {
+  const result = await db.query(
+    `UPDATE alert_deliveries SET status = 'skipped', attempts = attempts + 1, last_error = $2
+      WHERE id = $1 AND status = 'pending'`,
+    [id, reason],
   );
   return (result.rowCount ?? 0) > 0;
 }

@@ -103,7 +103,12 @@ export type IssueHash = {
   hash: string;
   variant: string;
   latestEvent: { eventId: string; receivedAt: Date } | null;
+  /** Stored events of the issue whose primary hash this is (what an unmerge of it moves), at most `HASH_EVENT_COUNT_CAP`. */
+  eventCount: number;
 };
+
+/** Most events counted per hash: a page of hashes of a huge issue stays a bounded read. */
+export const HASH_EVENT_COUNT_CAP = 10_000;
 
 /**
  * The hashes issue `issueId` owns, ordered as Sentry's GroupHashesEndpoint
@@ -117,7 +122,10 @@ export async function listIssueHashes(
   offset: number,
 ): Promise<IssueHash[]> {
   const result = await db.query(
-    `SELECT h.hash, h.variant, le.event_id::text AS event_id, le.received_at
+    `SELECT h.hash, h.variant, le.event_id::text AS event_id, le.received_at,
+            (SELECT count(*) FROM (SELECT 1 FROM events e
+              WHERE e.issue_id = h.issue_id AND e.project_id = h.project_id
+                AND e.primary_hash = h.hash LIMIT $4) n) AS event_count
        FROM issue_hashes h
        LEFT JOIN LATERAL (
          SELECT e.event_id, e.received_at FROM events e
@@ -126,7 +134,7 @@ export async function listIssueHashes(
       WHERE h.issue_id = $1
       ORDER BY le.received_at DESC NULLS LAST, h.hash
       LIMIT $2 OFFSET $3`,
-    [issueId, limit, offset],
+    [issueId, limit, offset, HASH_EVENT_COUNT_CAP],
   );
   return result.rows.map((r) => ({
     hash: r.hash as string,
@@ -138,6 +146,7 @@ export async function listIssueHashes(
             eventId: (r.event_id as string).replaceAll("-", ""),
             receivedAt: r.received_at as Date,
           },
+    eventCount: Number(r.event_count),
   }));
 }
 

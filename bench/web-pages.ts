@@ -5,8 +5,9 @@
  * test Sluice through SQL (typical @sentry/node errors, compressed as
  * SLUICE_PAYLOAD_STORAGE=compressed stores them, received over the last two
  * days), then times sequential GETs over loopback of the issue list (default
- * search, sorted by events, the second page, a text search) and of issue
- * pages of random issues. Loopback adds well under a millisecond, so the
+ * search, sorted by events, the second page, a text search, environment and
+ * tag searches through `issue_tag_values`, seeded with a dozen tags per issue
+ * and one row per user) and of issue pages of random issues. Loopback adds well under a millisecond, so the
  * times are the server's. Prints p50/p95/max per page. Not a test: it never
  * fails on speed.
  */
@@ -81,7 +82,37 @@ try {
       [projectId, eventIds, times],
     );
   }
-  await t.sql.query("ANALYZE issues; ANALYZE events; ANALYZE event_ids");
+  // Tag values as the worker counts them (issue_tag_values, migration 0010): a
+  // dozen keys per issue, two servers sharing its events, and one row per user.
+  await t.sql.query(
+    `INSERT INTO issue_tag_values (issue_id, project_id, key, value, times_seen, first_seen, last_seen)
+     SELECT i.id, i.project_id, k.key, k.value, greatest(1, round(i.times_seen * k.share))::bigint,
+            i.first_seen, i.last_seen
+       FROM issues i CROSS JOIN LATERAL (VALUES
+         ('environment', CASE WHEN i.short_id % 5 = 0 THEN 'staging' ELSE 'production' END, 1.0),
+         ('server_name', 'web-' || (i.short_id % 20), 0.6),
+         ('server_name', 'web-' || ((i.short_id + 1) % 20), 0.4),
+         ('level', i.level, 1.0),
+         ('release', 'bench@1.0.0', 1.0),
+         ('runtime', 'node v20.19.0', 1.0),
+         ('runtime.name', 'node', 1.0),
+         ('os', 'Linux 6.1', 1.0),
+         ('os.name', 'Linux', 1.0),
+         ('transaction', 'GET /route/' || (i.short_id % 100), 1.0),
+         ('url', 'https://api.example/route/' || (i.short_id % 100), 1.0),
+         ('handled', CASE WHEN i.short_id % 3 = 0 THEN 'no' ELSE 'yes' END, 1.0)
+       ) AS k(key, value, share)
+      WHERE i.project_id = $1`,
+    [projectId],
+  );
+  await t.sql.query(
+    `INSERT INTO issue_tag_values (issue_id, project_id, key, value, times_seen, first_seen, last_seen)
+     SELECT i.id, i.project_id, 'user', 'id:' || u, 1, i.first_seen, i.last_seen
+       FROM issues i CROSS JOIN LATERAL generate_series(1, i.user_count::int) AS u
+      WHERE i.project_id = $1`,
+    [projectId],
+  );
+  await t.sql.query("ANALYZE issues; ANALYZE events; ANALYZE event_ids; ANALYZE issue_tag_values");
   console.log(
     `seeded ${EVENTS.toLocaleString()} events in ${ISSUES.toLocaleString()} issues in ${((performance.now() - started) / 1000).toFixed(1)} s`,
   );
@@ -110,10 +141,49 @@ try {
       () => "/organizations/sluice/issues/?query=is%3Aunresolved+request+4",
     ],
     [
+      "issue list, environment:",
+      () => "/organizations/sluice/issues/?query=is%3Aunresolved+environment%3Astaging",
+    ],
+    [
+      "issue list, environment selector",
+      () => "/organizations/sluice/issues/?environment=production&sort=freq",
+    ],
+    [
+      "issue list, tag search",
+      () => "/organizations/sluice/issues/?query=is%3Aunresolved+server_name%3Aweb-3",
+    ],
+    [
+      "issue list, rare tag (1%)",
+      () =>
+        `/organizations/sluice/issues/?query=${encodeURIComponent('transaction:"GET /route/7"')}`,
+    ],
+    [
+      "issue list, !tag and has:",
+      () =>
+        `/organizations/sluice/issues/?query=${encodeURIComponent("!environment:production has:handled")}`,
+    ],
+    [
+      "API issues, tag search",
+      () =>
+        `/api/0/organizations/sluice/issues/?query=${encodeURIComponent("server_name:web-3 os.name:Linux")}`,
+    ],
+    [
       "issue page (random issue)",
       () => `/organizations/sluice/issues/${ids[Math.floor(Math.random() * ids.length)]}/`,
     ],
   ];
+  // --explain: EXPLAIN ANALYZE the issue-list query each page ran (captured from the pool).
+  const explain = process.argv.includes("--explain");
+  const pool = t.services.db.pool;
+  const captured: { text: string; values: unknown[] }[] = [];
+  if (explain) {
+    const query = pool.query.bind(pool) as (...a: unknown[]) => Promise<unknown>;
+    (pool as unknown as { query: (...a: unknown[]) => Promise<unknown> }).query = (...a) => {
+      if (typeof a[0] === "string" && /FROM issues i\b/.test(a[0]))
+        captured.push({ text: a[0], values: (a[1] as unknown[]) ?? [] });
+      return query(...a);
+    };
+  }
   for (const [name, path] of pages) {
     for (let i = 0; i < 3; i++) await time(path()); // warm up
     const samples: number[] = [];
@@ -121,8 +191,17 @@ try {
     samples.sort((a, b) => a - b);
     const at = (q: number) =>
       (samples[Math.min(samples.length - 1, Math.floor(q * samples.length))] as number).toFixed(1);
+    const last = captured.at(-1);
+    if (explain && last) {
+      const plan = await t.sql.query(`EXPLAIN (ANALYZE, BUFFERS) ${last.text}`, last.values);
+      const lines = plan.rows.map((r) => r["QUERY PLAN"] as string);
+      console.log(
+        `  ${name}: ${lines.filter((l) => /Execution Time|Scan|Sort Method/.test(l)).join("\n    ")}`,
+      );
+      captured.length = 0;
+    }
     console.log(
-      `${name.padEnd(30)} p50 ${at(0.5).padStart(7)} ms  p95 ${at(0.95).padStart(7)} ms  max ${at(1).padStart(7)} ms`,
+      `${name.padEnd(34)} p50 ${at(0.5).padStart(7)} ms  p95 ${at(0.95).padStart(7)} ms  max ${at(1).padStart(7)} ms`,
     );
   }
 } finally {

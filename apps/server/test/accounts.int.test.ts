@@ -229,6 +229,7 @@ describe("tenancy: a token of one organization never reaches another", () => {
     ["projects", "GET", "/api/0/projects/beta/web/"],
     ["keys", "GET", "/api/0/projects/beta/web/keys/"],
     ["issues", "GET", "/api/0/projects/beta/web/issues/"],
+    ["issues", "GET", "/api/0/organizations/beta/issues/?query=environment:production"],
     ["issues", "GET", `/api/0/issues/${issueB}/`],
     ["issues", "GET", `/api/0/organizations/beta/issues/${issueB}/`],
     ["issues", "PUT", `/api/0/issues/${issueB}/`],

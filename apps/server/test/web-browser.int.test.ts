@@ -191,6 +191,16 @@ describe("the web UI in a real browser", () => {
     await shot(page, "01-issue-list");
     const title = page.getByRole("link", { name: /^TypeError: / });
     expect(await title.count()).toBe(1);
+    // Tag search: browser.name comes from the real browser's User-Agent (as Relay reads it).
+    const searchFor = async (query: string) => {
+      await page.getByRole("searchbox", { name: "Search" }).fill(query);
+      await page.getByRole("searchbox", { name: "Search" }).press("Enter");
+      await page.waitForURL((u) => u.searchParams.get("query") === query);
+    };
+    await searchFor("is:unresolved browser.name:Firefox");
+    expect(await title.count()).toBe(0);
+    await searchFor("is:unresolved browser.name:HeadlessChrome environment:production");
+    expect(await title.count()).toBe(1);
 
     await title.click();
     await page.waitForURL(/\/issues\/\d+\/$/);

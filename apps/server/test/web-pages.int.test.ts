@@ -272,8 +272,10 @@ describe("the web pages", () => {
     expect((await search("user.email:user1@example.com")).titles).toHaveLength(1);
     expect((await search("has:user cart")).titles).toHaveLength(1);
     expect((await search("is:resolved")).titles).toEqual([]);
-    const env = await search("environment:production");
-    expect(env.html).toContain("Not applied");
+    expect((await search("environment:production")).titles).toEqual([
+      "TypeError: cart.items is undefined",
+    ]);
+    expect((await search("times_seen:>1")).html).toContain("Not applied");
     const bad = await page(
       t,
       `/organizations/sluice/issues/?query=${encodeURIComponent("level:loud")}`,

@@ -64,6 +64,8 @@ export * from "./queries/events.ts";
 export * from "./queries/ingest-batch.ts";
 export * from "./queries/issue-grouping.ts";
 export * from "./queries/issue-merge.ts";
+export * from "./queries/issue-resolution.ts";
+export * from "./queries/issue-tags.ts";
 export * from "./queries/issues.ts";
 export * from "./queries/leases.ts";
 export * from "./queries/members.ts";

@@ -147,6 +147,10 @@ export const issues = pgTable(
     createdAt: ts("created_at").notNull().defaultNow(),
     /** The issue this one was merged into (migration 0006); null while it is live. */
     mergedIntoId: ref("merged_into_id"),
+    /** Sentry's GroupResolution type (migration 0010): in_next_release, in_release, or null. */
+    resolutionType: text("resolution_type"),
+    /** The release that type names (migration 0010). */
+    resolutionRelease: text("resolution_release"),
   },
   (t) => [unique().on(t.projectId, t.shortId)],
 );
@@ -174,6 +178,21 @@ export const issueUsers = pgTable(
     userKey: text("user_key").notNull(),
   },
   (t) => [primaryKey({ columns: [t.issueId, t.userKey] })],
+);
+
+/** Tag values of an issue's events with their counts (migration 0010). */
+export const issueTagValues = pgTable(
+  "issue_tag_values",
+  {
+    issueId: ref("issue_id").notNull(),
+    projectId: ref("project_id").notNull(),
+    key: text("key").notNull(),
+    value: text("value").notNull(),
+    timesSeen: bigint("times_seen", { mode: "number" }).notNull().default(0),
+    firstSeen: ts("first_seen").notNull(),
+    lastSeen: ts("last_seen").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.issueId, t.key, t.value] })],
 );
 
 export const eventIds = pgTable(

@@ -23,6 +23,12 @@ export {
   parseEventJson,
 } from "./event-json.ts";
 export {
+  indexedEventTags,
+  MAX_EVENT_TAGS,
+  MAX_TAG_KEY_LENGTH,
+  MAX_TAG_VALUE_LENGTH,
+} from "./event-tags.ts";
+export {
   type AuthSources,
   authFromPairs,
   extractIngestAuth,
@@ -30,6 +36,17 @@ export {
   type IngestAuthResult,
   isPublicKey,
 } from "./ingest-auth.ts";
+export {
+  formatTerm,
+  type IncludeExclude as SearchIncludeExclude,
+  type IssueSearch,
+  MAX_QUERY_LENGTH as MAX_SEARCH_LENGTH,
+  parseIssueSearch,
+  type SearchStatus,
+  type SearchTerm,
+  type TagFilter,
+  tokenizeSearch,
+} from "./issue-search.ts";
 export { defaultLimits, type Limits } from "./limits.ts";
 export {
   type EventUser,

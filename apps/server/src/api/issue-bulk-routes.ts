@@ -1,11 +1,18 @@
-import { findIssuesInScope, type IssueStatus, listIssues, setIssuesStatus } from "@sluice/db";
+import {
+  findIssuesInScope,
+  type IssueStatus,
+  type ResolveDetails,
+  searchIssues,
+  setIssuesStatus,
+  statusDetailsOf,
+} from "@sluice/db";
 import type { Context, Hono } from "hono";
 import { z } from "zod";
 import { mergeIssuesInScope } from "../issue-merging.ts";
 import type { ApiEnv } from "./api-env.ts";
 import { ApiError } from "./api-error.ts";
 import { parseInput } from "./input.ts";
-import { parseIssueQuery } from "./issue-routes.ts";
+import { searchOfRequest, statusUpdateOf } from "./issue-routes.ts";
 import { organizationAndAccess, organizationParam, projectParam } from "./lookups.ts";
 import { readJsonBody } from "./read-json-body.ts";
 import { requireScope } from "./require-scope.ts";
@@ -39,6 +46,13 @@ const bulkUpdate = z.object({
     .enum(Object.keys(STATUS_ALIASES) as [string, ...string[]], {
       error: "status must be one of resolved, unresolved, ignored",
     })
+    .optional(),
+  statusDetails: z
+    .object({
+      inNextRelease: drfBoolean.optional(),
+      inRelease: z.string().min(1).max(250).optional(),
+    })
+    .passthrough()
     .optional(),
   merge: drfBoolean.optional(),
 });
@@ -123,14 +137,32 @@ async function bulkMutate(
   }
   const result: Record<string, unknown> = {};
   if (body.status !== undefined) {
-    const status = STATUS_ALIASES[body.status] as IssueStatus;
+    const issueProjects = [...new Set(issues.map((i) => i.projectId))];
+    const releaseResolve =
+      body.status === "resolvedInNextRelease" ||
+      body.statusDetails?.inNextRelease === true ||
+      body.statusDetails?.inRelease !== undefined;
+    // Sentry resolves by release in one project only (update.py, "multiple projects").
+    if (releaseResolve && body.status !== "unresolved" && issueProjects.length > 1) {
+      throw new ApiError(400, "Cannot set resolved in release for multiple projects.");
+    }
+    const { status, resolution } = await statusUpdateOf(
+      c,
+      issueProjects[0] as number,
+      body as { status: string; statusDetails?: ResolveDetails },
+    );
     await setIssuesStatus(
       db.orm,
       issues.map((i) => i.id),
       status,
+      resolution,
     );
-    result.status = body.status;
-    result.statusDetails = {};
+    result.status = body.status === "resolvedInNextRelease" ? "resolved" : body.status;
+    result.statusDetails = statusDetailsOf({
+      status,
+      resolutionType: resolution?.type ?? null,
+      resolutionRelease: resolution?.release ?? null,
+    });
     if (status !== "unresolved") result.inbox = null;
   }
   if (body.merge !== undefined) {
@@ -159,16 +191,15 @@ async function issuesOfQuery(
   if (projectIds === null) {
     throw new ApiError(400, "An update without ids needs ?project= in the organization form.");
   }
-  const query = parseInput(z.string().max(1000).optional(), c.req.query("query"), "query");
-  const filter = parseIssueQuery(query);
+  const search = searchOfRequest(c, projectIds);
   const status = c.req.query("status");
   if (status !== undefined) {
     const only = STATUS_ALIASES[status];
     if (!only) throw new ApiError(400, "status must be one of resolved, unresolved, ignored");
-    filter.status = only;
+    search.statuses = { include: [only], exclude: [] };
   }
-  const found = await listIssues(db.orm, { projectIds, ...filter }, BULK_MUTATION_LIMIT, 0);
-  // listIssues filters by project only; the scope query keeps the organization check in one place.
+  const found = await searchIssues(db.pool, search, "date", BULK_MUTATION_LIMIT, 0);
+  // searchIssues filters by project only; the scope query keeps the organization check in one place.
   return findIssuesInScope(
     db.orm,
     { organizationId, projectIds },

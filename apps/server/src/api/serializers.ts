@@ -1,4 +1,10 @@
-import type { Issue, Organization, Project, StoredEventRow } from "@sluice/db";
+import {
+  type Issue,
+  type Organization,
+  type Project,
+  type StoredEventRow,
+  statusDetailsOf,
+} from "@sluice/db";
 import { describeIssue } from "@sluice/grouping";
 import { normalizeEvent } from "@sluice/protocol";
 import { z } from "zod";
@@ -127,7 +133,7 @@ export function serializeIssue(issue: Issue, project: Project, orgSlug: string, 
     logger: issue.logger,
     level: issue.level,
     status,
-    statusDetails: {},
+    statusDetails: statusDetailsOf(issue),
     substatus: substatus[status] ?? null,
     isPublic: false,
     platform: issue.platform,

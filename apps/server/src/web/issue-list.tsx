@@ -5,15 +5,16 @@ import {
   type IssueListRow,
   type IssueSort,
   type IssueStatus,
+  isStorableText,
   listIssuePage,
   listProjectEnvironments,
   setIssueStatus,
 } from "@sluice/db";
+import { MAX_SEARCH_LENGTH as MAX_QUERY_LENGTH, parseIssueSearch } from "@sluice/protocol";
 import type { Context, Hono } from "hono";
 import { requireCsrf } from "../accounts/session-middleware.ts";
 import { CsrfField, formatCount, Level, RelativeTime, Sparkline } from "./components.tsx";
 import { mergeSelectedIssues } from "./issue-merge-pages.tsx";
-import { MAX_QUERY_LENGTH, parseIssueSearch } from "./issue-search.ts";
 import { Layout } from "./layout.tsx";
 import { EmptyProject, projectDsns } from "./project-setup.tsx";
 import { render } from "./render.ts";
@@ -70,7 +71,11 @@ export function registerIssueListPages(web: Hono<WebEnv>): void {
     const { org, access, projects } = await orgPage(c);
     requirePageScope(access, "event:write");
     const body = await c.req.parseBody({ all: true });
-    const status = STATUS_ACTIONS[String(body.status ?? "")];
+    // Resolving by release is per project (its latest release): the issue page does it.
+    const status =
+      body.status === "resolvedInNextRelease"
+        ? undefined
+        : STATUS_ACTIONS[String(body.status ?? "")];
     if (!status && body.merge !== "1") throw new PageError(400, "Choose Resolve, Ignore or Merge.");
     const ids = ([] as unknown[]).concat(body.issue ?? []).map(String);
     if (ids.length === 0 || ids.length > MAX_BULK || !ids.every((id) => /^\d{1,16}$/.test(id))) {
@@ -101,6 +106,10 @@ async function issueList(c: Context<WebEnv>) {
   if (rawQuery !== undefined && rawQuery.length > MAX_QUERY_LENGTH) {
     throw new PageError(400, `A search is at most ${MAX_QUERY_LENGTH} characters.`);
   }
+  const rawEnvironment = c.req.query("environment") ?? "";
+  if (!isStorableText(`${rawQuery ?? ""}${rawEnvironment}`) || rawEnvironment.length > 200) {
+    throw new PageError(400, "That search has characters or a length Sluice cannot search for.");
+  }
   const sortParam = c.req.query("sort") ?? "date";
   const sort: IssueSort = sortParam in SORTS ? (sortParam as IssueSort) : "date";
   const cursor = decodeCursor(c.req.query("cursor"), sort);
@@ -113,9 +122,10 @@ async function issueList(c: Context<WebEnv>) {
       "There is no such project in this organization, or you cannot see it.",
     );
   }
-  const environment = c.req.query("environment") || null;
+  const environment = rawEnvironment || null;
   const search = parseIssueSearch(rawQuery);
-  if (environment) search.notApplied.push(`environment:${environment}`);
+  // The selector narrows like an `environment:` term (Sentry's environment filter).
+  if (environment) search.tags.push({ key: "environment", values: [environment], negated: false });
   const page =
     search.errors.length > 0
       ? { rows: [], hasNext: false, hasPrevious: false }
@@ -212,8 +222,10 @@ async function issueList(c: Context<WebEnv>) {
       <p id="search-help" class="muted">
         Sentry's syntax: <code>is:unresolved</code>, <code>is:resolved</code>,{" "}
         <code>is:ignored</code>, <code>level:error</code>, <code>release:1.0</code>,{" "}
-        <code>user.email:a@b.c</code>, <code>has:user</code>; <code>!</code> negates; other words
-        search titles and culprits. <code>release:</code> matches an issue's first or last release.
+        <code>user.email:a@b.c</code>, <code>environment:production</code>, any tag as{" "}
+        <code>key:value</code> (<code>browser.name:Chrome</code>, <code>server_name:web-1</code>),{" "}
+        <code>has:key</code>; <code>!</code> negates; other words search titles and culprits.{" "}
+        <code>release:</code> matches an issue's first or last release.
       </p>
       {search.errors.map((e) => (
         <p class="notice error" role="alert">
@@ -222,7 +234,7 @@ async function issueList(c: Context<WebEnv>) {
       ))}
       {search.notApplied.length > 0 ? (
         <p class="notice" role="status">
-          {`Not applied (Sluice keeps no per-issue tag index yet): ${search.notApplied.join(", ")}`}
+          {`Not applied (Sluice cannot answer these yet): ${search.notApplied.join(", ")}`}
         </p>
       ) : null}
       {projects.length === 0 && access.projectIds !== "all" ? (

@@ -5,8 +5,11 @@ import {
   type Issue,
   listLatestIssueEvents,
   type ProjectWithOrganization,
+  resolutionOfDetails,
   type StoredEventRow,
   setIssueStatus,
+  statusDetailsOf,
+  summarizeIssueTags,
 } from "@sluice/db";
 import { normalizeEventId } from "@sluice/protocol";
 import type { Context, Hono } from "hono";
@@ -67,7 +70,14 @@ export function registerIssuePages(web: Hono<WebEnv>): void {
     const body = await c.req.parseBody();
     const status = STATUS_ACTIONS[String(body.status ?? "")];
     if (!status) throw new PageError(400, "Choose Resolve, Ignore or Unresolve.");
-    await setIssueStatus(c.get("services").db.orm, ctx.issue.id, status);
+    const { orm, pool } = c.get("services").db;
+    // Sentry's "Resolve in next release": pins the project's latest release (issue-resolution.ts).
+    const found =
+      body.status === "resolvedInNextRelease"
+        ? await resolutionOfDetails(pool, ctx.project.id, { inNextRelease: true })
+        : { resolution: null };
+    if ("error" in found) throw new PageError(400, found.error);
+    await setIssueStatus(orm, ctx.issue.id, status, found.resolution);
     return c.redirect(nextPath(body.next, `${base(ctx.org.slug, ctx.issue)}/`), 303);
   });
 }
@@ -111,6 +121,14 @@ function StatusActions({ ctx, csrf, next }: { ctx: IssueContext; csrf: string; n
   );
 }
 
+/** The status as the header names it, with a release resolution (`statusDetailsOf`). */
+function statusLabel(issue: Issue): string {
+  const details = statusDetailsOf(issue);
+  if (details.inNextRelease) return `resolved in the release after ${issue.resolutionRelease}`;
+  if (details.inRelease) return `resolved in ${details.inRelease}`;
+  return issue.status;
+}
+
 function IssueHeader({ ctx, csrf, next }: { ctx: IssueContext; csrf: string; next: string }) {
   const { issue, project } = ctx;
   return (
@@ -120,7 +138,7 @@ function IssueHeader({ ctx, csrf, next }: { ctx: IssueContext; csrf: string; nex
         {` · ${project.slug} · `}
         <Level level={issue.level} />
         {" · "}
-        <span class={`status status-${issue.status}`}>{issue.status}</span>
+        <span class={`status status-${issue.status}`}>{statusLabel(issue)}</span>
       </p>
       <h1>{issue.title}</h1>
       <p class="culprit">{issue.culprit}</p>
@@ -171,7 +189,8 @@ function summarizeTags(rows: StoredEventRow[]) {
       total: [...values.values()].reduce((a, b) => a + b, 0),
       top: [...values.entries()]
         .sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))
-        .slice(0, MAX_TAG_VALUES),
+        .slice(0, MAX_TAG_VALUES)
+        .map(([value, count]) => ({ value, count })),
     }))
     .sort((a, b) => b.total - a.total || a.key.localeCompare(b.key))
     .slice(0, MAX_TAG_KEYS);
@@ -186,12 +205,15 @@ async function issueWithEvent(c: Context<WebEnv>, ctx: IssueContext, row: Stored
     row ? { which, projectId: row.projectId, eventId: row.eventId } : null;
   const olderPos = position("older");
   const newerPos = position("newer");
-  const [older, newer, sample] = await Promise.all([
+  const [older, newer, indexed] = await Promise.all([
     olderPos ? findIssueEvent(pool, issue.id, olderPos) : null,
     newerPos ? findIssueEvent(pool, issue.id, newerPos) : null,
-    listLatestIssueEvents(pool, issue.id, TAG_SAMPLE, null),
+    summarizeIssueTags(pool, issue.id, MAX_TAG_KEYS, MAX_TAG_VALUES),
   ]);
-  const tags = summarizeTags(sample);
+  // Issues grouped before migration 0010 have no tag rows: sample their latest events.
+  const sample =
+    indexed.length > 0 ? null : await listLatestIssueEvents(pool, issue.id, TAG_SAMPLE, null);
+  const tags = sample ? summarizeTags(sample) : indexed;
   const eventLink = (r: StoredEventRow | null, label: string, rel?: string) =>
     r ? (
       <a class="button" href={`${here}/events/${r.eventId}/`} rel={rel}>
@@ -245,17 +267,21 @@ async function issueWithEvent(c: Context<WebEnv>, ctx: IssueContext, row: Stored
         </div>
         <aside aria-labelledby="tag-summary-heading">
           <h2 id="tag-summary-heading">Tags</h2>
-          <p class="muted">{`Over the latest ${formatCount(sample.length)} event${sample.length === 1 ? "" : "s"}.`}</p>
+          <p class="muted">
+            {sample
+              ? `Over the latest ${formatCount(sample.length)} event${sample.length === 1 ? "" : "s"}.`
+              : "Over all events of this issue."}
+          </p>
           {tags.map((t) => (
             <section class="tag-summary" aria-label={`Tag ${t.key}`}>
               <h3>{t.key}</h3>
-              {t.top.map(([value, n]) => (
+              {t.top.map(({ value, count }) => (
                 <div>
                   <div class="share">
                     <span>{value}</span>
-                    <span>{`${Math.round((n / Math.max(1, sample.length)) * 100)}%`}</span>
+                    <span>{`${Math.round((count / Math.max(1, t.total)) * 100)}%`}</span>
                   </div>
-                  <ShareBar share={n / Math.max(1, sample.length)} />
+                  <ShareBar share={count / Math.max(1, t.total)} />
                 </div>
               ))}
             </section>

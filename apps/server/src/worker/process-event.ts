@@ -2,6 +2,7 @@ import {
   addIssueUsers,
   claimIssueHashes,
   countIssueEvents,
+  countIssueTagValues,
   createIssue,
   type Database,
   type EventKey,
@@ -10,6 +11,7 @@ import {
   findIssuesByHashes,
   type HashClaim,
   type IssueCount,
+  type IssueTagCount,
   lockIssues,
   lockUnprocessedEvents,
   markEventsProcessed,
@@ -19,7 +21,12 @@ import {
   withTransaction,
 } from "@sluice/db";
 import { computeEventGrouping, describeIssue } from "@sluice/grouping";
-import { type EventUser, type NormalizedEvent, normalizeEvent } from "@sluice/protocol";
+import {
+  type EventUser,
+  indexedEventTags,
+  type NormalizedEvent,
+  normalizeEvent,
+} from "@sluice/protocol";
 import type { EventProcessPayload } from "@sluice/queue";
 import { type Logger, serializeError } from "../logger.ts";
 import { evaluateAlerts } from "./alert-evaluation.ts";
@@ -388,6 +395,7 @@ async function group(
     [...issueOf].flatMap(([p, issueId]) => (p.userKey ? [{ issueId, userKey: p.userKey }] : [])),
   );
   const counts = new Map<number, IssueCount & { releaseAt: number }>();
+  const tagCounts = new Map<string, IssueTagCount>();
   for (const [p, issueId] of issueOf) {
     const at = p.event.timestamp;
     const count = counts.get(issueId) ?? {
@@ -397,9 +405,27 @@ async function group(
       lastSeen: at,
       newUsers: newUsers.get(issueId) ?? 0,
       lastRelease: null,
+      releases: [],
       releaseAt: Number.NEGATIVE_INFINITY,
     };
     count.events += 1;
+    if (!count.releases?.includes(p.event.release)) count.releases?.push(p.event.release);
+    for (const [key, value] of indexedEventTags(p.event)) {
+      const id = `${issueId}\u0000${key}\u0000${value}`;
+      const tag = tagCounts.get(id) ?? {
+        issueId,
+        projectId: p.key.projectId,
+        key,
+        value,
+        events: 0,
+        firstSeen: at,
+        lastSeen: at,
+      };
+      tag.events += 1;
+      if (at < tag.firstSeen) tag.firstSeen = at;
+      if (at > tag.lastSeen) tag.lastSeen = at;
+      tagCounts.set(id, tag);
+    }
     if (at < count.firstSeen) count.firstSeen = at;
     if (at > count.lastSeen) count.lastSeen = at;
     if (p.event.release && at.getTime() >= count.releaseAt) {
@@ -409,6 +435,8 @@ async function group(
     counts.set(issueId, count);
   }
   const regressed = await countIssueEvents(client, [...counts.values()]);
+  // After the issues are locked (countIssueEvents), so tag rows queue behind them.
+  await countIssueTagValues(client, [...tagCounts.values()]);
   // Issue alerts, in this transaction, from what grouping knows (docs/architecture.md §3.12).
   await evaluateAlerts(client, {
     created: createdIssues,

@@ -1,6 +1,7 @@
 import type pg from "pg";
 import type { Queryable } from "../database.ts";
 import { compressPayload, payloadOfRow } from "../event-payload.ts";
+import { type ResolutionType, resolutionHolds } from "./issue-resolution.ts";
 
 /**
  * Queries the worker runs to group a batch of events: a read without locks,
@@ -315,6 +316,11 @@ export type IssueCount = {
   newUsers: number;
   /** The release of the batch's latest event that had one. */
   lastRelease: string | null;
+  /**
+   * The distinct releases of the batch's events (null: an event without
+   * one): what decides whether an issue resolved in a release regresses.
+   */
+  releases?: (string | null)[];
 };
 
 /**
@@ -331,6 +337,10 @@ export type IssueCount = {
  * would each wait for the other's key share: a deadlock on every hot issue
  * (PostgreSQL docs, "Explicit Locking", row-level lock conflict table).
  *
+ * A resolved issue with a release resolution (`resolution_type`, Sentry's
+ * GroupResolution) stays resolved for events its resolution covers (see
+ * `resolutionHolds`); any other event reopens it.
+ *
  * Returns the issues this batch regressed (resolved until now), each with
  * the time it was resolved: what names the regression for alerts.
  */
@@ -341,13 +351,41 @@ export async function countIssueEvents(
   if (counts.length === 0) return new Map();
   const sorted = [...counts].sort((a, b) => a.issueId - b.issueId);
   const locked = await client.query(
-    `SELECT id::int AS id, status, resolved_at FROM issues
-      WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE`,
+    `SELECT id::int AS id, project_id::int AS project_id, status, resolved_at,
+            resolution_type, resolution_release
+       FROM issues WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE`,
     [sorted.map((c) => c.issueId)],
+  );
+  const byId = new Map(sorted.map((c) => [c.issueId, c]));
+  const resolvedInRelease = locked.rows.filter(
+    (r) => r.status === "resolved" && r.resolution_type !== null && r.resolution_release !== null,
+  );
+  const releaseTimes = await readReleaseTimes(
+    client,
+    resolvedInRelease.flatMap((r) => [
+      { projectId: r.project_id as number, version: r.resolution_release as string },
+      ...(byId.get(r.id)?.releases ?? []).flatMap((v) =>
+        v === null ? [] : [{ projectId: r.project_id as number, version: v }],
+      ),
+    ]),
   );
   const regressed = new Map<number, Date>();
   for (const row of locked.rows) {
-    if (row.status === "resolved") regressed.set(row.id, row.resolved_at ?? new Date(0));
+    if (row.status !== "resolved") continue;
+    const count = byId.get(row.id);
+    if (row.resolution_type !== null && row.resolution_release !== null && count?.releases) {
+      const at = (v: string) => releaseTimes.get(`${row.project_id}/${v}`) ?? null;
+      const resolution = {
+        type: row.resolution_type as ResolutionType,
+        release: row.resolution_release as string,
+        releaseAt: at(row.resolution_release),
+      };
+      const holds = count.releases.every((v) =>
+        resolutionHolds(resolution, v === null ? null : { version: v, at: at(v) }),
+      );
+      if (holds) continue;
+    }
+    regressed.set(row.id, row.resolved_at ?? new Date(0));
   }
   await client.query(
     `UPDATE issues
@@ -356,9 +394,11 @@ export async function countIssueEvents(
             last_seen = GREATEST(last_seen, c.l),
             user_count = user_count + c.u,
             last_release = COALESCE(c.r, last_release),
-            status = CASE WHEN status = 'resolved' THEN 'unresolved' ELSE status END,
-            resolved_at = CASE WHEN status = 'resolved' THEN NULL ELSE resolved_at END
-       FROM json_to_recordset($1::json) AS c(i bigint, n bigint, f timestamptz, l timestamptz, u bigint, r text)
+            status = CASE WHEN c.x THEN 'unresolved' ELSE status END,
+            resolved_at = CASE WHEN c.x THEN NULL ELSE resolved_at END,
+            resolution_type = CASE WHEN c.x THEN NULL ELSE resolution_type END,
+            resolution_release = CASE WHEN c.x THEN NULL ELSE resolution_release END
+       FROM json_to_recordset($1::json) AS c(i bigint, n bigint, f timestamptz, l timestamptz, u bigint, r text, x boolean)
       WHERE issues.id = c.i`,
     [
       JSON.stringify(
@@ -369,11 +409,28 @@ export async function countIssueEvents(
           l: c.lastSeen.toISOString(),
           u: c.newUsers,
           r: c.lastRelease,
+          x: regressed.has(c.issueId),
         })),
       ),
     ],
   );
   return regressed;
+}
+
+/** When each (project, version) release was released or first seen, as `"{projectId}/{version}"`. */
+async function readReleaseTimes(
+  client: pg.PoolClient,
+  wanted: { projectId: number; version: string }[],
+): Promise<Map<string, Date>> {
+  if (wanted.length === 0) return new Map();
+  const result = await client.query(
+    `SELECT k.p, k.v, COALESCE(r.date_released, r.created_at) AS at
+       FROM json_to_recordset($1::json) AS k(p bigint, v text)
+       JOIN projects p ON p.id = k.p
+       JOIN releases r ON r.organization_id = p.organization_id AND r.version = k.v`,
+    [JSON.stringify(wanted.map((w) => ({ p: w.projectId, v: w.version })))],
+  );
+  return new Map(result.rows.map((r) => [`${r.p}/${r.v}`, r.at as Date]));
 }
 
 /**

@@ -57,6 +57,19 @@ export async function mergeIssues(
      ON CONFLICT DO NOTHING`,
     [parent.id, childIds],
   );
+  // Tag values (migration 0010) add up into the parent; the children keep none.
+  await client.query(
+    `INSERT INTO issue_tag_values AS t (issue_id, project_id, key, value, times_seen, first_seen, last_seen)
+     SELECT $1, $2, key, value, sum(times_seen), min(first_seen), max(last_seen)
+       FROM issue_tag_values WHERE issue_id = ANY($3)
+      GROUP BY key, value ORDER BY key, value
+     ON CONFLICT (issue_id, key, value) DO UPDATE
+        SET times_seen = t.times_seen + excluded.times_seen,
+            first_seen = LEAST(t.first_seen, excluded.first_seen),
+            last_seen = GREATEST(t.last_seen, excluded.last_seen)`,
+    [parent.id, projectId, childIds],
+  );
+  await client.query("DELETE FROM issue_tag_values WHERE issue_id = ANY($1)", [childIds]);
   await client.query(
     "UPDATE events SET issue_id = $1 WHERE project_id = $2 AND issue_id = ANY($3)",
     [parent.id, projectId, childIds],

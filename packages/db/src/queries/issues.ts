@@ -1,43 +1,10 @@
-import { and, desc, eq, ilike, inArray, isNull, type SQL } from "drizzle-orm";
+import { and, eq, inArray, isNull, type SQL } from "drizzle-orm";
 import type { Orm } from "../database.ts";
 import { issues, projects } from "../schema.ts";
+import type { ResolutionType } from "./issue-resolution.ts";
 
 export type Issue = typeof issues.$inferSelect;
 export type IssueStatus = "unresolved" | "resolved" | "ignored";
-
-export type IssueFilter = {
-  projectIds: number[];
-  /** Null: any status. */
-  status: IssueStatus | null;
-  /** Free text matched against the title, case-insensitively. */
-  text: string | null;
-};
-
-/** Live issues of the projects (merged ones left out), newest last-seen first. */
-export async function listIssues(
-  orm: Orm,
-  filter: IssueFilter,
-  limit: number,
-  offset: number,
-): Promise<Issue[]> {
-  const conditions: SQL[] = [
-    inArray(issues.projectId, filter.projectIds),
-    isNull(issues.mergedIntoId),
-  ];
-  if (filter.status) conditions.push(eq(issues.status, filter.status));
-  if (filter.text) conditions.push(ilike(issues.title, `%${escapeLike(filter.text)}%`));
-  return orm
-    .select()
-    .from(issues)
-    .where(and(...conditions))
-    .orderBy(desc(issues.lastSeen), desc(issues.id))
-    .limit(limit)
-    .offset(offset);
-}
-
-function escapeLike(text: string): string {
-  return text.replace(/[\\%_]/g, (c) => `\\${c}`);
-}
 
 /**
  * The issue with this id or, when it was merged, the issue it was merged
@@ -86,30 +53,45 @@ export async function findIssuesInScope(
     .orderBy(issues.id);
 }
 
-/** Sets the status of the issues; returns how many changed. */
+/**
+ * A release resolution to record with a resolve (issue-resolution.ts):
+ * `in_next_release` names the project's latest release at the time.
+ */
+export type IssueResolutionInput = { type: ResolutionType; release: string } | null;
+
+const statusColumns = (status: IssueStatus, resolution: IssueResolutionInput) => ({
+  status,
+  resolvedAt: status === "resolved" ? new Date() : null,
+  resolutionType: status === "resolved" ? (resolution?.type ?? null) : null,
+  resolutionRelease: status === "resolved" ? (resolution?.release ?? null) : null,
+});
+
+/** Sets the status (and release resolution, for a resolve) of the issues; returns how many changed. */
 export async function setIssuesStatus(
   orm: Orm,
   ids: number[],
   status: IssueStatus,
+  resolution: IssueResolutionInput = null,
 ): Promise<number> {
   if (ids.length === 0) return 0;
   const rows = await orm
     .update(issues)
-    .set({ status, resolvedAt: status === "resolved" ? new Date() : null })
+    .set(statusColumns(status, resolution))
     .where(and(inArray(issues.id, ids), isNull(issues.mergedIntoId)))
     .returning({ id: issues.id });
   return rows.length;
 }
 
-/** Sets an issue's status; returns the updated issue, null when absent. */
+/** Sets an issue's status (and release resolution); returns the updated issue, null when absent. */
 export async function setIssueStatus(
   orm: Orm,
   id: number,
   status: IssueStatus,
+  resolution: IssueResolutionInput = null,
 ): Promise<Issue | null> {
   const rows = await orm
     .update(issues)
-    .set({ status, resolvedAt: status === "resolved" ? new Date() : null })
+    .set(statusColumns(status, resolution))
     .where(eq(issues.id, id))
     .returning();
   return rows[0] ?? null;

@@ -175,8 +175,8 @@ export async function deleteAttachmentsBefore(
 /**
  * Deletes up to `batch` issues of `projectId` whose last event is older
  * than `before` and that have no event received since (`last_seen` is the
- * client's time, so the events themselves are asked), with their hashes and
- * users, as Sentry's cleanup does. Issues a worker has locked right now are
+ * client's time, so the events themselves are asked), with their hashes,
+ * users and tag values, as Sentry's cleanup does. Issues a worker has locked right now are
  * skipped (`SKIP LOCKED`): a new event is joining them. Returns how many.
  */
 export async function deleteExpiredIssues(
@@ -197,6 +197,8 @@ export async function deleteExpiredIssues(
     const ids = doomed.rows.map((r) => r.id as string);
     if (ids.length === 0) return 0;
     await client.query("DELETE FROM issue_users WHERE issue_id = ANY ($1::bigint[])", [ids]);
+    // Tag values (migration 0010): the issue's own rows, through the primary key.
+    await client.query("DELETE FROM issue_tag_values WHERE issue_id = ANY ($1::bigint[])", [ids]);
     // Alert state of the issue (migration 0009): small tables, bounded by rules × issues.
     await client.query(
       "DELETE FROM alert_deliveries WHERE firing_id IN (SELECT id FROM alert_firings WHERE issue_id = ANY ($1::bigint[]))",

@@ -46,6 +46,14 @@ export type IssueListQuery = {
   hasRelease: boolean | null;
   /** Each word must occur in the title or culprit (case-insensitive). */
   text: IncludeExclude<string>;
+  /**
+   * Tag terms (`issue_tag_values`): an issue matches `key:[values]` when one
+   * of its events had one of the values; negated, when none did (Sentry's
+   * docs: `!user.email:x` is the issues that have not affected x).
+   */
+  tags?: { key: string; values: string[]; negated: boolean }[];
+  /** `has:key` / `!has:key` over the issue's tag keys. */
+  hasTags?: IncludeExclude<string>;
   sort: IssueSort;
   cursor: IssueCursor | null;
   limit: number;
@@ -79,7 +87,72 @@ export async function listIssuePage(db: Queryable, query: IssueListQuery): Promi
     params.push(value);
     return `$${params.length}`;
   };
-  const where: string[] = [`i.project_id = ANY(${p(query.projectIds)}::bigint[])`];
+  const where = searchConditions(query, p);
+  const column = `i.${SORT_COLUMNS[query.sort]}`;
+  const backwards = query.cursor?.direction === "previous";
+  if (query.cursor) {
+    const value = `${p(query.cursor.value)}::${SORT_CASTS[query.sort]}`;
+    const id = p(query.cursor.id);
+    where.push(
+      backwards ? `(${column}, i.id) > (${value}, ${id})` : `(${column}, i.id) < (${value}, ${id})`,
+    );
+  }
+  const order = backwards ? "ASC" : "DESC";
+  const limit = p(query.limit + 1);
+  const result = await db.query(
+    `SELECT i.*, ${column}::text AS sort_value FROM issues i
+      WHERE ${where.join(" AND ")}
+      ORDER BY ${column} ${order}, i.id ${order} LIMIT ${limit}`,
+    params,
+  );
+  const more = result.rows.length > query.limit;
+  const rows = result.rows.slice(0, query.limit).map(issueOfRow);
+  if (backwards) rows.reverse();
+  return {
+    rows,
+    hasNext: backwards ? true : more,
+    hasPrevious: backwards ? more : query.cursor !== null,
+  };
+}
+
+/** The filters of an issue search, without sort or page. */
+export type IssueSearchQuery = Omit<IssueListQuery, "sort" | "cursor" | "limit">;
+
+/**
+ * The API's form of {@link listIssuePage}: the same filters, sorted by
+ * `sort` then id, descending, `limit` rows from `offset` (Sentry's API
+ * cursors are offsets). Reads issue rows and the tag index, never events.
+ */
+export async function searchIssues(
+  db: Queryable,
+  query: IssueSearchQuery,
+  sort: IssueSort,
+  limit: number,
+  offset: number,
+): Promise<IssueListRow[]> {
+  if (query.projectIds.length === 0) return [];
+  const params: unknown[] = [];
+  const p = (value: unknown) => {
+    params.push(value);
+    return `$${params.length}`;
+  };
+  const where = searchConditions(query, p);
+  const column = `i.${SORT_COLUMNS[sort]}`;
+  const result = await db.query(
+    `SELECT i.*, ${column}::text AS sort_value FROM issues i
+      WHERE ${where.join(" AND ")}
+      ORDER BY ${column} DESC, i.id DESC LIMIT ${p(limit)} OFFSET ${p(offset)}`,
+    params,
+  );
+  return result.rows.map(issueOfRow);
+}
+
+/** SQL conditions over `issues i` for a search; `p` binds a parameter and names it. */
+function searchConditions(query: IssueSearchQuery, p: (value: unknown) => string): string[] {
+  const where: string[] = [
+    `i.project_id = ANY(${p(query.projectIds)}::bigint[])`,
+    "i.merged_into_id IS NULL",
+  ];
   const inOut = (column: string, values: IncludeExclude<string>) => {
     if (values.include.length > 0) where.push(`${column} = ANY(${p(values.include)}::text[])`);
     if (values.exclude.length > 0)
@@ -110,6 +183,23 @@ export async function listIssuePage(db: Queryable, query: IssueListQuery): Promi
   if (query.hasUser !== null) where.push(query.hasUser ? "i.user_count > 0" : "i.user_count = 0");
   if (query.hasRelease !== null)
     where.push(query.hasRelease ? "i.last_release IS NOT NULL" : "i.last_release IS NULL");
+  // The project ids are bound again (not `t.project_id = i.project_id`) so that
+  // issue_tag_values_lookup (project_id, key, value, issue_id) answers each term
+  // with an index-only scan; a join condition made the planner scan the table.
+  let projects = "";
+  const tagMatch = (key: string, values: string[] | null) => {
+    projects ||= `${p(query.projectIds)}::bigint[]`;
+    return `i.id IN (SELECT t.issue_id FROM issue_tag_values t
+       WHERE t.project_id = ANY(${projects}) AND t.key = ${p(key)}${
+         values === null ? "" : ` AND t.value = ANY(${p(values)}::text[])`
+       })`;
+  };
+  for (const tag of query.tags ?? []) {
+    const match = tagMatch(tag.key, tag.values);
+    where.push(tag.negated ? `NOT (${match})` : match);
+  }
+  for (const key of query.hasTags?.include ?? []) where.push(tagMatch(key, null));
+  for (const key of query.hasTags?.exclude ?? []) where.push(`NOT (${tagMatch(key, null)})`);
   for (const word of query.text.include) {
     const like = p(`%${escapeLike(word)}%`);
     where.push(`(i.title ILIKE ${like} OR i.culprit ILIKE ${like})`);
@@ -118,31 +208,7 @@ export async function listIssuePage(db: Queryable, query: IssueListQuery): Promi
     const like = p(`%${escapeLike(word)}%`);
     where.push(`NOT (i.title ILIKE ${like} OR i.culprit ILIKE ${like})`);
   }
-  const column = `i.${SORT_COLUMNS[query.sort]}`;
-  const backwards = query.cursor?.direction === "previous";
-  if (query.cursor) {
-    const value = `${p(query.cursor.value)}::${SORT_CASTS[query.sort]}`;
-    const id = p(query.cursor.id);
-    where.push(
-      backwards ? `(${column}, i.id) > (${value}, ${id})` : `(${column}, i.id) < (${value}, ${id})`,
-    );
-  }
-  const order = backwards ? "ASC" : "DESC";
-  const limit = p(query.limit + 1);
-  const result = await db.query(
-    `SELECT i.*, ${column}::text AS sort_value FROM issues i
-      WHERE ${where.join(" AND ")}
-      ORDER BY ${column} ${order}, i.id ${order} LIMIT ${limit}`,
-    params,
-  );
-  const more = result.rows.length > query.limit;
-  const rows = result.rows.slice(0, query.limit).map(issueOfRow);
-  if (backwards) rows.reverse();
-  return {
-    rows,
-    hasNext: backwards ? true : more,
-    hasPrevious: backwards ? more : query.cursor !== null,
-  };
+  return where;
 }
 
 function issueOfRow(r: Record<string, unknown>): IssueListRow {
@@ -166,6 +232,10 @@ function issueOfRow(r: Record<string, unknown>): IssueListRow {
     lastRelease: (r.last_release as string | null) ?? null,
     resolvedAt: (r.resolved_at as Date | null) ?? null,
     createdAt: r.created_at as Date,
+    mergedIntoId:
+      r.merged_into_id === null || r.merged_into_id === undefined ? null : Number(r.merged_into_id),
+    resolutionType: (r.resolution_type as string | null) ?? null,
+    resolutionRelease: (r.resolution_release as string | null) ?? null,
     sortValue: r.sort_value as string,
   } as IssueListRow;
 }

@@ -57,13 +57,43 @@ describe("parseIssueSearch", () => {
     expect(s.notApplied).toEqual([]);
   });
 
+  it("reads environment:, tags, lists, negation and has:key as tag filters", () => {
+    const s = parseIssueSearch(
+      "Environment:prod browser.name:Chrome !server_name:web-1 release:[1.0,2.0] os.name:[Linux,Mac] has:stack !has:device",
+    );
+    expect(s.tags).toEqual([
+      { key: "environment", values: ["prod"], negated: false },
+      { key: "browser.name", values: ["Chrome"], negated: false },
+      { key: "server_name", values: ["web-1"], negated: true },
+      { key: "os.name", values: ["Linux", "Mac"], negated: false },
+    ]);
+    expect(s.releases.include).toEqual(["1.0", "2.0"]);
+    expect(s.hasTags).toEqual({ include: ["stack"], exclude: ["device"] });
+    expect(s.notApplied).toEqual([]);
+    expect(s.errors).toEqual([]);
+  });
+
+  it("keeps tag keys case-sensitive and quoted values whole", () => {
+    const s = parseIssueSearch('Custom.Key:"a b" url:http://x/y');
+    expect(s.tags).toEqual([
+      { key: "Custom.Key", values: ["a b"], negated: false },
+      { key: "url", values: ["http://x/y"], negated: false },
+    ]);
+  });
+
   it("names what it cannot apply and what is wrong", () => {
     const s = parseIssueSearch(
-      "environment:prod browser:Chrome has:stack is:nope level:loud level:",
+      "times_seen:>10 age:-24h browser:Chr* is:assigned is:nope level:loud level: x:[]",
     );
-    expect(s.environments.include).toEqual(["prod"]);
-    expect(s.notApplied).toEqual(["environment:prod", "browser:Chrome", "has:stack"]);
-    expect(s.errors).toHaveLength(3);
+    expect(s.notApplied).toEqual(["times_seen:>10", "age:-24h", "browser:Chr*", "is:assigned"]);
+    expect(s.errors).toHaveLength(4);
+    expect(s.tags).toEqual([]);
+  });
+
+  it("bounds tag keys and list sizes", () => {
+    expect(parseIssueSearch(`${"k".repeat(201)}:v`).errors).toEqual(["A tag key is too long."]);
+    const many = `k:[${Array.from({ length: 21 }, (_, i) => `v${i}`).join(",")}]`;
+    expect(parseIssueSearch(many).errors).toHaveLength(1);
   });
 
   it("bounds the number of terms read", () => {

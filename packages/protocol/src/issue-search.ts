@@ -1,24 +1,27 @@
-import type { IncludeExclude, IssueStatus } from "@sluice/db";
-
 /**
- * Sentry's issue search syntax, as its search bar writes it
- * (docs.sentry.io/concepts/search/): `key:value` filters, `key:"a value"`
- * quoted, `!key:value` negated, and any other word free text (`"two words"`
- * one phrase). Sluice reads the keys it can answer from the issue rows:
- * `is:`, `level:`, `release:`, `user.email:`, `has:user`, `has:release`.
- * Others (`environment:`, other tags, other `has:`) need a per-issue tag
- * index the schema does not have yet, so the page names them as not applied
- * instead of pretending to filter.
+ * Sentry's issue search syntax, as its search bar and API write it
+ * (docs.sentry.io/concepts/search/, "Query Syntax"): `key:value` filters,
+ * `key:"a value"` quoted, `key:[a,b]` a list (any of), `!key:value`
+ * negated, and any other word free text (`"two words"` one phrase). Keys
+ * Sluice answers: `is:`, `level:`, `release:`, `user.email:`,
+ * `environment:`, `has:`, and any other key as a tag (`browser.name:Chrome`,
+ * `server_name:web-1`), as Sentry reads an unknown key as a custom tag.
+ * Parsed once here for the API and the web list (packages/db answers it).
  */
 
 /** Longest query read (the search box sends a few words). */
 export const MAX_QUERY_LENGTH = 1_000;
 /** Most terms read from one query; the rest are reported as ignored. */
 const MAX_TERMS = 30;
+/** Most values of one `key:[a,b,…]` list. */
+const MAX_LIST_VALUES = 20;
 
 export type SearchTerm =
   | { kind: "filter"; key: string; value: string; negated: boolean }
   | { kind: "text"; value: string; negated: boolean };
+
+/** Values a condition must (`include`, any of) or must not (`exclude`, none of) take. */
+export type IncludeExclude<T> = { include: T[]; exclude: T[] };
 
 /**
  * Splits a query into terms. Quotes group words (`"a b"`, `key:"a b"`), a
@@ -76,7 +79,10 @@ export function tokenizeSearch(query: string): SearchTerm[] {
   return terms;
 }
 
-const STATUSES: Record<string, IssueStatus> = {
+/** An issue's status as the issues table stores it. */
+export type SearchStatus = "unresolved" | "resolved" | "ignored";
+
+const STATUSES: Record<string, SearchStatus> = {
   unresolved: "unresolved",
   resolved: "resolved",
   ignored: "ignored",
@@ -86,18 +92,57 @@ const STATUSES: Record<string, IssueStatus> = {
 
 const LEVELS = new Set(["fatal", "error", "warning", "info", "debug"]);
 
+/**
+ * Keys Sentry reads as issue or event properties, not tags, that Sluice
+ * does not answer yet (docs.sentry.io/concepts/search/searchable-properties/
+ * issues/): named as not applied rather than searched as tags.
+ */
+const UNANSWERED_KEYS = new Set([
+  "age",
+  "assigned",
+  "assigned_or_suggested",
+  "bookmarks",
+  "event.timestamp",
+  "firstseen",
+  "lastseen",
+  "timesseen",
+  "times_seen",
+  "firstrelease",
+  "issue.category",
+  "issue.priority",
+  "issue.type",
+  "subscribed",
+  "error.type",
+  "error.value",
+  "error.handled",
+  "error.unhandled",
+  "message",
+  "title",
+]);
+
+/** `key:value` over the issue's tag values (`issue_tag_values`). */
+export type TagFilter = {
+  key: string;
+  /** Any of these values (`key:[a,b]` gives several). */
+  values: string[];
+  /** `!key:value`: the issue's events never had any of the values. */
+  negated: boolean;
+};
+
 /** What the issue list filters by, read from a query. */
 export type IssueSearch = {
-  statuses: IncludeExclude<IssueStatus>;
+  statuses: IncludeExclude<SearchStatus>;
   levels: IncludeExclude<string>;
   releases: IncludeExclude<string>;
   userKeys: IncludeExclude<string>;
   hasUser: boolean | null;
   hasRelease: boolean | null;
   text: IncludeExclude<string>;
-  /** `environment:` values (the environment selector writes these). */
-  environments: IncludeExclude<string>;
-  /** Terms understood but not applied (no index answers them yet), as written. */
+  /** Tag terms, `environment:` among them (key `environment`). */
+  tags: TagFilter[];
+  /** `has:key` (include) and `!has:key` (exclude) for tag keys. */
+  hasTags: IncludeExclude<string>;
+  /** Terms understood but not applied, as written. */
   notApplied: string[];
   /** Terms that are wrong (bad level, unknown `is:`), with why. */
   errors: string[];
@@ -105,12 +150,26 @@ export type IssueSearch = {
 
 const empty = <T>(): IncludeExclude<T> => ({ include: [], exclude: [] });
 
-/** Longest filter value kept: releases stop at 200 characters, emails at 320. */
+/** Longest filter value kept: tag values stop at 200 characters, emails at 320. */
 const MAX_VALUE_LENGTH = 320;
+/** Longest tag key (Relay's bound, as event-tags.ts indexes them). */
+const MAX_KEY_LENGTH = 200;
+
+/** `[a, b]` as its values (Sentry's list syntax); a plain value as itself. */
+function listValues(value: string): string[] {
+  const list = /^\[(.*)\]$/.exec(value);
+  if (!list) return [value];
+  return (list[1] as string)
+    .split(",")
+    .map((v) => v.trim().replace(/^"(.*)"$/, "$1"))
+    .filter((v) => v !== "");
+}
 
 /**
  * Reads a query into filters. Without a query (`undefined`) the list
  * shows unresolved issues, as Sentry's does; an empty query shows all.
+ * Never throws: wrong terms land in `errors` (the caller answers 400),
+ * terms it cannot answer in `notApplied`.
  */
 export function parseIssueSearch(query: string | undefined): IssueSearch {
   const search: IssueSearch = {
@@ -121,7 +180,8 @@ export function parseIssueSearch(query: string | undefined): IssueSearch {
     hasUser: null,
     hasRelease: null,
     text: empty(),
-    environments: empty(),
+    tags: [],
+    hasTags: empty(),
     notApplied: [],
     errors: [],
   };
@@ -144,35 +204,54 @@ export function parseIssueSearch(query: string | undefined): IssueSearch {
       into(search.text, term.value);
       continue;
     }
-    const written = `${term.negated ? "!" : ""}${term.key}:${term.value}`;
+    const written = formatTerm(term);
     const key = term.key.toLowerCase();
     const value = term.value;
-    if (value === "") {
+    const values = listValues(value);
+    if (value === "" || values.length === 0) {
       search.errors.push(`${term.key}: needs a value.`);
+    } else if (values.length > MAX_LIST_VALUES) {
+      search.errors.push(`${term.key}: takes at most ${MAX_LIST_VALUES} values.`);
     } else if (key === "is") {
-      const status = STATUSES[value.toLowerCase()];
-      if (status) into(search.statuses, status);
-      else if (["assigned", "unassigned", "for_review", "linked", "unlinked"].includes(value))
-        search.notApplied.push(written);
-      else search.errors.push(`is:${value} is not a status (unresolved, resolved, ignored).`);
+      for (const v of values) {
+        const status = STATUSES[v.toLowerCase()];
+        if (status) into(search.statuses, status);
+        else if (["assigned", "unassigned", "for_review", "linked", "unlinked"].includes(v))
+          search.notApplied.push(written);
+        else search.errors.push(`is:${v} is not a status (unresolved, resolved, ignored).`);
+      }
     } else if (key === "level") {
-      if (LEVELS.has(value.toLowerCase())) into(search.levels, value.toLowerCase());
-      else
-        search.errors.push(`level:${value} is not a level (fatal, error, warning, info, debug).`);
+      for (const v of values) {
+        if (LEVELS.has(v.toLowerCase())) into(search.levels, v.toLowerCase());
+        else search.errors.push(`level:${v} is not a level (fatal, error, warning, info, debug).`);
+      }
     } else if (key === "release") {
-      into(search.releases, value);
+      for (const v of values) into(search.releases, v);
     } else if (key === "user.email") {
-      into(search.userKeys, `email:${value}`);
-    } else if (key === "environment") {
-      into(search.environments, value);
-      search.notApplied.push(written);
+      for (const v of values) into(search.userKeys, `email:${v}`);
     } else if (key === "has") {
-      const has = !term.negated;
-      if (value === "user") search.hasUser = has;
-      else if (value === "release") search.hasRelease = has;
-      else search.notApplied.push(written);
-    } else {
+      for (const v of values) {
+        if (v === "user") search.hasUser = !term.negated;
+        else if (v === "release") search.hasRelease = !term.negated;
+        else if (v.length > MAX_KEY_LENGTH) search.errors.push("A tag key is too long.");
+        else into(search.hasTags, v);
+      }
+    } else if (
+      UNANSWERED_KEYS.has(key) ||
+      /^[<>=]/.test(value) ||
+      values.some((v) => v.includes("*"))
+    ) {
+      // Comparisons (`times_seen:>10`) and wildcards need indexes Sluice lacks.
       search.notApplied.push(written);
+    } else if (term.key.length > MAX_KEY_LENGTH) {
+      search.errors.push("A tag key is too long.");
+    } else {
+      // Tag keys are case-sensitive (Sentry's `tags[key]`), `environment` as written.
+      search.tags.push({
+        key: key === "environment" ? "environment" : term.key,
+        values,
+        negated: term.negated,
+      });
     }
   }
   return search;

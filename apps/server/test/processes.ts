@@ -23,7 +23,9 @@ export type NodeProcess = {
 /**
  * Starts `sluice serve --role=<role>` from `version` on a free port (or
  * `env.PORT`) and resolves once it logs that it is serving. The child is
- * added to `children` so the test can kill what is left.
+ * added to `children` so the test can kill what is left. With
+ * `SLUICE_TEST_NODE_LOGS=<dir>` each node's log is also written to a file
+ * there (`<version>_<role>-<pid>.log`), to read after a failed run.
  */
 export function startNode(
   version: Version,

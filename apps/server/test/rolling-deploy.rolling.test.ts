@@ -273,10 +273,17 @@ describe.each(rollingTargets())(
       const acked = roll.results.filter((r) => r.status === 200).map((r) => r.eventId);
       expectedEvents += acked.length + SDK_EVENTS;
       const failures = roll.results.filter((r) => r.status !== 200);
-      expect(
-        failures.slice(0, 5),
-        `${failures.length} of ${roll.results.length} answers failed; ${roll.conditions}`,
-      ).toEqual([]);
+      // Soft: a roll with failed answers still checks that no acknowledged event was lost.
+      expect
+        .soft(
+          failures.slice(0, 5),
+          `${failures.length} of ${roll.results.length} answers failed; ${roll.conditions}`,
+        )
+        .toEqual([]);
+      // The SDK does not retry either: when HAProxy refused answers (the roll failed just above),
+      // some of its events may have been refused too, so only a floor is known, and the count the
+      // next roll builds on is what was stored.
+      const floor = expectedEvents - (failures.length > 0 ? SDK_EVENTS : 0);
       // As long as the backlog shrinks (a starved worker is slow, not wrong); a lost event stalls it.
       let seen = "";
       let progressAt = Date.now();
@@ -286,13 +293,13 @@ describe.each(rollingTargets())(
             "SELECT count(*) FILTER (WHERE processed_at IS NULL)::int AS pending, count(*)::int AS stored FROM events",
           )
         ).rows[0] as { pending: number; stored: number };
-        if (pending === 0 && stored >= expectedEvents) break;
+        if (pending === 0 && stored >= floor) break;
         if (`${pending}/${stored}` !== seen) {
           seen = `${pending}/${stored}`;
           progressAt = Date.now();
         } else if (Date.now() - progressAt > NO_PROGRESS_MS) {
           throw new Error(
-            `no progress for ${NO_PROGRESS_MS / 1000} s: ${pending} events unprocessed, ${stored} of ${expectedEvents} stored`,
+            `no progress for ${NO_PROGRESS_MS / 1000} s: ${pending} events unprocessed, ${stored} of ${floor} stored`,
           );
         }
         await sleep(500);
@@ -306,6 +313,9 @@ describe.each(rollingTargets())(
       const totals = await pool.query(
         "SELECT (SELECT count(*)::int FROM events) AS events, (SELECT sum(times_seen)::int FROM issues) AS seen",
       );
+      const { events } = totals.rows[0] as { events: number };
+      if (floor < expectedEvents && events >= floor && events <= expectedEvents)
+        expectedEvents = events;
       expect(totals.rows[0]).toEqual({ events: expectedEvents, seen: expectedEvents });
     }
 

@@ -11,7 +11,7 @@ const MODES = [
   "EXCLUSIVE",
   "ACCESS EXCLUSIVE",
 ] as const;
-export type TableLockMode = (typeof MODES)[number];
+type TableLockMode = (typeof MODES)[number];
 
 /** One table a migration file locks, and the strongest mode its statements take on it. */
 export type TableLock = { table: string; mode: TableLockMode };

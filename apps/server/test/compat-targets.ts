@@ -38,18 +38,18 @@ export function compatTargets(): CompatTarget[] {
 }
 
 /**
- * The versions the rolling test rolls from: the last release that ships an
- * older schema than the current code (so the first new node has
- * migrations to apply during the roll); the compat targets when no release
- * is older than the current schema. The two-release jump (from the one
- * before it, 0.1.0 today) is left out until its forward roll is understood:
- * it ran past the test's 300 s on 2026-12-01 (issue #19).
+ * The versions the rolling test rolls from: the two newest releases that
+ * ship an older schema than the current code (so the first new node has
+ * migrations to apply during the roll), newest first; the older of them is
+ * a two-release jump (0.1.0 today: eight migrations in one step). The
+ * compat targets when no release is older than the current schema.
  */
 export function rollingTargets(): CompatTarget[] {
   const current = Math.max(0, ...readMigrationFiles().map((f) => f.version));
   const older = readReleases(join(repoRoot, "releases.json"))
     .filter((r) => r.lastMigration < current)
-    .slice(-1)
+    .slice(-2)
+    .reverse()
     .map((r) => ({ label: `release ${r.version}`, commit: r.commit }));
   return older.length > 0 ? older : compatTargets();
 }

@@ -1,4 +1,5 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { appendFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 
@@ -22,7 +23,9 @@ export type NodeProcess = {
 /**
  * Starts `sluice serve --role=<role>` from `version` on a free port (or
  * `env.PORT`) and resolves once it logs that it is serving. The child is
- * added to `children` so the test can kill what is left.
+ * added to `children` so the test can kill what is left. With
+ * `SLUICE_TEST_NODE_LOGS=<dir>` each node's log is also written to a file
+ * there (`<version>_<role>-<pid>.log`), to read after a failed run.
  */
 export function startNode(
   version: Version,
@@ -46,10 +49,15 @@ export function startNode(
     },
   );
   children.push(child);
+  const logDir = process.env.SLUICE_TEST_NODE_LOGS;
+  const logFile = logDir
+    ? join(logDir, `${version.label}-${role}-${child.pid}.log`.replaceAll(/[^\w.-]+/g, "_"))
+    : null;
   return new Promise((resolve, reject) => {
     let log = "";
     child.stderr?.on("data", (chunk) => {
       log += chunk;
+      if (logFile) appendFileSync(logFile, chunk);
       const match = /"port":(\d+).*"msg":"sluice is serving"/.exec(log);
       if (match)
         resolve({
@@ -67,17 +75,39 @@ export function startNode(
 }
 
 /**
- * Sends SIGTERM and resolves once the node has drained and exited 0; throws
- * with the end of its log when it exited otherwise.
+ * Sends SIGTERM and resolves `"drained"` once the node has drained and
+ * exited 0; throws with the end of its log when it exited otherwise. With
+ * `graceMs`, what an orchestrator does (Kubernetes'
+ * `terminationGracePeriodSeconds`): a node still running after it is
+ * SIGKILLed, and then `"killed"` is the answer when `killAfterGrace` allows
+ * it, else an error saying it did not drain in time.
  */
-export async function stopNode(node: NodeProcess): Promise<void> {
-  const code =
-    node.child.exitCode ??
-    (await new Promise<number | null>((resolve) => {
-      node.child.once("exit", (c) => resolve(c));
-      node.child.kill("SIGTERM");
-    }));
+export async function stopNode(
+  node: NodeProcess,
+  options: { graceMs?: number; killAfterGrace?: boolean } = {},
+): Promise<"drained" | "killed"> {
+  if (node.child.exitCode === null && node.child.signalCode === null) {
+    const exited = new Promise<void>((resolve) => node.child.once("exit", () => resolve()));
+    node.child.kill("SIGTERM");
+    let timer: NodeJS.Timeout | undefined;
+    const graceOver = new Promise<"grace">((resolve) => {
+      if (options.graceMs !== undefined)
+        timer = setTimeout(() => resolve("grace"), options.graceMs);
+    });
+    const first = await Promise.race([exited, graceOver]);
+    clearTimeout(timer);
+    if (first === "grace") {
+      node.child.kill("SIGKILL");
+      await exited;
+      if (options.killAfterGrace) return "killed";
+      throw new Error(
+        `${node.label} did not drain within ${options.graceMs} ms:\n${node.log().slice(-3000)}`,
+      );
+    }
+  }
+  const code = node.child.exitCode;
   if (code !== 0) throw new Error(`${node.label} exited with ${code}:\n${node.log().slice(-3000)}`);
+  return "drained";
 }
 
 /** Runs a `sluice` command of `version` with `--json` and parses what it prints. */

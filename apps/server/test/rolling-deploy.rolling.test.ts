@@ -18,9 +18,12 @@ import {
 } from "./processes.ts";
 import {
   appliedMigrationNames,
+  cpuBetween,
   freePort,
   type LoadResult,
   latencyFigures,
+  machineCpu,
+  migrationFigures,
   migrationNames,
   migrationsAppliedBy,
   startHaproxy,
@@ -36,6 +39,19 @@ const INGEST_NODES = 3;
 const BASELINE_MS = 3_000;
 /** Longer than HAProxy needs to take a node out (2 checks of up to 1 s, 300 ms apart), as the README asks. */
 const DRAIN_DELAY_MS = "3000";
+/**
+ * What the orchestrator waits after SIGTERM before SIGKILL: the README's
+ * `terminationGracePeriodSeconds` (45 s), above drain delay plus
+ * `SLUICE_SHUTDOWN_TIMEOUT_MS`. A node of the current code must exit by
+ * itself within it. Release 0.1.0 has no shutdown budget and its worker's
+ * sweeper re-lists the oldest 1000 unprocessed events until fewer are left
+ * (fixed in 316019b), so with a backlog it never exits: it is SIGKILLed, as
+ * Kubernetes would, and the figures say so (safe for a worker: its jobs run
+ * again; any lost answer or event still fails the roll).
+ */
+const GRACE_MS = 45_000;
+/** How long the processing backlog may stay the same before the test gives up on it. */
+const NO_PROGRESS_MS = 30_000;
 /** node-client.mjs sends 13 events through a real @sentry/node. */
 const SDK_EVENTS = 13;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -59,6 +75,8 @@ type Roll = {
   first: NodeProcess;
   /** From spawning the first new node until it answered /readyz 200 (epoch ms). */
   firstWindow: [number, number];
+  /** HAProxy's and the machine's figures, repeated in a failed assertion's message. */
+  conditions: string;
 };
 
 /**
@@ -160,6 +178,7 @@ describe.each(rollingTargets())(
       const load = startLoad(ingestUrl, RATE, dir, children);
       await sleep(BASELINE_MS);
       const rollStart = Date.now();
+      const cpuAtStart = machineCpu();
       const sdk = run(
         process.execPath,
         [join(repoRoot, "apps/server/test/clients/node-client.mjs"), sdkDsn],
@@ -168,6 +187,15 @@ describe.each(rollingTargets())(
       const nodes: NodeProcess[] = [...ingest.values(), api, worker];
       const logged = new Map(nodes.map((node) => [node, node.log().length]));
       const haproxyFrom = haproxyLog.length;
+      /** Old-release nodes that did not exit within GRACE_MS of SIGTERM and were SIGKILLed. */
+      const killed: string[] = [];
+      const retire = async (node: NodeProcess) => {
+        const outcome = await stopNode(node, {
+          graceMs: GRACE_MS,
+          killAfterGrace: !node.label.startsWith(current.label),
+        });
+        if (outcome === "killed") killed.push(node.label);
+      };
       let first: NodeProcess | undefined;
       let firstWindow: [number, number] = [0, 0];
       for (const [slot, leaving] of [...ingest]) {
@@ -187,16 +215,17 @@ describe.each(rollingTargets())(
         ingest.set(free, fresh);
         await sleep(700);
         ingest.delete(slot);
-        await stopNode(leaving);
+        await retire(leaving);
       }
       const [freshApi, freshWorker] = await Promise.all([
         startNode(to, "api", env, children),
         startNode(to, "worker", env, children),
       ]);
-      await Promise.all([stopNode(api), stopNode(worker)]);
+      await Promise.all([retire(api), retire(worker)]);
       [api, worker] = [freshApi, freshWorker];
       nodes.push(api, worker);
       const rollEnd = Date.now();
+      const cpuAtEnd = machineCpu();
       await sdk;
       await sleep(2_000);
       const results = await load.stop();
@@ -205,6 +234,13 @@ describe.each(rollingTargets())(
         latencyFigures(results.filter((r) => r.started >= a && r.started <= b).map((r) => r.ms));
       const starts = results.map((r) => r.started);
       const seconds = (Math.max(...starts) - Math.min(...starts)) / 1000;
+      const balancer = balancerEvents(haproxyLog.slice(haproxyFrom));
+      const machine = cpuBetween(cpuAtStart, cpuAtEnd);
+      const conditions = `HAProxy had no server ready ${balancer.noServerAvailable} times${
+        machine
+          ? `; the machine's CPU was ${Math.round(machine.busyShare * 100)}% busy, load ${machine.loadAverage.join(" → ")} on ${machine.cores} cores`
+          : ""
+      }`;
       console.log(
         JSON.stringify({
           [name]: {
@@ -216,16 +252,19 @@ describe.each(rollingTargets())(
             rollSeconds: (rollEnd - rollStart) / 1000,
             firstNodeSeconds: (firstWindow[1] - firstWindow[0]) / 1000,
             migrationsApplied: first ? migrationsAppliedBy(first).length : 0,
+            migrations: first ? migrationFigures(first) : null,
             before: between(0, rollStart - 1),
             whileFirstNodeStarts: between(...firstWindow),
             during: between(rollStart, rollEnd),
             failures: results.filter((r) => r.status !== 200).length,
+            killedAfterGrace: killed,
             warnings: warningCounts(nodes, logged),
-            balancer: balancerEvents(haproxyLog.slice(haproxyFrom)),
+            balancer,
+            machine,
           },
         }),
       );
-      return { results, first: first as NodeProcess, firstWindow };
+      return { results, first: first as NodeProcess, firstWindow, conditions };
     }
 
     /** Every answer 2xx; every acknowledged event stored once and processed; nothing else stored. */
@@ -234,15 +273,37 @@ describe.each(rollingTargets())(
       const acked = roll.results.filter((r) => r.status === 200).map((r) => r.eventId);
       expectedEvents += acked.length + SDK_EVENTS;
       const failures = roll.results.filter((r) => r.status !== 200);
-      expect(failures.slice(0, 5)).toEqual([]);
-      await waitFor(
-        async () =>
-          (await pool.query("SELECT count(*)::int AS n FROM events WHERE processed_at IS NULL"))
-            .rows[0].n === 0 &&
-          (await pool.query("SELECT count(*)::int AS n FROM events")).rows[0].n >= expectedEvents,
-        90_000,
-        "every event stored and processed",
-      );
+      // Soft: a roll with failed answers still checks that no acknowledged event was lost.
+      expect
+        .soft(
+          failures.slice(0, 5),
+          `${failures.length} of ${roll.results.length} answers failed; ${roll.conditions}`,
+        )
+        .toEqual([]);
+      // The SDK does not retry either: when HAProxy refused answers (the roll failed just above),
+      // some of its events may have been refused too, so only a floor is known, and the count the
+      // next roll builds on is what was stored.
+      const floor = expectedEvents - (failures.length > 0 ? SDK_EVENTS : 0);
+      // As long as the backlog shrinks (a starved worker is slow, not wrong); a lost event stalls it.
+      let seen = "";
+      let progressAt = Date.now();
+      for (;;) {
+        const { pending, stored } = (
+          await pool.query(
+            "SELECT count(*) FILTER (WHERE processed_at IS NULL)::int AS pending, count(*)::int AS stored FROM events",
+          )
+        ).rows[0] as { pending: number; stored: number };
+        if (pending === 0 && stored >= floor) break;
+        if (`${pending}/${stored}` !== seen) {
+          seen = `${pending}/${stored}`;
+          progressAt = Date.now();
+        } else if (Date.now() - progressAt > NO_PROGRESS_MS) {
+          throw new Error(
+            `no progress for ${NO_PROGRESS_MS / 1000} s: ${pending} events unprocessed, ${stored} of ${floor} stored`,
+          );
+        }
+        await sleep(500);
+      }
       const stored = await pool.query(
         "SELECT event_id::text AS id, count(*)::int AS n FROM events WHERE event_id = ANY($1::uuid[]) GROUP BY event_id",
         [acked],
@@ -252,6 +313,9 @@ describe.each(rollingTargets())(
       const totals = await pool.query(
         "SELECT (SELECT count(*)::int FROM events) AS events, (SELECT sum(times_seen)::int FROM issues) AS seen",
       );
+      const { events } = totals.rows[0] as { events: number };
+      if (floor < expectedEvents && events >= floor && events <= expectedEvents)
+        expectedEvents = events;
       expect(totals.rows[0]).toEqual({ events: expectedEvents, seen: expectedEvents });
     }
 

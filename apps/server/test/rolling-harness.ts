@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
+import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
 import { readMigrationFiles } from "@sluice/db";
 import type pg from "pg";
@@ -132,6 +133,57 @@ export function migrationNames(root: string): string[] {
 export async function appliedMigrationNames(pool: pg.Pool): Promise<string[]> {
   const result = await pool.query("SELECT name FROM sluice_migrations ORDER BY version");
   return result.rows.map((r) => r.name as string);
+}
+
+/**
+ * The machine's CPU counters (Linux `/proc/stat`, all cores, in clock
+ * ticks) and 1-minute load average, to tell a roll slowed by other
+ * processes on a shared machine (busy near 1, load above the core count)
+ * from one slowed by Sluice itself; null counters off Linux.
+ */
+export function machineCpu(): { busy: number; total: number; load: number } | null {
+  const load = Math.round((loadavg()[0] ?? 0) * 10) / 10;
+  try {
+    const fields = (readFileSync("/proc/stat", "utf8").split("\n")[0] ?? "")
+      .trim()
+      .split(/\s+/)
+      .slice(1)
+      .map(Number);
+    const total = fields.reduce((a, b) => a + b, 0);
+    const idle = (fields[3] ?? 0) + (fields[4] ?? 0);
+    return { busy: total - idle, total, load };
+  } catch {
+    return null;
+  }
+}
+
+/** The share of the machine's CPU in use between two `machineCpu()` readings, and the load at each. */
+export function cpuBetween(
+  a: ReturnType<typeof machineCpu>,
+  b: ReturnType<typeof machineCpu>,
+): { busyShare: number; loadAverage: [number, number]; cores: number } | null {
+  if (!a || !b || b.total <= a.total) return null;
+  return {
+    busyShare: Math.round(((b.busy - a.busy) / (b.total - a.total)) * 100) / 100,
+    loadAverage: [a.load, b.load],
+    cores: cpus().length,
+  };
+}
+
+/**
+ * What the first new node's migrations took: the milliseconds of each file
+ * (its `migration applied` lines, summed) and the attempts that timed out
+ * on a lock or were a deadlock's victim and were retried.
+ */
+export function migrationFigures(node: NodeProcess): { ms: number; retries: number } {
+  let ms = 0;
+  let retries = 0;
+  for (const line of node.log().split("\n")) {
+    if (line.includes('"msg":"migration applied"')) ms += (JSON.parse(line) as { ms: number }).ms;
+    else if (/"msg":"migration (timed out waiting for a lock|was a deadlock's victim)/.test(line))
+      retries++;
+  }
+  return { ms, retries };
 }
 
 /** The migrations a node applied itself, from its `migration applied` log lines. */

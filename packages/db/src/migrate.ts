@@ -17,6 +17,7 @@ import {
   renewMigrationLock,
   tryTakeMigrationLock,
 } from "./migration-lock.ts";
+import { type TableLock, tableLocksOf, takeTableLocks } from "./migration-table-locks.ts";
 import { splitStatements } from "./split-statements.ts";
 
 export type MigrationLog = {
@@ -137,8 +138,11 @@ export async function readMigrationState(
  * on start: one takes the lock and applies, the others poll with backoff and
  * return once nothing is pending. Each file runs in one transaction (or
  * statement by statement when marked `-- sluice:no-transaction`) with
- * `lock_timeout` and `statement_timeout`; a lock timeout (SQLSTATE 55P03)
- * is retried with backoff up to `lockRetries` times. Throws
+ * `lock_timeout` and `statement_timeout`; a transactional file first takes
+ * the table locks its statements need, never waiting for one while holding
+ * another (`takeTableLocks`), so it cannot deadlock with live traffic; a
+ * lock timeout (SQLSTATE 55P03) is retried with backoff up to
+ * `lockRetries` times. Throws
  * EditedMigrationError when an applied file changed, LostMigrationLockError
  * when the lease was lost mid-way, or the database error of a failed file.
  */
@@ -232,11 +236,22 @@ async function passGate(
 async function applyFile(pool: pg.Pool, file: MigrationFile, options: MigrateOptions) {
   const started = Date.now();
   if (file.noTransaction) await applyOutsideTransaction(pool, file, options);
-  else await retryOnLockTimeout(options, file.name, () => applyInTransaction(pool, file, options));
+  else {
+    // Reordered by each attempt: the table that was busy is waited on first next time.
+    const locks = await tableLocksOf(file.sql);
+    await retryOnLockTimeout(options, file.name, () =>
+      applyInTransaction(pool, file, locks, options),
+    );
+  }
   options.log.info({ migration: file.name, ms: Date.now() - started }, "migration applied");
 }
 
-async function applyInTransaction(pool: pg.Pool, file: MigrationFile, options: MigrateOptions) {
+async function applyInTransaction(
+  pool: pg.Pool,
+  file: MigrationFile,
+  locks: TableLock[],
+  options: MigrateOptions,
+) {
   const started = Date.now();
   const timeouts = {
     lockTimeoutMs: options.lockTimeoutMs,
@@ -250,6 +265,7 @@ async function applyInTransaction(pool: pg.Pool, file: MigrationFile, options: M
         file.version,
       ]);
       if (done.rowCount === 0) {
+        await takeTableLocks(client, locks);
         await client.query(file.sql);
         await recordApplied(client, file, started);
       }

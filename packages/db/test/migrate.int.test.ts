@@ -199,6 +199,64 @@ describe("safe execution", () => {
     expect(columns.rowCount).toBe(1);
   });
 
+  it("alters two tables that live transactions take in the other order without deadlocking with them", async () => {
+    // Release 0.1.0's worker: lock an event row, then update its issue, in
+    // one transaction; migration 0006 alters issues, then events.
+    await pool.query(`CREATE TABLE rows_a (id int PRIMARY KEY, n int NOT NULL DEFAULT 0);
+      CREATE TABLE rows_b (id int PRIMARY KEY, n int NOT NULL DEFAULT 0);
+      INSERT INTO rows_a SELECT g FROM generate_series(1, 8) g;
+      INSERT INTO rows_b SELECT g FROM generate_series(1, 8) g;`);
+    const traffic = openTestPool(db.url, 4);
+    let stop = false;
+    let transactions = 0;
+    const workers = Array.from({ length: 4 }, async (_, w) => {
+      while (!stop) {
+        const client = await traffic.connect();
+        try {
+          await client.query("BEGIN");
+          await client.query("SELECT n FROM rows_b WHERE id = $1 FOR UPDATE", [w + 1]);
+          await new Promise((r) => setTimeout(r, 40));
+          await client.query("UPDATE rows_a SET n = n + 1 WHERE id = $1", [w + 1]);
+          await client.query("UPDATE rows_b SET n = n + 1 WHERE id = $1", [w + 1]);
+          await client.query("COMMIT");
+          transactions++;
+        } finally {
+          client.release();
+        }
+      }
+    });
+    const warnings: string[] = [];
+    const alter = file(
+      9004,
+      "9004_two_tables.sql",
+      "ALTER TABLE rows_a ADD COLUMN IF NOT EXISTS note text;\nALTER TABLE rows_b ADD COLUMN IF NOT EXISTS note text;\n",
+    );
+    try {
+      await new Promise((r) => setTimeout(r, 200));
+      const started = Date.now();
+      await applyMigrations(pool, {
+        ...options("migrator"),
+        lockTimeoutMs: 300,
+        lockRetries: 4,
+        files: [...base(), alter],
+        log: { info() {}, warn: (_fields, message) => warnings.push(message) },
+      });
+      expect(Date.now() - started).toBeLessThan(5_000);
+      const before = transactions;
+      await new Promise((r) => setTimeout(r, 300));
+      expect(transactions).toBeGreaterThan(before);
+    } finally {
+      stop = true;
+      await Promise.all(workers);
+      await traffic.end();
+    }
+    expect(warnings.length).toBeLessThan(4);
+    const columns = await pool.query(
+      "SELECT table_name FROM information_schema.columns WHERE column_name = 'note' AND table_name LIKE 'rows_%' ORDER BY 1",
+    );
+    expect(columns.rows).toEqual([{ table_name: "rows_a" }, { table_name: "rows_b" }]);
+  });
+
   it("makes --no-migrate nodes wait for the schema, and fail clearly when it never comes", async () => {
     const extra = file(9003, "9003_later.sql", "CREATE TABLE IF NOT EXISTS later (a int);\n");
     const files = [...base(), extra];

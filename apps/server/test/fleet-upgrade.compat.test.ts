@@ -13,6 +13,8 @@ import { runSluice, startNode, stopNode, type Version } from "./processes.ts";
 
 const run = promisify(execFile);
 const current: Version = { label: "current", root: repoRoot };
+/** The migration that adds the node registry (0011_node_registry.sql). */
+const REGISTRY_MIGRATION = 11;
 
 /** Runs `sluice upgrade <sub> --json` of the current code; its exit code and report. */
 async function upgrade<T>(env: Record<string, string>, ...args: string[]) {
@@ -35,8 +37,12 @@ describe("sluice upgrade check and verify", () => {
   let backups: string;
   const children: ChildProcess[] = [];
   beforeAll(async () => {
-    const latest = readReleases(join(repoRoot, "releases.json")).at(-1);
-    if (!latest) throw new Error("releases.json has no release");
+    // The newest release without the registry (0011): the roll into it, where the old
+    // nodes are seen only through pg_stat_activity, is what this test is about.
+    const latest = readReleases(join(repoRoot, "releases.json"))
+      .filter((r) => r.lastMigration < REGISTRY_MIGRATION)
+      .at(-1);
+    if (!latest) throw new Error("releases.json has no release before the node registry");
     old = { label: `release ${latest.version}`, root: prepareWorktree(latest.commit) };
     db = await createTestDatabase();
     backups = mkdtempSync(join(tmpdir(), "sluice-upgrade-backups-"));
@@ -47,7 +53,7 @@ describe("sluice upgrade check and verify", () => {
     rmSync(backups, { recursive: true, force: true });
   });
 
-  it("before, during and after a roll from the latest release to this code", async () => {
+  it("before, during and after a roll from the newest release without the registry to this code", async () => {
     const dataDir = mkdtempSync(join(tmpdir(), "sluice-upgrade-data-"));
     const env = {
       DATABASE_URL: db.url,

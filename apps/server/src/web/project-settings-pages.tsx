@@ -20,6 +20,7 @@ import type { Services } from "../services.ts";
 import { CsrfField, formatCount, Notice, RelativeTime } from "./components.tsx";
 import { Layout } from "./layout.tsx";
 import { DsnField, projectDsns } from "./project-setup.tsx";
+import { QuotaTable } from "./quota-pages.tsx";
 import { render } from "./render.ts";
 import { PageError, type WebEnv } from "./web-env.ts";
 import { projectSettingsPage, requirePageScope } from "./web-lookups.ts";
@@ -431,35 +432,6 @@ export async function readProjectLimits(
     projectQuotas,
     organizationQuotas,
   };
-}
-
-function QuotaTable({ label, rows }: { label: string; rows: QuotaRow[] }) {
-  return (
-    <table aria-label={label}>
-      <thead>
-        <tr>
-          <th scope="col">Categories</th>
-          <th scope="col" class="num">
-            Limit
-          </th>
-          <th scope="col" class="num">
-            Window (seconds)
-          </th>
-          <th scope="col">Reason code</th>
-        </tr>
-      </thead>
-      <tbody>
-        {rows.map((q) => (
-          <tr>
-            <td>{q.categories.length === 0 ? "all" : q.categories.join(", ")}</td>
-            <td class="num">{formatCount(q.quotaLimit)}</td>
-            <td class="num">{formatCount(q.windowSeconds)}</td>
-            <td class="mono">{q.reasonCode}</td>
-          </tr>
-        ))}
-      </tbody>
-    </table>
-  );
 }
 
 /** The "Rate limits" section of the project settings page; quotas change on their own pages (quota-pages.tsx). */

@@ -75,10 +75,22 @@ function readQuotaForm(body: Record<string, string | File | (string | File)[]>):
   return { form: { values, errors }, input };
 }
 
-function QuotaList({ scope, rows }: { scope: QuotaScope; rows: QuotaRow[] }) {
-  if (rows.length === 0) return <p class="muted">{`No quotas for ${scope.scopeName} yet.`}</p>;
+/**
+ * Quotas as a table: categories, limit, window, reason code, and with
+ * `remove` a "Remove quota {id}" button per row posting to `{base}/{id}/delete/`.
+ * The project settings page shows it without `remove`.
+ */
+export function QuotaTable({
+  label,
+  rows,
+  remove,
+}: {
+  label: string;
+  rows: QuotaRow[];
+  remove?: { base: string; csrf: string };
+}) {
   return (
-    <table aria-label="Quotas">
+    <table aria-label={label}>
       <thead>
         <tr>
           <th scope="col">Categories</th>
@@ -89,7 +101,7 @@ function QuotaList({ scope, rows }: { scope: QuotaScope; rows: QuotaRow[] }) {
             Window (seconds)
           </th>
           <th scope="col">Reason code</th>
-          {scope.canEdit ? <th scope="col">Remove</th> : null}
+          {remove ? <th scope="col">Remove</th> : null}
         </tr>
       </thead>
       <tbody>
@@ -99,10 +111,10 @@ function QuotaList({ scope, rows }: { scope: QuotaScope; rows: QuotaRow[] }) {
             <td class="num">{formatCount(q.quotaLimit)}</td>
             <td class="num">{formatCount(q.windowSeconds)}</td>
             <td class="mono">{q.reasonCode}</td>
-            {scope.canEdit && scope.csrf ? (
+            {remove ? (
               <td>
-                <form method="post" action={`${scope.base}/${q.id}/delete/`} class="inline">
-                  <CsrfField token={scope.csrf} />
+                <form method="post" action={`${remove.base}/${q.id}/delete/`} class="inline">
+                  <CsrfField token={remove.csrf} />
                   <button type="submit">{`Remove quota ${q.id}`}</button>
                 </form>
               </td>
@@ -227,7 +239,15 @@ async function quotaPage(c: Context<WebEnv>, scope: QuotaScope, form?: QuotaForm
       <p>
         {`A quota caps what ${scope.scopeName} accepts per window; ingest reads changes within 10 seconds and answers 429 with Retry-After and X-Sentry-Rate-Limits once a quota is used up (README "Rate limits and quotas").`}
       </p>
-      <QuotaList scope={scope} rows={rows} />
+      {rows.length === 0 ? (
+        <p class="muted">{`No quotas for ${scope.scopeName} yet.`}</p>
+      ) : (
+        <QuotaTable
+          label="Quotas"
+          rows={rows}
+          remove={scope.canEdit && scope.csrf ? { base: scope.base, csrf: scope.csrf } : undefined}
+        />
+      )}
       {scope.canEdit ? (
         <AddQuotaForm scope={scope} form={form} />
       ) : (

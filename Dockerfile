@@ -41,5 +41,5 @@ EXPOSE 8000 9464
 # 4 MiB young generation, cut peak RSS by a quarter at the same throughput.
 ENV MALLOC_ARENA_MAX=2
 # Exec form, so the node process itself receives SIGTERM and drains.
-ENTRYPOINT ["node", "--max-semi-space-size=4", "apps/server/dist/sluice.mjs"]
+ENTRYPOINT ["node", "--max-semi-space-size=16", "apps/server/dist/sluice.mjs"]
 CMD ["serve", "--role=all"]

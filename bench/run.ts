@@ -4,6 +4,11 @@
  * run (a raw durable COPY of the same payloads; a Hono handler that reads
  * and discards the same bodies), and prints every figure with its ratio.
  * Writes bench/results/latest.json. Never fails on speed: it is not a test.
+ *
+ * `--rates=300,800[,...]` measures only ingest at those open-loop rates
+ * (events/s, `--quick` for 3 s steps): throughput, latency and ingest's CPU
+ * per event at each, split by stage with `--profile` (the last rate); for
+ * comparing one change to the hot path with the next.
  */
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -41,6 +46,11 @@ const payloadStorage =
 if (payloadStorage !== "jsonb" && payloadStorage !== "compressed") {
   throw new Error(`--payload-storage must be jsonb or compressed, not ${payloadStorage}`);
 }
+const fixedRates = process.argv
+  .find((a) => a.startsWith("--rates="))
+  ?.slice("--rates=".length)
+  .split(",")
+  .map(Number);
 const SECONDS = quick ? 3 : 10;
 const CONNECTIONS = 64;
 const REDIS_URL = process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
@@ -244,7 +254,10 @@ async function main() {
     await run("npm", ["run", "build"], { cwd: root });
     const bin = join(root, "apps/server/dist/sluice.mjs");
     // Run as the Docker image runs it (Dockerfile ENV and ENTRYPOINT).
-    const imageFlags = ["--max-semi-space-size=4"];
+    // BENCH_NODE_FLAGS (space-separated) replaces them, to compare V8 settings.
+    const imageFlags = process.env.BENCH_NODE_FLAGS?.split(" ").filter(Boolean) ?? [
+      "--max-semi-space-size=16",
+    ];
     const imageEnv = { MALLOC_ARENA_MAX: "2" };
     const { stdout } = await run(process.execPath, [bin, "projects", "create", "bench", "--json"], {
       env: { ...process.env, ...env },
@@ -253,6 +266,10 @@ async function main() {
     const ingestPath = (port: number, form: "envelope" | "store") =>
       `http://127.0.0.1:${port}/api/${dsn.pathname.slice(1)}/${form}/?sentry_key=${dsn.username}&sentry_version=7`;
 
+    if (fixedRates) {
+      await measureRates(fixedRates, bin, { ...env, ...imageEnv }, imageFlags, ingestPath);
+      return;
+    }
     console.log("limits: raw durable COPY of the typical payload ...");
     const copy = JSON.parse(
       (
@@ -504,6 +521,57 @@ async function main() {
     await sleep(500);
     await deleteQueueKeys(prefix);
     await db.drop();
+  }
+}
+
+/** `--rates=`: ingest alone at fixed open-loop rates; see the file's docstring. */
+async function measureRates(
+  rates: number[],
+  bin: string,
+  env: Record<string, string>,
+  nodeFlags: string[],
+  ingestPath: (port: number, form: "envelope" | "store") => string,
+) {
+  if (profile) rmSync(profileDir, { recursive: true, force: true });
+  const profileArgs = profile ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : [];
+  const ingest = await startProcess(
+    [...nodeFlags, ...profileArgs, bin, "serve", "--role=ingest"],
+    { ...env, LOG_LEVEL: "info", SLUICE_DRAIN_DELAY_MS: "0" },
+    /"port":(\d+).*"msg":"sluice is serving"/,
+  );
+  const pid = ingest.child.pid as number;
+  const at = (rate: number | undefined, seconds: number) =>
+    load({
+      url: ingestPath(ingest.port, "envelope"),
+      kind: "typical",
+      form: "envelope",
+      gzip: false,
+      seconds,
+      rate,
+    });
+  await at(undefined, 2);
+  let last: LoadResult | null = null;
+  for (const rate of rates) {
+    const before = cpuSecondsOf(pid);
+    const r = await at(rate, SECONDS);
+    const cpuSeconds = cpuSecondsOf(pid) - before;
+    last = r;
+    console.log(
+      `offered ${rate}/s: ${Math.round(r.perSecond)}/s, p50 ${r.latency.p50} ms, p99 ${r.latency.p99} ms, non-2xx ${r.non2xx}, errors ${r.errors}; ingest ${Math.round((cpuSeconds * 1e6) / Math.max(1, r.ok))} µs CPU/event (whole step, generator ${Math.round(r.generatorCores * 100)}%)`,
+    );
+    await sleep(1_000);
+  }
+  console.log(`ingest peak RSS ${Math.round(processStats(pid).peakRssBytes / 2 ** 20)} MiB`);
+  const exited = new Promise((resolve) => ingest.child.once("exit", resolve));
+  ingest.child.kill("SIGTERM");
+  await exited;
+  if (profile && last) {
+    const monotonicOffsetUs = Date.now() * 1000 - Number(process.hrtime.bigint() / 1000n);
+    for (const s of cpuByStage(profileDir, {
+      startUs: last.window.startMs * 1000 - monotonicOffsetUs,
+      endUs: last.window.endMs * 1000 - monotonicOffsetUs,
+    }))
+      console.log(`  ${s.stage.padEnd(34)} ${(s.share * 100).toFixed(1).padStart(5)}%`);
   }
 }
 

@@ -182,7 +182,7 @@ describe("deployment files", () => {
   it("the Dockerfile runs the bundle's node process itself (exec form), so it gets SIGTERM", () => {
     const dockerfile = readFileSync(join(root, "Dockerfile"), "utf8");
     expect(dockerfile).toMatch(
-      /^ENTRYPOINT \["node", "--max-semi-space-size=4", "apps\/server\/dist\/sluice\.mjs"\]$/m,
+      /^ENTRYPOINT \["node", "--max-semi-space-size=16", "apps\/server\/dist\/sluice\.mjs"\]$/m,
     );
     expect(dockerfile).toMatch(/^ENV MALLOC_ARENA_MAX=2$/m);
     expect(dockerfile).toMatch(/^EXPOSE 8000 9464$/m);

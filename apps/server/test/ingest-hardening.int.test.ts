@@ -441,6 +441,8 @@ describe("ingest hardening: a sluice serve process under concurrent bombs", () =
     expect(statuses.slice(0, 6)).toContain(503);
     expect(statuses.slice(6)).toEqual([400, 400, 400]);
     expect(worstHealthz).toBeLessThan(200);
+    // Refused before their end: each connection closes with its answer, so the next request never queues behind a bomb's rest.
+    expect((await answers).map((r) => r.headers.get("connection"))).toEqual(Array(9).fill("close"));
     const ok = await fetch(`${base}/api/1/envelope/?sentry_key=${key}`, {
       method: "POST",
       body: `{}\n{"type":"event"}\n{"message":"after the bombs"}\n`,

@@ -13,6 +13,15 @@ import {
 
 import type { ByteLease } from "./byte-budget.ts";
 
+/**
+ * Where a body's bytes come from: a web stream, or Node's request itself
+ * (`IncomingMessage`), which ingest reads directly so that no web `Request`
+ * and stream is built per request (about a third of ingest's CPU at peak,
+ * bench/RESULTS.md). A Node request is never destroyed here: a body left
+ * unread is drained by the server after the answer (@hono/node-server).
+ */
+export type BodySource = ReadableStream<Uint8Array> | Readable | null;
+
 export type BodyFailure = { ok: false; status: 400 | 413 | 415 | 503; detail: string };
 
 /** A whole body, or why it cannot be read (503: the process has too many bytes in flight). */
@@ -84,7 +93,7 @@ const ONE_SHOT_DECODED_BYTES = 1024 * 1024;
  * every byte held is taken from the process's budget first (503 past it).
  */
 export async function readBody(
-  stream: ReadableStream<Uint8Array> | null,
+  stream: BodySource,
   contentEncoding: string | undefined,
   maxBytes: number,
   options: ReadBodyOptions = {},
@@ -99,7 +108,7 @@ export async function readBody(
  * decoded), then `readAll` goes on to the end. Limits as in `readBody`.
  */
 export function openBody(
-  stream: ReadableStream<Uint8Array> | null,
+  stream: BodySource,
   contentEncoding: string | undefined,
   maxBytes: number,
   options: ReadBodyOptions = {},
@@ -142,7 +151,7 @@ export class BodyReader {
   private inspect: ((chunk: Buffer) => string | null) | null = null;
 
   constructor(
-    private readonly stream: ReadableStream<Uint8Array> | null,
+    private readonly stream: BodySource,
     private readonly encoding: string,
     private readonly decoder: Codec | null,
     private readonly maxBytes: number,
@@ -194,7 +203,8 @@ export class BodyReader {
   async cancel(): Promise<void> {
     this.ended = true;
     await this.source?.return?.().catch(() => {});
-    await this.stream?.cancel().catch(() => {});
+    if (this.stream && !(this.stream instanceof Readable))
+      await this.stream.cancel().catch(() => {});
   }
 
   private async refuse(detail: string): Promise<BodyFailure> {
@@ -321,7 +331,11 @@ export class BodyReader {
 
   private async *wireChunks(): AsyncGenerator<Buffer> {
     if (!this.stream) return;
-    for await (const chunk of this.stream) {
+    const chunks: AsyncIterable<Uint8Array> =
+      this.stream instanceof Readable
+        ? this.stream.iterator({ destroyOnReturn: false })
+        : this.stream;
+    for await (const chunk of chunks) {
       this.wireBytes += chunk.byteLength;
       if (this.wireBytes > this.maxBytes) {
         throw new BodyError({

@@ -1,3 +1,4 @@
+import { IncomingMessage } from "node:http";
 import type { IngestBatch } from "@sluice/db";
 import {
   EnvelopeFramingCheck,
@@ -13,6 +14,7 @@ import { Counter } from "prom-client";
 import { ByteBudget, type ByteLease } from "../http/byte-budget.ts";
 import {
   type BodyFailure,
+  type BodySource,
   decodeLegacyStoreBody,
   openBody,
   readBody,
@@ -56,6 +58,7 @@ const PROJECT = ":projectId{[1-9][0-9]*}";
 /** `X-Sentry-Error` carries the detail, reduced to what a header may hold. */
 const MAX_ERROR_HEADER_CHARS = 200;
 const MAX_DETAIL_CHARS = 1024;
+const CORS_ENTRIES = Object.entries(INGEST_CORS_HEADERS);
 
 type Handler = (c: Context, deps: IngestDeps, lease: ByteLease) => Promise<Response>;
 
@@ -76,9 +79,10 @@ export function registerIngestRoutes(app: Hono, deps: IngestDeps): void {
   const corsPaths = [`/api/${PROJECT}/*`, "/api/store", "/api/store/"];
   for (const path of corsPaths) {
     app.use(path, async (c, next) => {
+      // Set before the answer is built, so they are part of it rather than
+      // five edits of a finished response's headers on every event.
+      for (const [name, value] of CORS_ENTRIES) c.header(name, value);
       await next();
-      for (const [name, value] of Object.entries(INGEST_CORS_HEADERS))
-        c.res.headers.set(name, value);
     });
     app.options(path, (c) => c.body(null, 200));
   }
@@ -111,18 +115,26 @@ export function registerIngestRoutes(app: Hono, deps: IngestDeps): void {
  */
 async function guarded(c: Context, deps: IngestDeps, budget: ByteBudget, handle: Handler) {
   const lease = budget.lease();
+  let response: Response;
   try {
-    return await handle(c, deps, lease);
+    response = await handle(c, deps, lease);
   } catch (error) {
     if (error instanceof StorageUnavailableError) {
       deps.services.log.error({ err: error.cause, path: c.req.path }, "ingest request failed");
-      return reject(c, deps, 503, "temporarily unable to store the event");
+      response = reject(c, deps, 503, "temporarily unable to store the event");
+    } else {
+      deps.services.log.error({ err: error, path: c.req.path }, "ingest could not read a request");
+      response = reject(c, deps, 400, "invalid request");
     }
-    deps.services.log.error({ err: error, path: c.req.path }, "ingest could not read a request");
-    return reject(c, deps, 400, "invalid request");
   } finally {
     lease.release();
   }
+  // Answered before the body's end (a refusal): what is left of it must not
+  // hold up or be read as the connection's next request, so the connection
+  // ends with this answer (RFC 9112 §9.6) rather than being reused.
+  const incoming = nodeRequest(c);
+  if (incoming && !incoming.readableEnded) response.headers.set("Connection", "close");
+  return response;
 }
 
 function reject(c: Context, deps: IngestDeps, status: ErrorStatus, detail: string): Response {
@@ -196,6 +208,20 @@ function admitBody(
   return null;
 }
 
+/**
+ * The request's body: Node's `IncomingMessage` when served by
+ * @hono/node-server (reading `c.req.raw.body` would build a web `Request`
+ * and stream for every event), else the web stream (`app.request` in tests).
+ */
+function requestBody(c: Context): BodySource {
+  return nodeRequest(c) ?? c.req.raw.body;
+}
+
+function nodeRequest(c: Context): IncomingMessage | null {
+  const incoming = (c.env as { incoming?: unknown } | undefined)?.incoming;
+  return incoming instanceof IncomingMessage ? incoming : null;
+}
+
 function requestAuth(c: Context): IngestAuthResult {
   return extractIngestAuth({
     header: (name) => c.req.header(name),
@@ -254,7 +280,7 @@ async function handleEnvelope(
   const refused = admitBody(c, deps, lease, limits.maxEnvelopeBytes, key, "unknown");
   if (refused) return refused;
   const opened = openBody(
-    c.req.raw.body,
+    requestBody(c),
     c.req.header("content-encoding"),
     limits.maxEnvelopeBytes,
     {
@@ -362,7 +388,7 @@ async function handleStore(c: Context, deps: IngestDeps, lease: ByteLease): Prom
   const refused = admitBody(c, deps, lease, limits.maxEventBytes, check.key, "error");
   if (refused) return refused;
   const read = await readBody(
-    c.req.raw.body,
+    requestBody(c),
     c.req.header("content-encoding"),
     limits.maxEventBytes,
     {

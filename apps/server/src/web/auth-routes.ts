@@ -10,6 +10,7 @@ import {
   listUserOrganizations,
   revokeUserSessions,
   setUserPassword,
+  setUserSuperuser,
   type User,
   useUserLink,
 } from "@sluice/db";
@@ -355,6 +356,8 @@ export function createAuthRoutes(services: Services): Hono<WebEnv> {
     const org = await ensureOrganization(services.db.orm, "sluice", "sluice");
     const { user } = await addUserToOrganization(services, org, email, "owner", null);
     await setUserPassword(services.db.orm, user.id, await hashPassword(password));
+    // Whoever installs Sluice administers the instance (the fleet page).
+    await setUserSuperuser(services.db.orm, user.email, true);
     await signIn(c, user);
     return c.redirect(`/organizations/${org.slug}/issues/`, 303);
   });

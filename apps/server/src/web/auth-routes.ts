@@ -74,7 +74,7 @@ ${ssoName ? html`<p><a class="button secondary" href="${sso}">Sign in with ${sso
 
 function setupForm(action: string, email: string) {
   return html`<form method="post" action="${action}">
-<p>This account will be the owner of organization <strong>sluice</strong>.</p>
+<p>This account will be the owner of organization <strong>sluice</strong> and a superuser: the administrator of this Sluice instance.</p>
 <label for="email">Email</label>
 <input id="email" name="email" type="email" autocomplete="username" required value="${email}">
 ${newPasswordField("Password")}

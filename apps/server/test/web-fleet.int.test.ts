@@ -239,7 +239,7 @@ describe("the fleet page and the superuser", () => {
         await browserPage.getByLabel("Password").fill(PASSWORD);
         await browserPage.getByRole("button", { name: "Sign in" }).click();
         await browserPage.waitForURL(`${t.url}/organizations/sluice/issues/`);
-        await browserPage.getByRole("link", { name: "Admin" }).click();
+        await browserPage.getByRole("link", { name: "Admin", exact: true }).click();
         await browserPage.waitForURL(`${t.url}/manage/fleet/`);
         expect(await browserPage.getByRole("heading", { name: "Fleet" }).count()).toBe(1);
         const table = browserPage.getByRole("table", { name: "Live nodes" });

@@ -74,7 +74,7 @@ export function registerManagePages(web: Hono<WebEnv>): void {
       c,
       <Layout title="Fleet" viewer={viewer} section="manage">
         <h1>Fleet</h1>
-        <dl class="facts panel" aria-label="Schema">
+        <dl class="facts panel spaced" aria-label="Schema">
           <dt>Schema version</dt>
           <dd>{String(schemaVersion)}</dd>
           <dt>Oldest release the schema supports</dt>

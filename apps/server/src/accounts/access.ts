@@ -45,7 +45,6 @@ export function isInstanceAdmin(caller: Caller): boolean {
   return (
     caller.kind === "user" &&
     caller.session !== null &&
-    caller.token === null &&
     caller.user.isActive &&
     caller.user.isSuperuser
   );

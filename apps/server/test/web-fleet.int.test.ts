@@ -86,7 +86,7 @@ describe("the fleet page and the superuser", () => {
       const row = rows.find((r) => r.includes(`<code>${node.id}</code>`));
       expect(row, node.id).toBeDefined();
       expect(row).toContain(`<td>${node.host}</td>`);
-      expect(row).toContain(`<td>${release}</td>`);
+      expect(row).toContain(`<td class="nowrap">${release}</td>`);
       expect(row).toContain(`<code title="${commit}">${commit?.slice(0, 12)}</code>`);
       expect(row).toContain(`<td>${node.roles.join(", ")}</td>`);
       expect(row).toMatch(/<td>1[2-9]<\/td>/);

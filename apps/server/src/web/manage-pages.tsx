@@ -37,7 +37,7 @@ function NodeRow({ node, self, now }: { node: FleetNode; self: boolean; now: num
         {self ? <span class="muted"> (served this page)</span> : null}
       </th>
       <td>{node.host}</td>
-      <td>{node.release}</td>
+      <td class="nowrap">{node.release}</td>
       <td>{node.commit ? <code title={node.commit}>{node.commit.slice(0, 12)}</code> : ""}</td>
       <td>{node.registered ? node.roles.join(", ") : "(unregistered)"}</td>
       <td>{node.registered ? String(node.schemaVersion) : "?"}</td>

@@ -15,6 +15,10 @@ COPY packages/sourcemaps/package.json packages/sourcemaps/
 COPY packages/migration-lint/package.json packages/migration-lint/
 RUN npm ci --no-audit --no-fund
 COPY . .
+# The commit nodes report (sluice_nodes, sluice_build_info, and the release cut
+# from it): .dockerignore leaves .git out, so pass it in:
+#   docker build --build-arg SLUICE_COMMIT=$(git rev-parse HEAD) .
+ARG SLUICE_COMMIT=""
 RUN npm run build
 
 # Runtime: production dependencies, the migrations and the bundle; no sources, no tsx loader.

@@ -7,7 +7,7 @@
  * Development needs no build: `npx sluice` runs the sources through tsx.
  */
 import { build } from "esbuild";
-import { buildInfo, knownReleases } from "../apps/server/src/build-info.ts";
+import { bundleBuildInfo, knownReleases } from "../apps/server/src/build-info.ts";
 
 const root = new URL("../", import.meta.url).pathname;
 
@@ -21,9 +21,10 @@ await build({
   sourcemap: true,
   logLevel: "warning",
   // The release and commit every node registers and exports (sluice_build_info),
-  // and releases.json, which the image does not carry.
+  // and releases.json, which the image does not carry. SLUICE_COMMIT names the
+  // commit where there is no .git (the Dockerfile's build argument).
   define: {
-    __SLUICE_BUILD__: JSON.stringify(buildInfo()),
+    __SLUICE_BUILD__: JSON.stringify(bundleBuildInfo(process.env.SLUICE_COMMIT)),
     __SLUICE_RELEASES__: JSON.stringify(knownReleases()),
   },
   // CommonJS packages that call require() need it inside an ES module.

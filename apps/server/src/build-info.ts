@@ -50,6 +50,26 @@ export function buildInfo(): BuildInfo {
   return cached;
 }
 
+/**
+ * What `npm run build` stamps into the bundle: `buildInfo()`, or, when no
+ * checkout says which commit this is (a Docker build: `.dockerignore`
+ * leaves `.git` out), `fallbackCommit`, the build's `SLUICE_COMMIT`
+ * (`docker build --build-arg SLUICE_COMMIT=$(git rev-parse HEAD) .`), with
+ * the release cut from it. Throws when that is set but not 40 hex digits,
+ * so a short or wrong id never reaches the registry.
+ */
+export function bundleBuildInfo(
+  fallbackCommit: string | undefined,
+  own: BuildInfo = buildInfo(),
+  releases: CutRelease[] = knownReleases(),
+): BuildInfo {
+  const given = fallbackCommit?.trim().toLowerCase() ?? "";
+  if (given !== "" && !/^[0-9a-f]{40}$/.test(given))
+    throw new Error(`SLUICE_COMMIT must be a full commit id (git rev-parse HEAD), not ${given}`);
+  if (own.commit !== null || given === "") return own;
+  return { release: releaseOf(given, releases), commit: given };
+}
+
 /** The releases this code knows (`releases.json`, stamped into the bundle), oldest first. */
 export function knownReleases(): CutRelease[] {
   if (typeof __SLUICE_RELEASES__ !== "undefined") return __SLUICE_RELEASES__;

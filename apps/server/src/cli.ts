@@ -26,6 +26,7 @@ import {
   createUserCommand,
   firstOwnerLink,
   resetPasswordCommand,
+  setSuperuserCommand,
 } from "./commands/users.ts";
 import { verifyBlobs } from "./commands/verify-blobs.ts";
 import { type Config, printableSettings, readConfig } from "./config.ts";
@@ -44,8 +45,9 @@ const USAGE = `usage:
   sluice tokens create [--org <slug>] [--scopes a,b] [--label text] [--json]
                    (with --org: an organization auth token, sntrys_; without: an instance-admin token)
   sluice tokens list [--json]   (every unrevoked token: instance-admin, organization or user)
-  sluice users create --email E [--org <slug>] [--role member|admin|manager|owner] [--password-stdin] [--json]
+  sluice users create --email E [--org <slug>] [--role member|admin|manager|owner] [--password-stdin] [--superuser] [--json]
   sluice users reset-password --email E [--json]
+  sluice users set-superuser --email E [--revoke] [--json]   (instance admin: /manage/fleet/, /api/0/internal/)
   sluice events failed [--limit N] [--json]   (events the worker gave up on)
   sluice verify     (every attachment and upload blob exists with its SHA-1; exit 1 if not)
   sluice retention run [--dry-run] [--wait S] [--json]   (drop what is past retention now)
@@ -76,6 +78,8 @@ async function main(argv: string[]): Promise<number> {
       label: { type: "string" },
       email: { type: "string" },
       "password-stdin": { type: "boolean", default: false },
+      superuser: { type: "boolean", default: false },
+      revoke: { type: "boolean", default: false },
       limit: { type: "string", default: "100" },
       "dry-run": { type: "boolean", default: false },
       wait: { type: "string", default: "120" },
@@ -416,14 +420,34 @@ async function upgradeCommand(
   throw new UsageError("upgrade needs check or verify");
 }
 
-/** `sluice users create|reset-password`. */
+/** `sluice users create|reset-password|set-superuser`. */
 async function usersCommand(
   config: Config,
   sub: string | undefined,
-  values: { email?: string; org?: string; role?: string; "password-stdin": boolean; json: boolean },
+  values: {
+    email?: string;
+    org?: string;
+    role?: string;
+    "password-stdin": boolean;
+    superuser: boolean;
+    revoke: boolean;
+    json: boolean;
+  },
 ): Promise<number> {
   const email = values.email;
   if (!email) throw new UsageError("users commands need --email");
+  if (sub === "set-superuser") {
+    return withServices(config, async (services) => {
+      const result = await setSuperuserCommand(services, email, !values.revoke).catch(commandError);
+      if (values.json) console.log(JSON.stringify(result));
+      else
+        console.log(
+          result.isSuperuser
+            ? `${result.email} is a superuser (instance admin)`
+            : `${result.email} is no longer a superuser`,
+        );
+    });
+  }
   if (sub === "reset-password") {
     return withServices(config, async (services) => {
       const { link, mailed } = await resetPasswordCommand(services, email).catch(commandError);
@@ -447,13 +471,22 @@ async function usersCommand(
       orgSlug: values.org ?? "sluice",
       role,
       password,
+      superuser: values.superuser,
     }).catch(commandError);
     if (values.json) {
-      console.log(JSON.stringify({ email, organization: values.org ?? "sluice", role, ...result }));
+      console.log(
+        JSON.stringify({
+          email,
+          organization: values.org ?? "sluice",
+          role,
+          superuser: values.superuser,
+          ...result,
+        }),
+      );
       return;
     }
     console.log(
-      `${result.created ? "created" : "exists:"} ${email}, ${role} of ${values.org ?? "sluice"}`,
+      `${result.created ? "created" : "exists:"} ${email}, ${role} of ${values.org ?? "sluice"}${values.superuser ? ", superuser" : ""}`,
     );
     if (result.setPasswordLink)
       console.log(

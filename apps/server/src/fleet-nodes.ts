@@ -1,4 +1,10 @@
-import { type FleetNode, listLiveNodes } from "@sluice/db";
+import {
+  appliedSchemaVersion,
+  compareReleases,
+  type FleetNode,
+  listLiveNodes,
+  readSchemaFloor,
+} from "@sluice/db";
 import type { Services } from "./services.ts";
 
 /**
@@ -39,4 +45,23 @@ export function serializeNode(node: FleetNode): SerializedNode {
 export function liveNodes(services: Pick<Services, "db" | "config">): Promise<FleetNode[]> {
   const { fleet } = services.config;
   return listLiveNodes(services.db.pool, fleet.ageOutMs, fleet.unregisteredAgeOutMs);
+}
+
+/** What the fleet page shows: the live nodes and the schema they share. */
+export type FleetStatus = {
+  nodes: FleetNode[];
+  /** The highest migration applied to the database. */
+  schemaVersion: number;
+  /** The oldest release the schema still supports (`sluice_schema_floor`); null: every release. */
+  floor: { oldestRelease: string; migration: number; reason: string } | null;
+};
+
+/** The live nodes with the database's schema version and floor (`/manage/fleet/`). */
+export async function fleetStatus(services: Pick<Services, "db" | "config">): Promise<FleetStatus> {
+  const [nodes, schemaVersion, floor] = await Promise.all([
+    liveNodes(services),
+    appliedSchemaVersion(services.db.pool),
+    readSchemaFloor(services.db.pool, compareReleases),
+  ]);
+  return { nodes, schemaVersion, floor };
 }

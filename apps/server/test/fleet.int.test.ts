@@ -82,7 +82,7 @@ describe("the node registry", () => {
     expect(after.map((n) => n.id)).toEqual([t.services.instanceId]);
   }, 120_000);
 
-  it("GET /api/0/internal/fleet/ answers instance-admin tokens only", async () => {
+  it("GET /api/0/internal/fleet/ answers instance-admin tokens, not organization or user tokens (superuser sessions: web-fleet.int.test.ts)", async () => {
     t = await startTestSluice({ redis: false, env: FAST });
     const get = (token: string) =>
       fetch(`${t?.url}/api/0/internal/fleet/`, { headers: { Authorization: `Bearer ${token}` } });

@@ -196,3 +196,13 @@ export async function readSchemaFloor(
     null,
   );
 }
+
+/** The database's schema version: the highest migration applied (0 on an empty database). */
+export async function appliedSchemaVersion(db: Queryable): Promise<number> {
+  const present = await db.query("SELECT to_regclass('sluice_migrations') IS NOT NULL AS p");
+  if (present.rows[0]?.p !== true) return 0;
+  const result = await db.query(
+    "SELECT coalesce(max(version), 0)::int AS version FROM sluice_migrations",
+  );
+  return result.rows[0]?.version ?? 0;
+}

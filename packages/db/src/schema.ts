@@ -405,6 +405,7 @@ export const users = pgTable("users", {
   isActive: boolean("is_active").notNull().default(true),
   createdAt: ts("created_at").notNull().defaultNow(),
   lastLoginAt: ts("last_login_at"),
+  isSuperuser: boolean("is_superuser").notNull().default(false),
 });
 
 export const organizationMembers = pgTable(

@@ -31,6 +31,25 @@ export type Caller =
   | { kind: "organization-token"; token: ApiToken; organizationId: number }
   | { kind: "user"; user: User; token: ApiToken | null; session: UserSession | null };
 
+/**
+ * Whether the caller may use what belongs to the whole instance, not to
+ * one organization (`/api/0/internal/`, the pages under `/manage/`): an
+ * instance-admin token, or a signed-in session of a superuser (Sentry's
+ * `User.is_superuser`). As Sentry's `is_active_superuser`
+ * (getsentry/sentry `src/sentry/auth/superuser.py`), the status goes with
+ * the session, never with a user's token; an organization owner without it
+ * is no admin of the instance.
+ */
+export function isInstanceAdmin(caller: Caller): boolean {
+  if (caller.kind === "instance-admin") return true;
+  return (
+    caller.kind === "user" &&
+    caller.session !== null &&
+    caller.user.isActive &&
+    caller.user.isSuperuser
+  );
+}
+
 /** A signed-in browser, as pages see it. */
 export type Viewer = {
   user: { id: number; email: string; name: string | null };

@@ -1,4 +1,10 @@
-import { countUsers, ensureOrganization, findUserByEmail, setUserPassword } from "@sluice/db";
+import {
+  countUsers,
+  ensureOrganization,
+  findUserByEmail,
+  setUserPassword,
+  setUserSuperuser,
+} from "@sluice/db";
 import { createLink } from "../accounts/links.ts";
 import { sendMail } from "../accounts/mailer.ts";
 import { addUserToOrganization } from "../accounts/members.ts";
@@ -13,11 +19,19 @@ export class CommandError extends Error {}
  * `sluice users create`: the user (created when missing) becomes a member
  * of `orgSlug` with `role`. With a password (read from standard input by
  * the caller) it is set at once; else a one-time link to set it is
- * returned (and mailed when SMTP is configured).
+ * returned (and mailed when SMTP is configured). With `superuser`, the user
+ * is also made an instance admin (`setSuperuserCommand`); without it an
+ * existing user's status is left as it is.
  */
 export async function createUserCommand(
   services: Services,
-  options: { email: string; orgSlug: string; role: OrganizationRole; password: string | null },
+  options: {
+    email: string;
+    orgSlug: string;
+    role: OrganizationRole;
+    password: string | null;
+    superuser?: boolean;
+  },
 ): Promise<{ created: boolean; setPasswordLink: string | null; mailed: boolean }> {
   if (!/^[^@\s]+@[^@\s]+$/.test(options.email) || options.email.length > 254)
     throw new CommandError(`not an email address: ${options.email}`);
@@ -33,6 +47,7 @@ export async function createUserCommand(
     options.role,
     null,
   );
+  if (options.superuser) await setUserSuperuser(services.db.orm, user.email, true);
   if (options.password !== null) {
     await setUserPassword(services.db.orm, user.id, await hashPassword(options.password));
     return { created, setPasswordLink: null, mailed: false };
@@ -44,6 +59,22 @@ export async function createUserCommand(
     text: `An account on Sluice was made for you (organization ${org.slug}, role ${options.role}).\n\nSet your password: ${link}\n\nThe link works once, for 7 days.`,
   });
   return { created, setPasswordLink: link, mailed };
+}
+
+/**
+ * `sluice users set-superuser`: grants (or, with `grant` false, revokes)
+ * instance administration (Sentry's `User.is_superuser`, migration 0012): a
+ * signed-in superuser sees `/manage/fleet/` and `GET /api/0/internal/fleet/`.
+ * Signed-in browsers see the change within `SESSION_CACHE_TTL_MS`.
+ */
+export async function setSuperuserCommand(
+  services: Services,
+  email: string,
+  grant: boolean,
+): Promise<{ email: string; isSuperuser: boolean }> {
+  const user = await setUserSuperuser(services.db.orm, email, grant);
+  if (!user) throw new CommandError(`no user with the address ${email}`);
+  return { email: user.email, isSuperuser: user.isSuperuser };
 }
 
 /** `sluice users reset-password`: a one-time link to set a new password (mailed when SMTP is configured). */
@@ -63,8 +94,9 @@ export async function resetPasswordCommand(
 }
 
 /**
- * The link a newcomer opens to become the first owner, or null when the
- * instance has users already: `npm start` prints it next to the DSN.
+ * The link a newcomer opens to become the first owner (of organization
+ * `sluice`, and a superuser of the instance), or null when the instance
+ * has users already: `npm start` prints it next to the DSN.
  */
 export async function firstOwnerLink(services: Services): Promise<string | null> {
   if ((await countUsers(services.db.orm)) > 0) return null;

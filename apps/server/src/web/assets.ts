@@ -103,6 +103,7 @@ pre.context span i { display: inline-block; width: 3.5em; color: var(--muted); f
 details.minified { font-size: .84rem; margin-top: .2rem; }
 details.minified summary { cursor: pointer; color: var(--muted); }
 code, .mono { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: .88em; }
+.nowrap { white-space: nowrap; } th .muted { font-weight: normal; }
 .tags { display: flex; flex-wrap: wrap; gap: .35rem; list-style: none; padding: 0; margin: 0; }
 .tags li { border: 1px solid var(--border); border-radius: 4px; background: #fff; font-size: .85rem; }
 .tags li span { padding: .1rem .4rem; display: inline-block; }

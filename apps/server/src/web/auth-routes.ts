@@ -10,6 +10,7 @@ import {
   listUserOrganizations,
   revokeUserSessions,
   setUserPassword,
+  setUserSuperuser,
   type User,
   useUserLink,
 } from "@sluice/db";
@@ -73,7 +74,7 @@ ${ssoName ? html`<p><a class="button secondary" href="${sso}">Sign in with ${sso
 
 function setupForm(action: string, email: string) {
   return html`<form method="post" action="${action}">
-<p>This account will be the owner of organization <strong>sluice</strong>.</p>
+<p>This account will be the owner of organization <strong>sluice</strong> and a superuser: the administrator of this Sluice instance.</p>
 <label for="email">Email</label>
 <input id="email" name="email" type="email" autocomplete="username" required value="${email}">
 ${newPasswordField("Password")}
@@ -355,6 +356,8 @@ export function createAuthRoutes(services: Services): Hono<WebEnv> {
     const org = await ensureOrganization(services.db.orm, "sluice", "sluice");
     const { user } = await addUserToOrganization(services, org, email, "owner", null);
     await setUserPassword(services.db.orm, user.id, await hashPassword(password));
+    // Whoever installs Sluice administers the instance (the fleet page).
+    await setUserSuperuser(services.db.orm, user.email, true);
     await signIn(c, user);
     return c.redirect(`/organizations/${org.slug}/issues/`, 303);
   });

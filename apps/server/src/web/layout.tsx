@@ -1,5 +1,5 @@
 import type { Child } from "hono/jsx";
-import type { Viewer } from "../accounts/access.ts";
+import { isInstanceAdmin, type Viewer } from "../accounts/access.ts";
 import { assetUrl } from "./assets.ts";
 
 /** Which part of the navigation a page belongs to (marked `aria-current`). */
@@ -11,6 +11,7 @@ export type Section =
   | "projects"
   | "members"
   | "account"
+  | "manage"
   | null;
 
 export type LayoutProps = {
@@ -25,8 +26,9 @@ export type LayoutProps = {
 
 /**
  * The page frame every page uses, the sign-in page included: a skip link,
- * the top bar (organization navigation, the signed-in user, "Sign out" as a
- * POST form carrying the CSRF token) and `<main>`. Reads without JavaScript;
+ * the top bar (organization navigation, "Admin" for a superuser, the
+ * signed-in user, "Sign out" as a POST form carrying the CSRF token) and
+ * `<main>`. Reads without JavaScript;
  * the script only adds conveniences.
  */
 export function Layout({ title, viewer, org, section, children }: LayoutProps) {
@@ -68,6 +70,11 @@ export function Layout({ title, viewer, org, section, children }: LayoutProps) {
           ) : null}
           {viewer ? (
             <div class="who">
+              {isInstanceAdmin(viewer.caller) ? (
+                <a href="/manage/fleet/" aria-current={section === "manage" ? "page" : undefined}>
+                  Admin
+                </a>
+              ) : null}
               <a
                 href="/settings/account/"
                 aria-current={section === "account" ? "page" : undefined}

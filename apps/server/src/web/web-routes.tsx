@@ -9,6 +9,7 @@ import { errorPage } from "./error-pages.tsx";
 import { registerIssueListPages } from "./issue-list.tsx";
 import { registerIssueMergePages } from "./issue-merge-pages.tsx";
 import { registerIssuePages } from "./issue-page.tsx";
+import { registerManagePages } from "./manage-pages.tsx";
 import { registerProjectSettingsPages } from "./project-settings-pages.tsx";
 import { registerQuotaPages } from "./quota-pages.tsx";
 import { registerReleasePages } from "./release-pages.tsx";
@@ -34,7 +35,7 @@ const SECURITY_HEADERS: Record<string, string> = {
 const MAX_FORM_BYTES = 64 * 1024;
 
 /** Where the pages live, under Sentry's URLs. */
-const PAGE_PREFIXES = ["/organizations/*", "/settings/*"];
+const PAGE_PREFIXES = ["/organizations/*", "/settings/*", "/manage/*"];
 
 /**
  * The web UI (issue #20): server-rendered pages at Sentry's URLs, behind
@@ -106,6 +107,7 @@ export function createWebRoutes(services: Services): Hono<WebEnv> {
   registerUsagePage(web);
   registerQuotaPages(web);
   registerProjectSettingsPages(web);
+  registerManagePages(web);
   for (const prefix of PAGE_PREFIXES) {
     web.all(prefix, (c) => errorPage(c, 404, "There is no page at this address."));
   }

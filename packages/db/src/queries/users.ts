@@ -49,6 +49,24 @@ export async function setUserPassword(orm: Orm, userId: number, passwordHash: st
   await orm.update(users).set({ passwordHash }).where(eq(users.id, userId));
 }
 
+/**
+ * Grants (`true`) or revokes (`false`) instance administration, Sentry's
+ * `User.is_superuser` (migration 0012). Returns the user, or null when no
+ * user has this address. Sessions see the change within their cache time.
+ */
+export async function setUserSuperuser(
+  orm: Orm,
+  email: string,
+  isSuperuser: boolean,
+): Promise<User | null> {
+  const rows = await orm
+    .update(users)
+    .set({ isSuperuser })
+    .where(eq(users.email, normalizeEmail(email)))
+    .returning();
+  return rows[0] ?? null;
+}
+
 export async function touchUserLogin(orm: Orm, userId: number) {
   await orm.update(users).set({ lastLoginAt: new Date() }).where(eq(users.id, userId));
 }

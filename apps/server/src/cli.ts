@@ -382,7 +382,7 @@ async function upgradeCommand(
               : "newest backup: none checked",
           );
           console.log(
-            `queue: ${report.queue.depth === null ? "jobs run in process (no REDIS_URL)" : `${report.queue.depth} event.process jobs`}, ${report.queue.unprocessedEvents} events unprocessed`,
+            `queue: ${report.queue.depth === null ? "jobs run in process (no REDIS_URL)" : `${report.queue.depth} event jobs`}, ${report.queue.unprocessedEvents} events unprocessed`,
           );
           for (const w of report.warnings) console.log(`warning: ${w}`);
           for (const r of report.noGo) console.log(`no-go: ${r}`);

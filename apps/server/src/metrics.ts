@@ -61,7 +61,7 @@ export function createMetrics() {
     }),
     queueDepth: new Gauge({
       name: "sluice_queue_depth",
-      help: "event.process jobs waiting, delayed or active.",
+      help: "Event jobs (event.process and event.process.batch) waiting, delayed or active.",
       registers,
     }),
     jobs: new Counter({

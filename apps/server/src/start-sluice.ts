@@ -2,6 +2,7 @@ import { Server as HttpServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import { type ServerType, serve } from "@hono/node-server";
+import { eventJobsDepth } from "@sluice/queue";
 import type { Hono } from "hono";
 import { buildInfo } from "./build-info.ts";
 import { createApp, type HealthState } from "./http/create-app.ts";
@@ -91,7 +92,7 @@ export async function startSluice(
         }
       }
       metricsServer = await startMetricsServer(metrics, config.metricsPort, host, async () => {
-        metrics.queueDepth.set(await queue.depth("event.process").catch(() => -1));
+        metrics.queueDepth.set(await eventJobsDepth(queue).catch(() => -1));
       });
       const server = await listen(app, port, host, config.keepAliveTimeoutMs);
       await registration.setReady(true);

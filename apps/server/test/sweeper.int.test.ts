@@ -38,8 +38,10 @@ describe("the sweeper", () => {
     const queue = createBullmqQueue({ redisUrl: REDIS_URL, prefix, onError: () => {} });
     try {
       await waitFor(async () => (await queue.depth()) === 1, 5_000, "the job queued");
+      // Ingest hands its commits over as batch jobs, in their own queue.
+      expect(await queue.depth("event.process.batch")).toBe(1);
       const failing = queue.work(
-        "event.process",
+        "event.process.batch",
         async () => {
           throw new UnrecoverableError("gone for good");
         },
@@ -51,7 +53,7 @@ describe("the sweeper", () => {
       expect(
         await sweepUnprocessed(ingest.services, { minAgeMs: 0, batch: 10, stopping: () => false }),
       ).toBe(1);
-      expect(await queue.depth()).toBe(1);
+      expect(await queue.depth("event.process")).toBe(1);
     } finally {
       await queue.close();
     }

@@ -4,8 +4,11 @@ import { afterAll, describe, expect, it } from "vitest";
 import {
   createBullmqQueue,
   createInProcessQueue,
+  eventBatchPayloads,
+  eventJobsDepth,
   type JobQueue,
   type JobRun,
+  MAX_EVENTS_PER_BATCH_JOB,
   PermanentJobError,
 } from "../src/index.ts";
 
@@ -48,7 +51,45 @@ const eventJob = (n: number) => ({
   receivedAt: new Date(0).toISOString(),
 });
 
+describe("event batch payloads", () => {
+  it("split a commit's events into jobs of at most MAX_EVENTS_PER_BATCH_JOB, in order", () => {
+    const events = Array.from({ length: 1_201 }, (_, i) => eventJob(i));
+    const payloads = eventBatchPayloads(events);
+    expect(payloads.map((p) => p.events.length)).toEqual([500, 500, 201]);
+    expect(payloads.flatMap((p) => p.events)).toEqual(events);
+    expect(eventBatchPayloads([])).toEqual([]);
+    expect(MAX_EVENTS_PER_BATCH_JOB).toBe(500);
+  });
+});
+
 describe.each(runners)("the %s job queue", (_, create) => {
+  it("runs batch jobs apart from single event jobs, and counts both as event jobs", async () => {
+    const queue = create();
+    const singles: string[] = [];
+    const batches: string[][] = [];
+    try {
+      await queue.enqueue("event.process.batch", eventBatchPayloads([eventJob(1), eventJob(2)]));
+      await queue.enqueue("event.process", eventJob(3));
+      expect(await eventJobsDepth(queue)).toBe(2);
+      expect(await queue.depth("event.process")).toBe(1);
+      const single = queue.work("event.process", async (p) => void singles.push(p.eventId), 1);
+      await waitUntil(() => singles.length === 1);
+      // A consumer of the single-event queue (what releases before 0.5.0 run) never takes a batch.
+      expect(await queue.depth("event.process.batch")).toBe(1);
+      const batch = queue.work(
+        "event.process.batch",
+        async (p) => void batches.push(p.events.map((e) => e.eventId)),
+        1,
+      );
+      await waitUntil(() => batches.length === 1);
+      expect(batches[0]).toEqual([eventJob(1).eventId, eventJob(2).eventId]);
+      await waitUntil(async () => (await eventJobsDepth(queue)) === 0);
+      await Promise.all([single.close(), batch.close()]);
+    } finally {
+      await queue.close();
+    }
+  });
+
   it("runs each job type only with its own handler, once per job id", async () => {
     const queue = create();
     const events: string[] = [];

@@ -16,6 +16,7 @@ import {
   readMigrationState,
   trafficStats,
 } from "@sluice/db";
+import { eventJobsDepth } from "@sluice/queue";
 import { buildInfo, type CutRelease, knownReleases } from "../build-info.ts";
 import { liveNodes, type SerializedNode, serializeNode } from "../fleet-nodes.ts";
 import type { Services } from "../services.ts";
@@ -112,12 +113,11 @@ export async function upgradeCheck(
       `the newest backup is ${backup.ageHours.toFixed(1)} hours old: take a fresh one before the roll`,
     );
 
-  const depth =
-    services.queue.kind === "bullmq" ? await services.queue.depth("event.process") : null;
+  const depth = services.queue.kind === "bullmq" ? await eventJobsDepth(services.queue) : null;
   const stats = await trafficStats(services.db.pool, 5);
   if (depth !== null && depth > options.maxBacklog)
     noGo.push(
-      `the queue holds ${depth} event.process jobs (bound ${options.maxBacklog}): let the workers catch up first`,
+      `the queue holds ${depth} event jobs (bound ${options.maxBacklog}): let the workers catch up first`,
     );
   if (stats.unprocessed > options.maxBacklog)
     noGo.push(`${stats.unprocessed} events are not processed yet (bound ${options.maxBacklog})`);
@@ -202,8 +202,7 @@ export async function upgradeVerify(
     problems.push(
       `the oldest unprocessed event is ${Math.round(stats.oldestUnprocessedSeconds)} s old (bound ${options.maxLagSeconds} s; ${stats.unprocessed} waiting)`,
     );
-  const queueDepth =
-    services.queue.kind === "bullmq" ? await services.queue.depth("event.process") : null;
+  const queueDepth = services.queue.kind === "bullmq" ? await eventJobsDepth(services.queue) : null;
   return {
     ok: problems.length === 0,
     target: { release, commit, schemaVersion },

@@ -1,4 +1,5 @@
 import { insertIngestBatch, type StoredEvent } from "@sluice/db";
+import { eventBatchPayloads } from "@sluice/queue";
 import type { QuotaGate } from "../quota-gate.ts";
 import type { StartedRole } from "../roles.ts";
 import type { Services } from "../services.ts";
@@ -12,7 +13,8 @@ const POOL_CONNECTIONS_KEPT = 2;
 /**
  * The ingest role: the Sentry ingest routes (`registerIngestRoutes`) over
  * one `GroupCommitter` that writes with `insertIngestBatch` and hands the
- * events stored for the first time to the queue after each commit. The
+ * events stored for the first time to the queue after each commit, as one
+ * `event.process.batch` job per commit (per 500 events). The
  * hand-off is not awaited by the request nor by `drain`: a failed one is
  * counted (`sluice_queue_enqueue_failures_total`) and left to the sweeper.
  * `drain` resolves when every pending group commit has committed or failed.
@@ -26,7 +28,7 @@ export function start(services: Services, quotas: QuotaGate): StartedRole {
       eventId: e.eventId,
       receivedAt: e.receivedAt.toISOString(),
     }));
-    queue.enqueue("event.process", jobs).catch((error) => {
+    queue.enqueue("event.process.batch", eventBatchPayloads(jobs)).catch((error) => {
       metrics.enqueueFailures.inc();
       log.warn(
         { err: error, events: jobs.length },

@@ -11,13 +11,21 @@ import { createReleaseSeenRecorder } from "./release-seen.ts";
 /** How long the worker's first job of a batch waits for company (ms). */
 const WORKER_BATCH_WINDOW_MS = 5;
 
+/**
+ * `event.process.batch` jobs run at once: each holds up to a commit's
+ * events, which the batcher runs `workerConcurrency` at a time.
+ */
+const BATCH_JOB_CONCURRENCY = 4;
+
 /** The loops every worker process runs; each takes its lease, so one node at a time works. */
 const WORKER_LOOPS: BackgroundLoop[] = [sweeperLoop, maintenanceLoop];
 
 /**
  * The worker role: consumes `event.process` jobs, `config.workerConcurrency`
- * at once, gathered by a `JobBatcher` into batches for `processEvents`, and
- * counts each job in `sluice_jobs_total` and `sluice_job_duration_seconds`;
+ * at once, and `event.process.batch` jobs (ingest's, one per commit),
+ * gathered by a `JobBatcher` into batches for `processEvents`, and counts
+ * each event in `sluice_jobs_total` and `sluice_job_duration_seconds` as an
+ * `event.process` job;
  * it also starts the sweeper and maintenance loops. `drain` stops taking
  * jobs and resolves when the active ones have finished (the loops are
  * stopped by the caller, after every role has drained).
@@ -37,25 +45,38 @@ export function start(services: Services): StartedRole {
     windowMs: WORKER_BATCH_WINDOW_MS,
     maxBatch: config.workerConcurrency,
   });
-  const worker = queue.work(
-    "event.process",
-    async (job) => {
-      const started = performance.now();
-      try {
-        const result = await batcher.add(job);
-        metrics.jobs.inc({ job: "event.process", result });
-        if (result === "missing") log.warn({ job }, "event.process: no such event");
-      } catch (error) {
-        metrics.jobs.inc({ job: "event.process", result: "error" });
-        throw error;
-      } finally {
-        metrics.jobDuration.observe({ job: "event.process" }, (performance.now() - started) / 1000);
-      }
-    },
-    config.workerConcurrency,
-  );
+  /** One event's processing, counted as one `event.process` job whichever job carried it. */
+  const processOne = async (job: EventProcessPayload) => {
+    const started = performance.now();
+    try {
+      const result = await batcher.add(job);
+      metrics.jobs.inc({ job: "event.process", result });
+      if (result === "missing") log.warn({ job }, "event.process: no such event");
+    } catch (error) {
+      metrics.jobs.inc({ job: "event.process", result: "error" });
+      throw error;
+    } finally {
+      metrics.jobDuration.observe({ job: "event.process" }, (performance.now() - started) / 1000);
+    }
+  };
+  const workers = [
+    queue.work("event.process", processOne, config.workerConcurrency),
+    // A batch job's events go through the same batcher; the job is retried
+    // while any of them fails, and those already processed are skipped then.
+    queue.work(
+      "event.process.batch",
+      async ({ events }) => {
+        const outcomes = await Promise.allSettled(events.map(processOne));
+        const failed = outcomes.find((o) => o.status === "rejected");
+        if (failed) throw failed.reason;
+      },
+      BATCH_JOB_CONCURRENCY,
+    ),
+  ];
   return {
     loops: WORKER_LOOPS.map((loop) => loop.start(services)),
-    drain: () => worker.close(),
+    drain: async () => {
+      await Promise.all(workers.map((w) => w.close()));
+    },
   };
 }

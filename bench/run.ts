@@ -20,6 +20,7 @@ import { applyMigrations } from "@sluice/db";
 import { createTestDatabase, silentLog } from "@sluice/db/testing";
 import { Redis } from "ioredis";
 import pg from "pg";
+import { freePort, startHaproxy } from "../apps/server/test/rolling-harness.ts";
 import { summarizeCpuProfiles } from "./cpu-profile-summary.ts";
 import { cpuByStage, type StageShare } from "./cpu-stages.ts";
 import { buildEvent, newEventId, type PayloadKind } from "./payloads.ts";
@@ -185,6 +186,12 @@ type Figures = {
     typicalEventGzipBytes: number;
   };
   peakByPayload?: Record<string, number>;
+  /** Peaks through HAProxy: one ingest behind it, two behind it, and two/one. */
+  haproxy?: {
+    one: { peak: number; cores: CpuShares | null };
+    two: { peak: number; cores: CpuShares | null };
+    ratio: number;
+  };
   sustained?: SustainedFigure;
   sustainedSteps?: SustainedFigure[];
 };
@@ -349,21 +356,36 @@ async function main() {
     const after = processStats(pid);
     const cpuPer1000 = ((after.cpuSeconds - before.cpuSeconds) / closed.ok) * 1000;
 
+    /** The rising open-loop search against `url` (issue #16's rule, `stepPassed`). */
+    const searchPeak = async (url: string, startRate: number) => {
+      const steps: OpenLoopFigure[] = [];
+      const stepSeconds = quick ? 3 : 5;
+      for (let rate = startRate; ; ) {
+        const r = await load({
+          url,
+          kind: "typical",
+          form: "envelope",
+          gzip: false,
+          seconds: stepSeconds,
+          rate,
+        });
+        const step = openLoopFigure(rate, r);
+        steps.push(step);
+        console.log(
+          `  offered ${rate}/s: ${step.achieved}/s, p99 ${step.p99} ms, non-2xx ${step.non2xx}, errors ${step.errors}; ${formatShares(step.cores)}`,
+        );
+        if (!stepPassed(step) || rate > copy.perSecond * 3) break;
+        rate = Math.round(rate * PEAK_STEP_FACTOR);
+        // The queue of the step before must not hold the next one up.
+        await sleep(1_000);
+      }
+      return { steps, peak: steps.filter(stepPassed).at(-1) ?? (steps[0] as OpenLoopFigure) };
+    };
     console.log("peak: open loop, offered load rising until p99 > 1 s or errors ...");
-    const peakSearch: OpenLoopFigure[] = [];
-    const stepSeconds = quick ? 3 : 5;
-    for (let rate = Math.max(100, Math.round(copy.perSecond * 0.05)); ; ) {
-      const step = openLoopFigure(rate, await typicalAt(rate, stepSeconds));
-      peakSearch.push(step);
-      console.log(
-        `  offered ${rate}/s: ${step.achieved}/s, p99 ${step.p99} ms, non-2xx ${step.non2xx}, errors ${step.errors}; ${formatShares(step.cores)}`,
-      );
-      if (!stepPassed(step) || rate > copy.perSecond * 3) break;
-      rate = Math.round(rate * PEAK_STEP_FACTOR);
-      // The queue of the step before must not hold the next one up.
-      await sleep(1_000);
-    }
-    const peakStep = peakSearch.filter(stepPassed).at(-1) ?? (peakSearch[0] as OpenLoopFigure);
+    const { steps: peakSearch, peak: peakStep } = await searchPeak(
+      ingestPath(ingest.port, "envelope"),
+      Math.max(100, Math.round(copy.perSecond * 0.05)),
+    );
 
     const openLoop: Record<string, OpenLoopFigure> = {};
     for (const share of [0.25, 0.5, 0.75]) {
@@ -423,6 +445,46 @@ async function main() {
       }
       figures.peakByPayload = variants;
     }
+
+    // Two ingest processes behind HAProxy (the deployment's balancer, same
+    // settings as the rolling test), against one behind it: does the peak rise?
+    console.log("peak behind HAProxy: one ingest, then two ...");
+    const haproxyDir = join(root, "bench/results/haproxy");
+    mkdirSync(haproxyDir, { recursive: true });
+    const second = await startProcess(
+      [...imageFlags, bin, "serve", "--role=ingest"],
+      { ...env, ...imageEnv, LOG_LEVEL: "info", SLUICE_DRAIN_DELAY_MS: "0" },
+      /"port":(\d+).*"msg":"sluice is serving"/,
+    );
+    cpu.add("ingest2", () => cpuSecondsOf(second.child.pid as number));
+    // Warm its JIT as the first one was, or its first step is a cold start.
+    await load({
+      url: ingestPath(second.port, "envelope"),
+      kind: "typical",
+      form: "envelope",
+      gzip: false,
+      seconds: 2,
+    });
+    const balanced: Record<string, { steps: OpenLoopFigure[]; peak: OpenLoopFigure }> = {};
+    for (const slots of [[ingest.port], [ingest.port, second.port]]) {
+      const port = await freePort();
+      const haproxy = await startHaproxy(haproxyDir, port, slots, children);
+      cpu.add("haproxy", () => cpuSecondsOf(haproxy.pid as number));
+      await sleep(1_000);
+      const url = ingestPath(port, "envelope");
+      console.log(` ${slots.length} ingest behind HAProxy:`);
+      balanced[slots.length] = await searchPeak(url, Math.round(peakStep.achieved * 0.5));
+      haproxy.kill("SIGTERM");
+      await sleep(500);
+    }
+    second.child.kill("SIGTERM");
+    const one = balanced[1] as { peak: OpenLoopFigure };
+    const two = balanced[2] as { peak: OpenLoopFigure };
+    figures.haproxy = {
+      one: { peak: one.peak.achieved, cores: one.peak.cores },
+      two: { peak: two.peak.achieved, cores: two.peak.cores },
+      ratio: Number((two.peak.achieved / Math.max(1, one.peak.achieved)).toFixed(2)),
+    };
 
     console.log("sustained: ingest and processing together ...");
     await pool.query("UPDATE events SET processed_at = now() WHERE processed_at IS NULL");
@@ -604,6 +666,13 @@ function report(f: Figures, copyRate: number, httpRate: number) {
         `sustained end to end (offered ${step.offeredPerSecond}/s)  ${step.processedPerSecond} processed/s = ${ratio(step.processedPerSecond, copyRate)} of COPY; lag p50 ${step.lagSeconds.p50} s, p99 ${step.lagSeconds.p99} s, max ${step.lagSeconds.max} s${step === s ? " (the figure; target >= 25% of COPY, lag < 5 s)" : ""}`,
     ),
   ];
+  if (f.haproxy) {
+    const h = f.haproxy;
+    lines.push(
+      `behind HAProxy, one ingest          peak ${h.one.peak} events/s; CPU ${formatShares(h.one.cores)}`,
+      `behind HAProxy, two ingest          peak ${h.two.peak} events/s = ${h.ratio}x one; CPU ${formatShares(h.two.cores)}`,
+    );
+  }
   if (f.peakByPayload) {
     lines.push("", "peak by payload (events/s):");
     for (const [label, rate] of Object.entries(f.peakByPayload))

@@ -1,3 +1,4 @@
+import { isUtf8 } from "node:buffer";
 import {
   type AttachmentRow,
   compressPayload,
@@ -367,8 +368,11 @@ function parseEventItem(
   sentAt: unknown,
   ctx: IngestContext,
 ): { ok: true; row: EventRow; type: unknown } | { ok: false; detail: string } {
-  const json = parseEventJson(payload.toString("utf8"), ctx.limits.maxJsonDepth);
+  const text = payload.toString("utf8");
+  const json = parseEventJson(text, ctx.limits.maxJsonDepth);
   if (!json.ok) return json;
+  // The bytes as received, when they are the text: valid UTF-8 and left as they were.
+  const sameBytes = json.text === text && isUtf8(payload);
   let eventId = headerEventId;
   if (!eventId) {
     const own = json.value.event_id;
@@ -396,7 +400,9 @@ function parseEventItem(
       keyId: ctx.keyId,
       payloadText: json.text,
       payloadCompressed:
-        ctx.payloadStorage === "compressed" ? compressPayload(json.text) : undefined,
+        ctx.payloadStorage === "compressed"
+          ? compressPayload(sameBytes ? payload : json.text)
+          : undefined,
     },
   };
 }

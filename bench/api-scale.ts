@@ -906,7 +906,7 @@ function resultsSection(r: {
             (st) =>
               `| ${s.route} | \`${st.sql.slice(0, 80).replaceAll("|", "\\|")}…\` | ${st.executionMs.toFixed(2)} | ${st.planningMs.toFixed(2)} | ${fmt(st.buffers)} | ${st.scans.join(", ")}${st.eventPartitions ? ` (${st.eventPartitions} event partitions)` : ""}${st.problems.length ? ` **${st.problems.join("; ")}**` : ""} |`,
           ),
-        `| ${s.route} | ${lookups.length} lookups (token, its last use, organization, project, issue) | ${lookupMs.toFixed(2)} (with planning) | | ≤ ${Math.max(0, ...lookups.map((st) => st.buffers))} each | |`,
+        `| ${s.route} | ${lookups.length} one-row lookups (token and its last use, organization, project, issue or event id) | ${lookupMs.toFixed(2)} (with planning) | | ≤ ${Math.max(0, ...lookups.map((st) => st.buffers))} each | |`,
       ];
     }),
     "",

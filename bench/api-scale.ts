@@ -501,7 +501,7 @@ async function main() {
       dsns.set(p.slug, new URL(created.dsn));
     }
     if (!REUSE) await fill(pool, keys);
-    // Statistics a later migration added (0013's on issue_tag_values) are filled in by
+    // Statistics a later migration added (0014's on issue_tag_values) are filled in by
     // ANALYZE, which autovacuum would run in time; a reused database gets them now.
     await pool.query("ANALYZE issues, issue_tag_values");
     const meta = (await pool.query("SELECT * FROM bench_meta")).rows[0];

@@ -150,4 +150,36 @@ describe("the Sentry REST API", () => {
       /sluice_http_requests_total\{method="POST",route="\/api\/:projectId\{\[1-9\]\[0-9\]\*\}\/store",status="200"\} 5/,
     );
   });
+
+  // Last: it adds an issue and events the tests above count.
+  it("serves an issue's oldest and latest event after retention removed its first", async () => {
+    const url = `${t.url}/api/${t.projectId}/store/?sentry_key=${t.publicKey}`;
+    const sent: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const id = crypto.randomUUID().replaceAll("-", "");
+      sent.push(id);
+      const event = { event_id: id, exception: { values: [{ type: "Repeated", value: "again" }] } };
+      expect((await fetch(url, { method: "POST", body: JSON.stringify(event) })).status).toBe(200);
+    }
+    const stored = async () =>
+      (
+        await t.sql.query(
+          `SELECT replace(event_id::text, '-', '') AS id, issue_id FROM events
+            WHERE event_id = ANY($1::uuid[]) AND issue_id IS NOT NULL
+            ORDER BY received_at, event_id`,
+          [sent],
+        )
+      ).rows as { id: string; issue_id: string }[];
+    await waitFor(async () => (await stored()).length === 3, 20_000, "three grouped events");
+    const [first, second, third] = await stored();
+    // What dropping the first one's day partition does: the issue still counts it.
+    await t.sql.query("DELETE FROM events WHERE event_id = $1::uuid", [first?.id]);
+    const issue = (await (await api(t, `/api/0/issues/${second?.issue_id}/`)).json()) as IssueJson;
+    expect(issue.count).toBe("3");
+    const oldest = await api(t, `/api/0/issues/${second?.issue_id}/events/oldest/`);
+    expect(oldest.status).toBe(200);
+    expect(((await oldest.json()) as { eventID: string }).eventID).toBe(second?.id);
+    const latest = await api(t, `/api/0/issues/${second?.issue_id}/events/latest/`);
+    expect(((await latest.json()) as { eventID: string }).eventID).toBe(third?.id);
+  });
 });

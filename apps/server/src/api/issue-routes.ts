@@ -1,4 +1,5 @@
 import {
+  findIssueEdgeEvent,
   type IssueResolutionInput,
   type IssueSearchQuery,
   type IssueSort,
@@ -210,11 +211,8 @@ export function registerIssueRoutes(api: Hono<ApiEnv>): void {
 
 async function oneIssueEvent(c: Context<ApiEnv>) {
   const { issue } = await issueParam(c);
-  const { orm } = c.get("services").db;
-  const rows =
-    c.req.param("which") === "oldest"
-      ? (await listIssueEvents(orm, issue.id, 1, Math.max(0, issue.timesSeen - 1))).slice(-1)
-      : await listIssueEvents(orm, issue.id, 1, 0);
-  if (!rows[0]) throw notFound("event");
-  return c.json(serializeEvent(rows[0]));
+  const which = c.req.param("which") === "oldest" ? "oldest" : "latest";
+  const row = await findIssueEdgeEvent(c.get("services").db.orm, issue.id, which);
+  if (!row) throw notFound("event");
+  return c.json(serializeEvent(row));
 }

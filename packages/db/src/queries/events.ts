@@ -1,4 +1,4 @@
-import { and, desc, eq, gte, inArray, type SQL, sql } from "drizzle-orm";
+import { and, asc, desc, eq, gte, inArray, type SQL, sql } from "drizzle-orm";
 import type { Orm, Queryable } from "../database.ts";
 import { payloadOfRow } from "../event-payload.ts";
 import { eventIds, events } from "../schema.ts";
@@ -61,6 +61,36 @@ export async function listIssueEvents(
     .limit(limit)
     .offset(offset);
   return rows.map(decoded);
+}
+
+/**
+ * The latest or the oldest event of an issue (by received time, then event
+ * id) within the project's own retention; null when it has none. One probe
+ * of `events_issue_received` per day partition, whatever the issue's size:
+ * not an offset of `times_seen`, which would read all of a big issue's
+ * events, and which retention makes larger than what is stored.
+ */
+export async function findIssueEdgeEvent(
+  orm: Orm,
+  issueId: number,
+  which: "latest" | "oldest",
+): Promise<StoredEventRow | null> {
+  const order = which === "latest" ? desc : asc;
+  const rows = await orm
+    .select()
+    .from(events)
+    .where(
+      and(
+        eq(events.issueId, issueId),
+        gte(
+          events.receivedAt,
+          keptSince(sql`(SELECT project_id FROM issues WHERE id = ${issueId})`),
+        ),
+      ),
+    )
+    .orderBy(order(events.receivedAt), order(events.eventId))
+    .limit(1);
+  return rows[0] ? decoded(rows[0]) : null;
 }
 
 /** Events of an issue by event id (32 hex or dashed uuid); absent ones are left out. */

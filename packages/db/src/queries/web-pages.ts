@@ -122,6 +122,11 @@ export type IssueSearchQuery = Omit<IssueListQuery, "sort" | "cursor" | "limit">
  * The API's form of {@link listIssuePage}: the same filters, sorted by
  * `sort` then id, descending, `limit` rows from `offset` (Sentry's API
  * cursors are offsets). Reads issue rows and the tag index, never events.
+ * Over several projects, a search of issue columns only (status, level,
+ * release, has:user) reads each project's first `offset + limit` issues in
+ * index order and merges them, rather than sorting all of their issues
+ * (116 ms at 100,000 issues in three projects; bench/RESULTS.md). Searches
+ * with tag, text or user terms read their matches once, across projects.
  */
 export async function searchIssues(
   db: Queryable,
@@ -136,25 +141,66 @@ export async function searchIssues(
     params.push(value);
     return `$${params.length}`;
   };
-  const where = searchConditions(query, p);
   const column = `i.${SORT_COLUMNS[sort]}`;
+  const order = `ORDER BY ${column} DESC, i.id DESC`;
+  const projectIds = [...new Set(query.projectIds)];
+  const termsBeyondIssueColumns =
+    (query.tags?.length ?? 0) +
+    (query.hasTags?.include.length ?? 0) +
+    (query.hasTags?.exclude.length ?? 0) +
+    query.text.include.length +
+    query.text.exclude.length +
+    query.userKeys.include.length +
+    query.userKeys.exclude.length;
+  if (projectIds.length > 1 && termsBeyondIssueColumns === 0) {
+    const ids = p(projectIds);
+    const where = searchConditions({ ...query, projectIds }, p, "pr.id");
+    const result = await db.query(
+      `SELECT i.*, ${column}::text AS sort_value FROM unnest(${ids}::bigint[]) AS pr(id)
+        CROSS JOIN LATERAL (SELECT * FROM issues i WHERE ${where.join(" AND ")}
+                            ${order} LIMIT ${p(offset + limit)}) i
+        ${order} LIMIT ${p(limit)} OFFSET ${p(offset)}`,
+      params,
+    );
+    return result.rows.map(issueOfRow);
+  }
+  const where = searchConditions({ ...query, projectIds }, p);
   const result = await db.query(
     `SELECT i.*, ${column}::text AS sort_value FROM issues i
       WHERE ${where.join(" AND ")}
-      ORDER BY ${column} DESC, i.id DESC LIMIT ${p(limit)} OFFSET ${p(offset)}`,
+      ${order} LIMIT ${p(limit)} OFFSET ${p(offset)}`,
     params,
   );
   return result.rows.map(issueOfRow);
 }
 
-/** SQL conditions over `issues i` for a search; `p` binds a parameter and names it. */
-function searchConditions(query: IssueSearchQuery, p: (value: unknown) => string): string[] {
+/**
+ * SQL conditions over `issues i` for a search; `p` binds a parameter and
+ * names it. `projectColumn` names the one project to match (a lateral
+ * join's column) instead of binding `query.projectIds`.
+ */
+function searchConditions(
+  query: IssueSearchQuery,
+  p: (value: unknown) => string,
+  projectColumn?: string,
+): string[] {
+  // One value is bound with `=`, not `= ANY(array)`: before Postgres 17 an array
+  // condition on an index column keeps the index from returning rows in order, so
+  // the default list (one project, unresolved, by last seen) sorted all of the
+  // project's unresolved issues instead of reading one page of an index on
+  // (project_id, last_seen) (bench/RESULTS.md, the API at 10 million events).
+  const oneOf = (column: string, values: unknown[], type: string) =>
+    values.length === 1
+      ? `${column} = ${p(values[0])}::${type}`
+      : `${column} = ANY(${p(values)}::${type}[])`;
   const where: string[] = [
-    `i.project_id = ANY(${p(query.projectIds)}::bigint[])`,
+    projectColumn
+      ? `i.project_id = ${projectColumn}`
+      : oneOf("i.project_id", query.projectIds, "bigint"),
     "i.merged_into_id IS NULL",
   ];
   const inOut = (column: string, values: IncludeExclude<string>) => {
-    if (values.include.length > 0) where.push(`${column} = ANY(${p(values.include)}::text[])`);
+    if (values.include.length > 0) where.push(oneOf(column, values.include, "text"));
     if (values.exclude.length > 0)
       where.push(`NOT (${column} = ANY(${p(values.exclude)}::text[]))`);
   };

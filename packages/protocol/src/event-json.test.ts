@@ -26,6 +26,19 @@ describe("parseEventJson", () => {
     expect(parseEventJson("[1,2]", 10)).toMatchObject({ ok: false });
     expect(parseEventJson("{oops", 10)).toMatchObject({ ok: false, detail: /invalid JSON/ });
   });
+
+  it("tells a string's escaped quotes from the one that closes it when counting depth", () => {
+    // Brackets inside strings never count, whatever escapes come before them.
+    expect(parseEventJson(String.raw`{"a":"\\\"[[","b":1}`, 1).ok).toBe(true);
+    expect(parseEventJson(String.raw`{"a":"[\"[\\\"[","b":"x"}`, 1).ok).toBe(true);
+    // An even run of backslashes leaves the quote closing: the brackets after it count.
+    expect(parseEventJson(String.raw`{"a":"x\\\\","b":[[1]]}`, 2)).toMatchObject({
+      ok: false,
+      detail: /deeper than 2/,
+    });
+    expect(parseEventJson(String.raw`{"a":"\\","b":[[1]]}`, 3).ok).toBe(true);
+    expect(parseEventJson('{"a":"never closed [[[[', 1)).toMatchObject({ ok: false });
+  });
 });
 
 describe("parseBoundedJson", () => {

@@ -115,6 +115,11 @@ export class CpuSampler {
     this.sources[name] = source;
   }
 
+  /** Stops sampling a source (a process that has exited); earlier samples keep it. */
+  remove(name: string) {
+    delete this.sources[name];
+  }
+
   between(startMs: number, endMs: number): CpuShares | null {
     const inside = this.samples.filter((s) => s.at >= startMs && s.at <= endMs);
     const first = inside[0];

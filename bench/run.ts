@@ -203,6 +203,8 @@ type SustainedFigure = {
   processedPerSecond: number;
   lagSeconds: Latency;
   drainedAfterSeconds: number;
+  /** CPU while the load ran, in cores: ingest, worker, Postgres (what bounds processing). */
+  cores: CpuShares | null;
 };
 
 /** Empties the benchmark's queue, so one phase's jobs never delay the next. */
@@ -478,6 +480,8 @@ async function main() {
       await sleep(500);
     }
     second.child.kill("SIGTERM");
+    cpu.remove("ingest2");
+    cpu.remove("haproxy");
     const one = balanced[1] as { peak: OpenLoopFigure };
     const two = balanced[2] as { peak: OpenLoopFigure };
     figures.haproxy = {
@@ -495,6 +499,7 @@ async function main() {
       /"port":(\d+).*"msg":"sluice is serving"/,
     );
     await pool.query("UPDATE events SET processed_at = now() WHERE processed_at IS NULL");
+    cpu.add("worker", () => cpuSecondsOf(worker.child.pid as number));
     /** Offers `rate` events/s for `seconds`, waits for processing to drain, and measures it. */
     async function sustainedStep(rate: number, seconds: number): Promise<SustainedFigure> {
       const windowStart = new Date();
@@ -539,6 +544,7 @@ async function main() {
           max: Number(Number(l.max).toFixed(3)),
         },
         drainedAfterSeconds: Number(((Date.now() - drainStart) / 1000).toFixed(1)),
+        cores: cpu.between(sustained.window.startMs, sustained.window.endMs),
       };
     }
     // Offered at 30% of COPY (the target), then, in a full run, at 40% to
@@ -663,7 +669,7 @@ function report(f: Figures, copyRate: number, httpRate: number) {
     `stored bytes per typical event       ${i.storedBytesPerEvent} (payloads ${f.payloadStorage}; JSON ${i.typicalEventJsonBytes}, gzipped ${i.typicalEventGzipBytes}; target <= gzipped)`,
     ...(f.sustainedSteps ?? [s]).map(
       (step) =>
-        `sustained end to end (offered ${step.offeredPerSecond}/s)  ${step.processedPerSecond} processed/s = ${ratio(step.processedPerSecond, copyRate)} of COPY; lag p50 ${step.lagSeconds.p50} s, p99 ${step.lagSeconds.p99} s, max ${step.lagSeconds.max} s${step === s ? " (the figure; target >= 25% of COPY, lag < 5 s)" : ""}`,
+        `sustained end to end (offered ${step.offeredPerSecond}/s)  ${step.processedPerSecond} processed/s = ${ratio(step.processedPerSecond, copyRate)} of COPY; lag p50 ${step.lagSeconds.p50} s, p99 ${step.lagSeconds.p99} s, max ${step.lagSeconds.max} s${step === s ? " (the figure; target >= 25% of COPY, lag < 5 s)" : ""}; CPU ${formatShares(step.cores)}`,
     ),
   ];
   if (f.haproxy) {

@@ -180,6 +180,8 @@ type Figures = {
     peakNon2xx: number;
     cpuSecondsPer1000Events: number;
     peakRssMiB: number;
+    /** The largest RSS sampled during the peak step. */
+    rssAtPeakMiB: number;
     openLoop: Record<string, OpenLoopFigure>;
     storedBytesPerEvent: number;
     typicalEventJsonBytes: number;
@@ -329,6 +331,20 @@ async function main() {
 
     const postgresCpu = await startPostgresCpu(db.url);
     const cpu = new CpuSampler({ ingest: () => cpuSecondsOf(pid), postgres: postgresCpu.read });
+    // Ingest's resident memory every 200 ms, for its RSS in one step (the
+    // high-water mark also holds the overload steps past the peak).
+    const rssSamples: { at: number; mib: number }[] = [];
+    const rssTimer = setInterval(() => {
+      const rss = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+      rssSamples.push({ at: Date.now(), mib: Number(rss?.[1] ?? 0) / 1024 });
+    }, 200);
+    rssTimer.unref();
+    const rssIn = (w: { startMs: number; endMs: number }) =>
+      Math.round(
+        rssSamples
+          .filter((r) => r.at >= w.startMs && r.at <= w.endMs)
+          .reduce((m, r) => Math.max(m, r.mib), 0),
+      );
     const coresOf = (r: LoadResult) => {
       const shares = cpu.between(r.window.startMs, r.window.endMs);
       return shares && { ...shares, generator: r.generatorCores };
@@ -421,6 +437,7 @@ async function main() {
       peakNon2xx: peakStep.non2xx + peakStep.errors,
       cpuSecondsPer1000Events: Number(cpuPer1000.toFixed(3)),
       peakRssMiB: Math.round(processStats(pid).peakRssBytes / 2 ** 20),
+      rssAtPeakMiB: rssIn(peakStep.window),
       openLoop,
       storedBytesPerEvent: Math.round(storedPerEvent),
       typicalEventJsonBytes: Math.round(jsonBytes),
@@ -550,14 +567,22 @@ async function main() {
     // Offered at 30% of COPY (the target), then, in a full run, at 40% to
     // show the headroom; the figure is the highest step kept up with (lag
     // p99 under 5 s), every step is in the JSON.
+    // From 30% of COPY (capped at 75% of the peak) down by 30% a step until
+    // processing keeps up (lag p99 under 5 s): the figure is the rate it
+    // sustains, not one it falls behind at. A full run then tries 40% of COPY.
     const steps: SustainedFigure[] = [];
-    for (const share of quick ? [0.3] : [0.3, 0.4]) {
-      const rate = Math.max(
-        1,
-        Math.round(Math.min(copy.perSecond * share, peakStep.achieved * 0.75)),
-      );
-      console.log(`sustained: offered ${rate}/s (${share * 100}% of COPY) ...`);
-      steps.push(await sustainedStep(rate, quick ? 5 : 20));
+    let rate = Math.max(1, Math.round(Math.min(copy.perSecond * 0.3, peakStep.achieved * 0.75)));
+    for (let tries = 0; tries < 4; tries++) {
+      console.log(`sustained: offered ${rate}/s (${ratio(rate, copy.perSecond)} of COPY) ...`);
+      const step = await sustainedStep(rate, quick ? 5 : 20);
+      steps.push(step);
+      if (step.lagSeconds.p99 < 5) break;
+      rate = Math.max(1, Math.round(rate * 0.7));
+    }
+    const higher = Math.round(Math.min(copy.perSecond * 0.4, peakStep.achieved * 0.9));
+    if (!quick && (steps.at(-1)?.lagSeconds.p99 ?? 5) < 5 && higher > rate) {
+      console.log(`sustained: offered ${higher}/s (40% of COPY) ...`);
+      steps.push(await sustainedStep(higher, 20));
     }
     figures.sustainedSteps = steps;
     figures.sustained = steps.filter((step) => step.lagSeconds.p99 < 5).at(-1) ?? steps[0];
@@ -567,6 +592,7 @@ async function main() {
     await ingestExited;
 
     cpu.stop();
+    clearInterval(rssTimer);
     await postgresCpu.stop();
     if (profile) {
       // The profile's clock is CLOCK_MONOTONIC in µs (process.hrtime's), the window's epoch ms.
@@ -665,7 +691,7 @@ function report(f: Figures, copyRate: number, httpRate: number) {
         `latency at ${share.padEnd(4)} of peak (${r.rate}/s)  p50 ${r.p50} ms, p99 ${r.p99} ms, max ${r.max} ms${share === "50%" ? " (target p99 <= 50 ms)" : ""}; CPU ${formatShares(r.cores)}`,
     ),
     `ingest CPU per 1,000 events          ${i.cpuSecondsPer1000Events} s`,
-    `ingest peak RSS                      ${i.peakRssMiB} MiB (target <= 200)`,
+    `ingest RSS at peak                   ${i.rssAtPeakMiB} MiB (target <= 200); high-water mark ${i.peakRssMiB} MiB (with the closed loop and the overload step past the peak)`,
     `stored bytes per typical event       ${i.storedBytesPerEvent} (payloads ${f.payloadStorage}; JSON ${i.typicalEventJsonBytes}, gzipped ${i.typicalEventGzipBytes}; target <= gzipped)`,
     ...(f.sustainedSteps ?? [s]).map(
       (step) =>

@@ -1,4 +1,5 @@
 import type { EventProcessPayload } from "@sluice/queue";
+import pLimit from "p-limit";
 import type { BackgroundLoop, StartedRole } from "../roles.ts";
 import type { Services } from "../services.ts";
 import { maintenanceLoop, sweeperLoop } from "./background-loops.ts";
@@ -11,19 +12,14 @@ import { createReleaseSeenRecorder } from "./release-seen.ts";
 /** How long the worker's first job of a batch waits for company (ms). */
 const WORKER_BATCH_WINDOW_MS = 5;
 
-/**
- * `event.process.batch` jobs run at once: each holds up to a commit's
- * events, which the batcher runs `workerConcurrency` at a time.
- */
-const BATCH_JOB_CONCURRENCY = 4;
-
 /** The loops every worker process runs; each takes its lease, so one node at a time works. */
 const WORKER_LOOPS: BackgroundLoop[] = [sweeperLoop, maintenanceLoop];
 
 /**
  * The worker role: consumes `event.process` jobs, `config.workerConcurrency`
  * at once, and `event.process.batch` jobs (ingest's, one per commit),
- * gathered by a `JobBatcher` into batches for `processEvents`, and counts
+ * gathered by a `JobBatcher` into batches for `processEvents` with at most
+ * `workerConcurrency` events in flight across both kinds, and counts
  * each event in `sluice_jobs_total` and `sluice_job_duration_seconds` as an
  * `event.process` job;
  * it also starts the sweeper and maintenance loops. `drain` stops taking
@@ -45,8 +41,12 @@ export function start(services: Services): StartedRole {
     windowMs: WORKER_BATCH_WINDOW_MS,
     maxBatch: config.workerConcurrency,
   });
+  // At most `workerConcurrency` events in flight whichever jobs carry them:
+  // a batch job holds up to 500, and a backlog of them must not all load at once.
+  const eventSlots = pLimit(config.workerConcurrency);
   /** One event's processing, counted as one `event.process` job whichever job carried it. */
-  const processOne = async (job: EventProcessPayload) => {
+  const processOne = (job: EventProcessPayload) => eventSlots(() => processInSlot(job));
+  const processInSlot = async (job: EventProcessPayload) => {
     const started = performance.now();
     try {
       const result = await batcher.add(job);
@@ -70,7 +70,7 @@ export function start(services: Services): StartedRole {
         const failed = outcomes.find((o) => o.status === "rejected");
         if (failed) throw failed.reason;
       },
-      BATCH_JOB_CONCURRENCY,
+      config.workerConcurrency,
     ),
   ];
   return {

@@ -16,8 +16,8 @@ import type { ByteLease } from "./byte-budget.ts";
 /**
  * Where a body's bytes come from: a web stream, or Node's request itself
  * (`IncomingMessage`), which ingest reads directly so that no web `Request`
- * and stream is built per request (about a third of ingest's CPU at peak,
- * bench/RESULTS.md). A Node request is never destroyed here: a body left
+ * and stream is built per request (that cut ingest's CPU per event by about
+ * 15%, bench/RESULTS.md session 8). A Node request is never destroyed here: a body left
  * unread is drained by the server after the answer (@hono/node-server).
  */
 export type BodySource = ReadableStream<Uint8Array> | Readable | null;

@@ -33,6 +33,7 @@ import pg from "pg";
 import { buildEvent, newEventId } from "./payloads.ts";
 import { type CapturedStatement, startCaptureProxy } from "./pg-capture-proxy.ts";
 import { cpuSecondsOf, startPostgresCpu } from "./process-cpu.ts";
+import { startProcess as startChild } from "./start-process.ts";
 
 const run = promisify(execFile);
 const root = new URL("../", import.meta.url).pathname;
@@ -82,31 +83,8 @@ const fmt = (n: number) => Math.round(n).toLocaleString("en-US");
 const seconds = (ms: number) =>
   ms < 120_000 ? `${(ms / 1000).toFixed(1)} s` : `${(ms / 60_000).toFixed(1)} min`;
 
-function startProcess(
-  args: string[],
-  env: Record<string, string>,
-  ready: RegExp,
-): Promise<{ child: ChildProcess; port: number }> {
-  const child = spawn(process.execPath, args, {
-    env: { ...process.env, ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  children.push(child);
-  return new Promise((resolve, reject) => {
-    let out = "";
-    const onData = (chunk: Buffer) => {
-      out += chunk;
-      if (out.length > 100_000) out = out.slice(-50_000);
-      const match = ready.exec(out);
-      if (match) resolve({ child, port: Number(match[1]) });
-    };
-    child.stdout?.on("data", onData);
-    child.stderr?.on("data", onData);
-    child.once("exit", (code) =>
-      reject(new Error(`${args.join(" ")} exited ${code}: ${out.slice(-1000)}`)),
-    );
-  });
-}
+const startProcess = (args: string[], env: Record<string, string>, ready: RegExp) =>
+  startChild(children, args, env, ready);
 
 /** Free bytes on the file system that holds `/` (Postgres's data directory is on it here). */
 async function freeBytes(): Promise<number> {

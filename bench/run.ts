@@ -10,7 +10,7 @@
  * per event at each, split by stage with `--profile` (the last rate); for
  * comparing one change to the hot path with the next.
  */
-import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { type ChildProcess, execFile } from "node:child_process";
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
@@ -31,6 +31,7 @@ import {
   formatShares,
   startPostgresCpu,
 } from "./process-cpu.ts";
+import { startProcess as startChild } from "./start-process.ts";
 
 const run = promisify(execFile);
 const root = new URL("../", import.meta.url).pathname;
@@ -94,30 +95,8 @@ async function load(job: {
   return JSON.parse(stdout.trim().split("\n").at(-1) as string);
 }
 
-function startProcess(
-  args: string[],
-  env: Record<string, string>,
-  ready: RegExp,
-): Promise<{ child: ChildProcess; port: number }> {
-  const child = spawn(process.execPath, args, {
-    env: { ...process.env, ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  children.push(child);
-  return new Promise((resolve, reject) => {
-    let out = "";
-    const onData = (chunk: Buffer) => {
-      out += chunk;
-      const match = ready.exec(out);
-      if (match) resolve({ child, port: Number(match[1]) });
-    };
-    child.stdout?.on("data", onData);
-    child.stderr?.on("data", onData);
-    child.once("exit", (code) =>
-      reject(new Error(`${args.join(" ")} exited ${code}: ${out.slice(-1000)}`)),
-    );
-  });
-}
+const startProcess = (args: string[], env: Record<string, string>, ready: RegExp) =>
+  startChild(children, args, env, ready);
 
 /** CPU seconds (user + system) and peak RSS (bytes) of a process, from /proc. */
 function processStats(pid: number) {

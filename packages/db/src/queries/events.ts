@@ -38,6 +38,14 @@ function decoded({
 const keptSince = (projectId: SQL) =>
   sql`now() - make_interval(days => coalesce((SELECT retention_days FROM projects WHERE id = ${projectId}), 36500)::int)`;
 
+/** An issue's events within its project's own retention. */
+function keptEventsOf(issueId: number) {
+  return and(
+    eq(events.issueId, issueId),
+    gte(events.receivedAt, keptSince(sql`(SELECT project_id FROM issues WHERE id = ${issueId})`)),
+  );
+}
+
 /** Events of an issue, newest first (within the project's own retention). */
 export async function listIssueEvents(
   orm: Orm,
@@ -48,15 +56,7 @@ export async function listIssueEvents(
   const rows = await orm
     .select()
     .from(events)
-    .where(
-      and(
-        eq(events.issueId, issueId),
-        gte(
-          events.receivedAt,
-          keptSince(sql`(SELECT project_id FROM issues WHERE id = ${issueId})`),
-        ),
-      ),
-    )
+    .where(keptEventsOf(issueId))
     .orderBy(desc(events.receivedAt), desc(events.eventId))
     .limit(limit)
     .offset(offset);
@@ -79,15 +79,7 @@ export async function findIssueEdgeEvent(
   const rows = await orm
     .select()
     .from(events)
-    .where(
-      and(
-        eq(events.issueId, issueId),
-        gte(
-          events.receivedAt,
-          keptSince(sql`(SELECT project_id FROM issues WHERE id = ${issueId})`),
-        ),
-      ),
-    )
+    .where(keptEventsOf(issueId))
     .orderBy(order(events.receivedAt), order(events.eventId))
     .limit(1);
   return rows[0] ? decoded(rows[0]) : null;

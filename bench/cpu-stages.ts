@@ -26,7 +26,7 @@ const STAGES: [stage: string, matches: (frame: CallFrame) => boolean][] = [
   [
     "event parse and normalize",
     (f) =>
-      /^(parseEventJson|parseBoundedJson|scanJson|normalizeEvent|parseEventItem|planEnvelopeWrites|prepareEnvelopeWrites|prepareStoreWrites|checkLimits|resolveEventTime)$/.test(
+      /^(parseEventJson|parseBoundedJson|scanJson|scanEventFields|readEventPayload|normalizeEvent|parseEventItem|planEnvelopeWrites|prepareEnvelopeWrites|prepareStoreWrites|checkLimits|resolveEventTime)$/.test(
         f.functionName,
       ),
   ],

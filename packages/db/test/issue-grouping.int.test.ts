@@ -99,8 +99,7 @@ describe("issue grouping writes from concurrent batches", () => {
         receivedAt,
         timestamp: receivedAt,
         keyId: 1,
-        payloadText: text,
-        payloadCompressed: compressed ? compressPayload(text) : undefined,
+        ...(compressed ? { payloadCompressed: compressPayload(text) } : { payloadText: text }),
       };
     };
     const plain = "a".repeat(32);

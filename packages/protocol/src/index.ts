@@ -15,6 +15,7 @@ export {
   parseEnvelopeHeader,
 } from "./envelope.ts";
 export { newEventId, normalizeEventId } from "./event-id.ts";
+export { type EventFields, scanEventFields } from "./event-fields.ts";
 export {
   type BoundedJsonResult,
   type EventJsonResult,

@@ -12,6 +12,7 @@ import {
   dataCategoryOf,
   type Envelope,
   type EnvelopeItem,
+  type EventFields,
   itemTypeLabel,
   type Limits,
   newEventId,
@@ -19,6 +20,7 @@ import {
   parseBoundedJson,
   parseEventJson,
   resolveEventTime,
+  scanEventFields,
 } from "@sluice/protocol";
 import type { BlobStore } from "@sluice/storage";
 
@@ -360,7 +362,9 @@ const NOTHING_REFUSED: ReadonlyMap<string, string> = new Map();
 /**
  * Parses one event payload (an envelope `event` item or a `/store/` body):
  * the envelope header's `event_id` wins over the payload's, a missing one is
- * generated, and the event time is resolved as Relay does.
+ * generated, and the event time is resolved as Relay does. The usual payload
+ * is read by `scanEventFields` and stored as received; one it leaves alone
+ * goes through `parseEventJson`, which refuses or rewrites it.
  */
 function parseEventItem(
   payload: Buffer,
@@ -368,14 +372,12 @@ function parseEventItem(
   sentAt: unknown,
   ctx: IngestContext,
 ): { ok: true; row: EventRow; type: unknown } | { ok: false; detail: string } {
-  const text = payload.toString("utf8");
-  const json = parseEventJson(text, ctx.limits.maxJsonDepth);
-  if (!json.ok) return json;
-  // The bytes as received, when they are the text: valid UTF-8 and left as they were.
-  const sameBytes = json.text === text && isUtf8(payload);
+  const read = readEventPayload(payload, ctx.limits.maxJsonDepth);
+  if (!read.ok) return read;
+  const { fields } = read;
   let eventId = headerEventId;
   if (!eventId) {
-    const own = json.value.event_id;
+    const own = fields.event_id;
     if (own !== undefined && own !== null) {
       eventId = normalizeEventId(own);
       if (!eventId) return { ok: false, detail: "invalid event_id" };
@@ -384,27 +386,44 @@ function parseEventItem(
     }
   }
   const { timestamp } = resolveEventTime(
-    json.value.timestamp,
+    fields.timestamp,
     sentAt,
     ctx.receivedAt,
     ctx.maxEventAgeMs,
   );
+  const compressed = ctx.payloadStorage === "compressed";
   return {
     ok: true,
-    type: json.value.type,
+    type: fields.type,
     row: {
       projectId: ctx.projectId,
       eventId,
       receivedAt: ctx.receivedAt,
       timestamp,
       keyId: ctx.keyId,
-      payloadText: json.text,
-      payloadCompressed:
-        ctx.payloadStorage === "compressed"
-          ? compressPayload(sameBytes ? payload : json.text)
-          : undefined,
+      ...(compressed
+        ? { payloadCompressed: compressPayload(read.bytes ?? read.text) }
+        : { payloadText: read.text ?? payload.toString("utf8") }),
     },
   };
+}
+
+type ReadPayload =
+  | { ok: true; fields: EventFields; bytes: Buffer; text: null }
+  | { ok: true; fields: EventFields; bytes: null; text: string }
+  | { ok: false; detail: string };
+
+/**
+ * An event payload's fields, and what to store: the bytes as received when
+ * `scanEventFields` read them, else `parseEventJson`'s text.
+ */
+function readEventPayload(payload: Buffer, maxDepth: number): ReadPayload {
+  const fields = isUtf8(payload) ? scanEventFields(payload, maxDepth) : null;
+  if (fields) return { ok: true, fields, bytes: payload, text: null };
+  const json = parseEventJson(payload.toString("utf8"), maxDepth);
+  if (!json.ok) return json;
+  const { event_id, timestamp, type } = json.value;
+  return { ok: true, fields: { event_id, timestamp, type }, bytes: null, text: json.text };
 }
 
 /**

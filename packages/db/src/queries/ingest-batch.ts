@@ -1,9 +1,9 @@
 import type { Queryable } from "../database.ts";
 
 /**
- * One event to store: `payloadText` is JSON text that Postgres `jsonb`
- * accepts, stored in `payload`; when `payloadCompressed` is given
- * (`compressPayload` of that text), it is stored instead, in
+ * One event to store, with its payload either as `payloadText`, JSON text
+ * that Postgres `jsonb` accepts, stored in `payload`; or as
+ * `payloadCompressed` (`compressPayload` of such text), stored in
  * `payload_compressed`, with `payload` JSON null (event-payload.ts).
  */
 export type EventRow = {
@@ -13,9 +13,10 @@ export type EventRow = {
   receivedAt: Date;
   timestamp: Date;
   keyId: number;
-  payloadText: string;
-  payloadCompressed?: Buffer;
-};
+} & (
+  | { payloadText: string; payloadCompressed?: never }
+  | { payloadCompressed: Buffer; payloadText?: never }
+);
 
 export type AttachmentRow = {
   projectId: number;
@@ -89,9 +90,10 @@ export async function insertIngestBatch(db: Queryable, batch: IngestBatch): Prom
 
 function eventsJson(events: EventRow[]): string {
   const parts = events.map((e) => {
-    const payload = e.payloadCompressed
-      ? `"payload_compressed":"${e.payloadCompressed.toString("base64")}"`
-      : `"payload":${e.payloadText}`;
+    const payload =
+      e.payloadCompressed !== undefined
+        ? `"payload_compressed":"${e.payloadCompressed.toString("base64")}"`
+        : `"payload":${e.payloadText}`;
     return `{"project_id":${e.projectId},"event_id":"${e.eventId}","received_at":"${e.receivedAt.toISOString()}","timestamp":"${e.timestamp.toISOString()}","key_id":${e.keyId},${payload}}`;
   });
   return `[${parts.join(",")}]`;

@@ -14,8 +14,8 @@ export {
   parseEnvelope,
   parseEnvelopeHeader,
 } from "./envelope.ts";
-export { newEventId, normalizeEventId } from "./event-id.ts";
 export { type EventFields, scanEventFields } from "./event-fields.ts";
+export { newEventId, normalizeEventId } from "./event-id.ts";
 export {
   type BoundedJsonResult,
   type EventJsonResult,

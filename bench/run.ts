@@ -36,9 +36,10 @@ import { startProcess as startChild } from "./start-process.ts";
 const run = promisify(execFile);
 const root = new URL("../", import.meta.url).pathname;
 const quick = process.argv.includes("--quick");
-/** `--profile`: run ingest with --cpu-prof and print where its CPU went. */
+/** `--profile`: run ingest and the worker with --cpu-prof and print where their CPU went. */
 const profile = process.argv.includes("--profile");
 const profileDir = join(root, "bench/results/profiles");
+const workerProfileDir = join(root, "bench/results/profiles-worker");
 /**
  * `--payload-storage=jsonb|compressed` (default compressed, what a fleet runs
  * once no 0.1.0 node is left; README "Upgrading"): SLUICE_PAYLOAD_STORAGE.
@@ -239,6 +240,11 @@ async function main() {
       // Ingest and worker run side by side: each takes a free metrics port.
       SLUICE_METRICS_PORT: "0",
       SLUICE_PAYLOAD_STORAGE: payloadStorage,
+      // Spike protection stays on (its counters cost a Redis round trip per
+      // batch of requests, as in production) but never refuses: a minute of
+      // the closed loop alone passes the default floor of 60,000 events, and
+      // its 429s would end the peak search at the first step.
+      SLUICE_SPIKE_FLOOR_PER_MINUTE: "1000000000",
     };
     // What deployments run: the bundle (npm run build), not the sources through tsx.
     await run("npm", ["run", "build"], { cwd: root });
@@ -489,8 +495,10 @@ async function main() {
     console.log("sustained: ingest and processing together ...");
     await pool.query("UPDATE events SET processed_at = now() WHERE processed_at IS NULL");
     await deleteQueueKeys(prefix);
+    if (profile) rmSync(workerProfileDir, { recursive: true, force: true });
+    const workerProfileArgs = profile ? ["--cpu-prof", `--cpu-prof-dir=${workerProfileDir}`] : [];
     const worker = await startProcess(
-      [...imageFlags, bin, "serve", "--role=worker"],
+      [...imageFlags, ...workerProfileArgs, bin, "serve", "--role=worker"],
       { ...env, ...imageEnv, LOG_LEVEL: "info" },
       /"port":(\d+).*"msg":"sluice is serving"/,
     );
@@ -565,7 +573,9 @@ async function main() {
     }
     figures.sustainedSteps = steps;
     figures.sustained = steps.filter((step) => step.lagSeconds.p99 < 5).at(-1) ?? steps[0];
+    const workerExited = new Promise((resolve) => worker.child.once("exit", resolve));
     worker.child.kill("SIGTERM");
+    await workerExited;
     const ingestExited = new Promise((resolve) => ingest.child.once("exit", resolve));
     ingest.child.kill("SIGTERM");
     await ingestExited;
@@ -584,7 +594,8 @@ async function main() {
     report(figures, copy.perSecond, http.perSecond);
     if (profile)
       console.log(
-        `\ningest CPU profile of the whole run, self time (${profileDir}):\n${summarizeCpuProfiles(profileDir, 25).join("\n")}`,
+        `\ningest CPU profile of the whole run, self time (${profileDir}):\n${summarizeCpuProfiles(profileDir, 25).join("\n")}` +
+          `\n\nworker CPU profile of the sustained steps, self time (${workerProfileDir}):\n${summarizeCpuProfiles(workerProfileDir, 25).join("\n")}`,
       );
     mkdirSync(join(root, "bench/results"), { recursive: true });
     writeFileSync(join(root, "bench/results/latest.json"), `${JSON.stringify(figures, null, 2)}\n`);

@@ -1,7 +1,6 @@
 import { isUtf8 } from "node:buffer";
 import {
   type AttachmentRow,
-  compressPayload,
   type EventRow,
   type IngestBatch,
   type OutcomeRow,
@@ -34,6 +33,8 @@ export type IngestContext = {
   blobs: BlobStore;
   /** How event payloads are stored (SLUICE_PAYLOAD_STORAGE). */
   payloadStorage: PayloadStorage;
+  /** `compressPayload`, wherever it runs (ingest's `CompressionThread`). */
+  compress(payload: Buffer | string): Promise<Buffer>;
   /**
    * Data categories refused by a rate limit or quota, each with its reason
    * code: their items are counted `rate_limited` and not stored
@@ -94,9 +95,10 @@ export async function prepareEnvelopeWrites(
     );
     attachments.push({ ...row, sha1, blobKey: key });
   }
+  const events = await Promise.all(plan.events.map((e) => eventRow(e, ctx)));
   return {
     ok: true,
-    writes: { events: plan.events, attachments, outcomes: plan.outcomes },
+    writes: { events, attachments, outcomes: plan.outcomes },
     eventId: plan.eventId,
     itemOutcomes: plan.itemOutcomes,
     allRefused: plan.allRefused,
@@ -153,7 +155,10 @@ export type PreparedStoreWrites =
  * is a 400. When `ctx.refused` names the body's category, the body is
  * counted `rate_limited` with that reason code and not stored.
  */
-export function prepareStoreWrites(body: Buffer, ctx: IngestContext): PreparedStoreWrites {
+export async function prepareStoreWrites(
+  body: Buffer,
+  ctx: IngestContext,
+): Promise<PreparedStoreWrites> {
   const parsed = parseEventItem(body, null, undefined, ctx);
   if (!parsed.ok) return { ok: false, status: 400, detail: `invalid event: ${parsed.detail}` };
   const isTransaction = parsed.type === "transaction";
@@ -163,7 +168,7 @@ export function prepareStoreWrites(body: Buffer, ctx: IngestContext): PreparedSt
   return {
     ok: true,
     writes: {
-      events: isTransaction || refused ? [] : [parsed.row],
+      events: isTransaction || refused ? [] : [await eventRow(parsed.event, ctx)],
       attachments: [],
       outcomes: [
         {
@@ -176,7 +181,7 @@ export function prepareStoreWrites(body: Buffer, ctx: IngestContext): PreparedSt
         },
       ],
     },
-    eventId: parsed.row.eventId,
+    eventId: parsed.event.row.eventId,
     itemType: isTransaction ? "transaction" : "event",
     category,
     refused,
@@ -244,10 +249,16 @@ export async function unavailableOnThrow<T>(step: () => Promise<T>): Promise<T> 
 
 type PlannedAttachment = { item: EnvelopeItem; row: Omit<AttachmentRow, "sha1" | "blobKey"> };
 
+/** An event row whose payload is still to be stored: the bytes as received, or a rewritten text. */
+type PlannedEvent = {
+  row: Omit<EventRow, "payloadText" | "payloadCompressed">;
+  payload: Buffer | string;
+};
+
 type EnvelopePlan =
   | {
       ok: true;
-      events: EventRow[];
+      events: PlannedEvent[];
       attachments: PlannedAttachment[];
       outcomes: OutcomeRow[];
       eventId: string | null;
@@ -268,7 +279,7 @@ function planEnvelopeWrites(envelope: Envelope, ctx: IngestContext): EnvelopePla
       return { ok: false, status: 400, detail: "invalid event_id in envelope header" };
   }
 
-  const events: EventRow[] = [];
+  const events: PlannedEvent[] = [];
   const counts = new OutcomeCounter(ctx.projectId, ctx.receivedAt);
   const itemOutcomes: [string, string][] = [];
   const refused = ctx.refused ?? NOTHING_REFUSED;
@@ -285,7 +296,7 @@ function planEnvelopeWrites(envelope: Envelope, ctx: IngestContext): EnvelopePla
     const parsed = parseEventItem(item.payload, headerEventId, envelope.headers.sent_at, ctx);
     if (!parsed.ok)
       return { ok: false, status: 400, detail: `invalid event item: ${parsed.detail}` };
-    parsedEventId = parsed.row.eventId;
+    parsedEventId = parsed.event.row.eventId;
     const reason = refused.get("error");
     if (reason !== undefined) {
       counts.add("rate_limited", "error", reason, 1);
@@ -293,7 +304,7 @@ function planEnvelopeWrites(envelope: Envelope, ctx: IngestContext): EnvelopePla
       refusedItems++;
       continue;
     }
-    events.push(parsed.row);
+    events.push(parsed.event);
     keptItems++;
     counts.add("accepted", "error", "", 1);
     itemOutcomes.push(["event", "accepted"]);
@@ -371,7 +382,7 @@ function parseEventItem(
   headerEventId: string | null,
   sentAt: unknown,
   ctx: IngestContext,
-): { ok: true; row: EventRow; type: unknown } | { ok: false; detail: string } {
+): { ok: true; event: PlannedEvent; type: unknown } | { ok: false; detail: string } {
   const read = readEventPayload(payload, ctx.limits.maxJsonDepth);
   if (!read.ok) return read;
   const { fields } = read;
@@ -391,20 +402,30 @@ function parseEventItem(
     ctx.receivedAt,
     ctx.maxEventAgeMs,
   );
-  const compressed = ctx.payloadStorage === "compressed";
   return {
     ok: true,
     type: fields.type,
-    row: {
-      projectId: ctx.projectId,
-      eventId,
-      receivedAt: ctx.receivedAt,
-      timestamp,
-      keyId: ctx.keyId,
-      ...(compressed
-        ? { payloadCompressed: compressPayload(read.bytes ?? read.text) }
-        : { payloadText: read.text ?? payload.toString("utf8") }),
+    event: {
+      row: {
+        projectId: ctx.projectId,
+        eventId,
+        receivedAt: ctx.receivedAt,
+        timestamp,
+        keyId: ctx.keyId,
+      },
+      payload: read.bytes ?? read.text,
     },
+  };
+}
+
+/** The row of a planned event, its payload compressed or as text as `ctx.payloadStorage` says. */
+async function eventRow(event: PlannedEvent, ctx: IngestContext): Promise<EventRow> {
+  const { payload } = event;
+  if (ctx.payloadStorage === "compressed")
+    return { ...event.row, payloadCompressed: await ctx.compress(payload) };
+  return {
+    ...event.row,
+    payloadText: typeof payload === "string" ? payload : payload.toString("utf8"),
   };
 }
 

@@ -360,10 +360,16 @@ async function main() {
     const cpuPer1000 = ((after.cpuSeconds - before.cpuSeconds) / closed.ok) * 1000;
 
     /** The rising open-loop search against `url` (issue #16's rule, `stepPassed`). */
+    /**
+     * Rises by PEAK_STEP_FACTOR until a step fails (p99 over 1 s or errors),
+     * then tries two rates between the last step that passed and the one that
+     * failed, halving the gap each time: steps 25% apart read a peak up to a
+     * quarter low.
+     */
     const searchPeak = async (url: string, startRate: number) => {
       const steps: OpenLoopFigure[] = [];
       const stepSeconds = quick ? 3 : 5;
-      for (let rate = startRate; ; ) {
+      const step = async (rate: number) => {
         const r = await load({
           url,
           kind: "typical",
@@ -372,17 +378,32 @@ async function main() {
           seconds: stepSeconds,
           rate,
         });
-        const step = openLoopFigure(rate, r);
-        steps.push(step);
+        const figure = openLoopFigure(rate, r);
+        steps.push(figure);
         console.log(
-          `  offered ${rate}/s: ${step.achieved}/s, p99 ${step.p99} ms, non-2xx ${step.non2xx}, errors ${step.errors}; ${formatShares(step.cores)}`,
+          `  offered ${rate}/s: ${figure.achieved}/s, p99 ${figure.p99} ms, non-2xx ${figure.non2xx}, errors ${figure.errors}; ${formatShares(figure.cores)}`,
         );
-        if (!stepPassed(step) || rate > copy.perSecond * 3) break;
-        rate = Math.round(rate * PEAK_STEP_FACTOR);
         // The queue of the step before must not hold the next one up.
         await sleep(1_000);
+        return stepPassed(figure);
+      };
+      let passed = 0;
+      let failed = 0;
+      for (let rate = startRate; ; rate = Math.round(rate * PEAK_STEP_FACTOR)) {
+        if (!(await step(rate))) {
+          failed = rate;
+          break;
+        }
+        passed = rate;
+        if (rate > copy.perSecond * 3) break;
       }
-      return { steps, peak: steps.filter(stepPassed).at(-1) ?? (steps[0] as OpenLoopFigure) };
+      for (let refine = 0; refine < 2 && passed > 0 && failed > 0; refine++) {
+        const rate = Math.round(Math.sqrt(passed * failed));
+        if (await step(rate)) passed = rate;
+        else failed = rate;
+      }
+      const peak = steps.filter(stepPassed).sort((a, b) => b.achieved - a.achieved)[0];
+      return { steps, peak: peak ?? (steps[0] as OpenLoopFigure) };
     };
     console.log("peak: open loop, offered load rising until p99 > 1 s or errors ...");
     const { steps: peakSearch, peak: peakStep } = await searchPeak(

@@ -21,32 +21,26 @@ const dictionary1 = Buffer.from(PAYLOAD_DICTIONARY_1, "utf8");
 export const MAX_PAYLOAD_BYTES = 16 * 1024 * 1024;
 
 /**
- * How `compressPayload` writes: the format byte, then raw deflate with these
- * options. Exported for code that compresses elsewhere (ingest's compression
- * thread), which must give the same bytes. An 8 KiB window (the dictionary
- * and a typical event fit) and memLevel 7: 96 KiB of zlib state per call
- * instead of 256 KiB, for the same bytes on bench payloads. Inflate's
- * default 32 KiB window reads any smaller one.
- */
-export const PAYLOAD_COMPRESSION = {
-  format: FORMAT_DEFLATE_DICTIONARY_1,
-  deflate: { dictionary: dictionary1, windowBits: 13, memLevel: 7 },
-} as const;
-
-/**
  * Compresses an event's JSON text for `events.payload_compressed`: one
  * format byte, then raw deflate (level 6) primed with the format's
- * dictionary (`PAYLOAD_COMPRESSION`). About 75% of gzip's size on a typical
- * 5 KB error event, at about 35 µs (bench figures in bench/RESULTS.md). A
- * Buffer must hold the text's UTF-8 bytes (ingest passes the bytes it
- * received when parsing changed nothing, saving a second encoding).
+ * dictionary. About 75% of gzip's size on a typical 5 KB error event, at
+ * about 35 µs (bench figures in bench/RESULTS.md). A Buffer must hold the
+ * text's UTF-8 bytes (ingest passes the bytes it received when parsing
+ * changed nothing, saving a second encoding of the text).
  */
 export function compressPayload(jsonText: string | Buffer): Buffer {
+  // An 8 KiB window (the dictionary and a typical event fit) and memLevel 7:
+  // 96 KiB of zlib state per call instead of 256 KiB, for the same bytes on
+  // bench payloads. Inflate's default 32 KiB window reads any smaller one.
   const body = deflateRawSync(
     typeof jsonText === "string" ? Buffer.from(jsonText, "utf8") : jsonText,
-    PAYLOAD_COMPRESSION.deflate,
+    {
+      dictionary: dictionary1,
+      windowBits: 13,
+      memLevel: 7,
+    },
   );
-  return Buffer.concat([Buffer.of(PAYLOAD_COMPRESSION.format), body]);
+  return Buffer.concat([Buffer.of(FORMAT_DEFLATE_DICTIONARY_1), body]);
 }
 
 /**

@@ -18,12 +18,7 @@ export {
   withTransaction,
 } from "./database.ts";
 export { ensureEventPartitions } from "./event-partitions.ts";
-export {
-  compressPayload,
-  decompressPayload,
-  PAYLOAD_COMPRESSION,
-  type PayloadStorage,
-} from "./event-payload.ts";
+export { compressPayload, decompressPayload, type PayloadStorage } from "./event-payload.ts";
 export {
   type AppliedMigration,
   applyMigrations,

@@ -2,7 +2,6 @@ import { insertIngestBatch } from "@sluice/db";
 import type { QuotaGate } from "../quota-gate.ts";
 import type { StartedRole } from "../roles.ts";
 import type { Services } from "../services.ts";
-import { CompressionThread } from "./compression-thread.ts";
 import { EventHandOff } from "./event-hand-off.ts";
 import { GroupCommitter } from "./group-committer.ts";
 import { registerIngestRoutes } from "./ingest-routes.ts";
@@ -48,16 +47,8 @@ export function start(services: Services, quotas: QuotaGate): StartedRole {
       maxInFlight: Math.max(1, config.dbPoolSize - POOL_CONNECTIONS_KEPT),
     },
   );
-  const compression = new CompressionThread({
-    onFailure: (error) =>
-      log.error(
-        { err: error },
-        "payload compression thread failed; compressing on the main thread",
-      ),
-  });
   const deps = {
     services,
-    compress: (payload: Buffer | string) => compression.compress(payload),
     keys: createKeyCache(db.orm, { maxEntries: config.keyCacheEntries }),
     committer,
     quotas,
@@ -67,7 +58,6 @@ export function start(services: Services, quotas: QuotaGate): StartedRole {
     drain: async () => {
       await committer.drain();
       await handOff.flush();
-      await compression.close();
       await quotas.close();
     },
   };

@@ -42,8 +42,6 @@ export type IngestDeps = {
   keys: KeyCache;
   committer: GroupCommitter;
   quotas: QuotaGate;
-  /** `compressPayload`, off the event loop (`CompressionThread`). */
-  compress(payload: Buffer | string): Promise<Buffer>;
 };
 
 type ErrorStatus = 400 | 401 | 403 | 413 | 415 | 429 | 503;
@@ -245,7 +243,6 @@ function contextFor(deps: IngestDeps, key: KnownKey, receivedAt: Date): IngestCo
     maxEventAgeMs: config.retentionDays * DAY_MS,
     blobs,
     payloadStorage: config.payloadStorage,
-    compress: deps.compress,
   };
 }
 
@@ -409,7 +406,7 @@ async function handleStore(c: Context, deps: IngestDeps, lease: ByteLease): Prom
   }
   const decision = await checkQuotas(deps, check.key, new Map([[storeBodyCategory(body), 1]]));
   const ctx = { ...contextFor(deps, check.key, receivedAt), refused: decision.refused };
-  const prepared = await prepareStoreWrites(body, ctx);
+  const prepared = prepareStoreWrites(body, ctx);
   if (!prepared.ok) return reject(c, deps, prepared.status, prepared.detail);
   if (prepared.refused) {
     deps.services.metrics.ingestItems.inc({

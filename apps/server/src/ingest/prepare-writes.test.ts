@@ -22,14 +22,13 @@ const ctx: IngestContext = {
   maxEventAgeMs: 90 * 86_400_000,
   blobs: createDirectoryBlobStore(mkdtempSync(join(tmpdir(), "sluice-prepare-"))),
   payloadStorage: "jsonb",
-  compress: async (payload) => compressPayload(payload),
 };
 const eventId = "a".repeat(32);
 const body = (value: unknown) => Buffer.from(JSON.stringify(value));
 
 describe("prepareStoreWrites", () => {
-  it("stores an error event with one accepted outcome in its hour", async () => {
-    const prepared = await prepareStoreWrites(body({ event_id: eventId, message: "boom" }), ctx);
+  it("stores an error event with one accepted outcome in its hour", () => {
+    const prepared = prepareStoreWrites(body({ event_id: eventId, message: "boom" }), ctx);
     expect(prepared).toMatchObject({ ok: true, eventId, itemType: "event" });
     if (!prepared.ok) return;
     expect(prepared.writes.events).toHaveLength(1);
@@ -52,11 +51,8 @@ describe("prepareStoreWrites", () => {
     ]);
   });
 
-  it("counts a transaction without storing it", async () => {
-    const prepared = await prepareStoreWrites(
-      body({ event_id: eventId, type: "transaction" }),
-      ctx,
-    );
+  it("counts a transaction without storing it", () => {
+    const prepared = prepareStoreWrites(body({ event_id: eventId, type: "transaction" }), ctx);
     expect(prepared).toMatchObject({ ok: true, eventId, itemType: "transaction" });
     if (!prepared.ok) return;
     expect(prepared.writes.events).toEqual([]);
@@ -65,9 +61,9 @@ describe("prepareStoreWrites", () => {
     ]);
   });
 
-  it("stores the body as received, compressed, when payloads are stored compressed", async () => {
+  it("stores the body as received, compressed, when payloads are stored compressed", () => {
     const sent = body({ event_id: eventId, message: "caf\u00e9 \u2192" });
-    const prepared = await prepareStoreWrites(sent, { ...ctx, payloadStorage: "compressed" });
+    const prepared = prepareStoreWrites(sent, { ...ctx, payloadStorage: "compressed" });
     if (!prepared.ok) throw new Error(prepared.detail);
     const [row] = prepared.writes.events;
     expect(row?.payloadText).toBeUndefined();
@@ -77,14 +73,14 @@ describe("prepareStoreWrites", () => {
     );
   });
 
-  it("generates an event id when the body has none", async () => {
-    const prepared = await prepareStoreWrites(body({ message: "no id" }), ctx);
+  it("generates an event id when the body has none", () => {
+    const prepared = prepareStoreWrites(body({ message: "no id" }), ctx);
     expect(prepared.ok && prepared.eventId).toMatch(/^[0-9a-f]{32}$/);
   });
 
-  it("refuses a body that is not an event object, or has a bad event_id", async () => {
+  it("refuses a body that is not an event object, or has a bad event_id", () => {
     for (const bad of [Buffer.from("not json"), body([1, 2]), body({ event_id: "nope" })]) {
-      const prepared = await prepareStoreWrites(bad, ctx);
+      const prepared = prepareStoreWrites(bad, ctx);
       expect(prepared).toMatchObject({ ok: false, status: 400 });
       expect(!prepared.ok && prepared.detail).toMatch(/^invalid event: /);
     }
@@ -172,8 +168,8 @@ describe("rate-limited envelopes", () => {
     expect(all.ok && all.allRefused).toBe(true);
   });
 
-  it("counts a refused /store/ body rate_limited and stores nothing", async () => {
-    const prepared = await prepareStoreWrites(body({ event_id: eventId }), {
+  it("counts a refused /store/ body rate_limited and stores nothing", () => {
+    const prepared = prepareStoreWrites(body({ event_id: eventId }), {
       ...ctx,
       refused: new Map([["error", "spike_protection"]]),
     });

@@ -1,6 +1,7 @@
 import { isUtf8 } from "node:buffer";
 import {
   type AttachmentRow,
+  compressPayload,
   type EventRow,
   type IngestBatch,
   type OutcomeRow,
@@ -33,8 +34,6 @@ export type IngestContext = {
   blobs: BlobStore;
   /** How event payloads are stored (SLUICE_PAYLOAD_STORAGE). */
   payloadStorage: PayloadStorage;
-  /** `compressPayload`, wherever it runs (ingest's `CompressionThread`). */
-  compress(payload: Buffer | string): Promise<Buffer>;
   /**
    * Data categories refused by a rate limit or quota, each with its reason
    * code: their items are counted `rate_limited` and not stored
@@ -95,10 +94,9 @@ export async function prepareEnvelopeWrites(
     );
     attachments.push({ ...row, sha1, blobKey: key });
   }
-  const events = await Promise.all(plan.events.map((e) => eventRow(e, ctx)));
   return {
     ok: true,
-    writes: { events, attachments, outcomes: plan.outcomes },
+    writes: { events: plan.events, attachments, outcomes: plan.outcomes },
     eventId: plan.eventId,
     itemOutcomes: plan.itemOutcomes,
     allRefused: plan.allRefused,
@@ -155,10 +153,7 @@ export type PreparedStoreWrites =
  * is a 400. When `ctx.refused` names the body's category, the body is
  * counted `rate_limited` with that reason code and not stored.
  */
-export async function prepareStoreWrites(
-  body: Buffer,
-  ctx: IngestContext,
-): Promise<PreparedStoreWrites> {
+export function prepareStoreWrites(body: Buffer, ctx: IngestContext): PreparedStoreWrites {
   const parsed = parseEventItem(body, null, undefined, ctx);
   if (!parsed.ok) return { ok: false, status: 400, detail: `invalid event: ${parsed.detail}` };
   const isTransaction = parsed.type === "transaction";
@@ -168,7 +163,7 @@ export async function prepareStoreWrites(
   return {
     ok: true,
     writes: {
-      events: isTransaction || refused ? [] : [await eventRow(parsed.event, ctx)],
+      events: isTransaction || refused ? [] : [parsed.row],
       attachments: [],
       outcomes: [
         {
@@ -181,7 +176,7 @@ export async function prepareStoreWrites(
         },
       ],
     },
-    eventId: parsed.event.row.eventId,
+    eventId: parsed.row.eventId,
     itemType: isTransaction ? "transaction" : "event",
     category,
     refused,
@@ -249,16 +244,10 @@ export async function unavailableOnThrow<T>(step: () => Promise<T>): Promise<T> 
 
 type PlannedAttachment = { item: EnvelopeItem; row: Omit<AttachmentRow, "sha1" | "blobKey"> };
 
-/** An event row whose payload is still to be stored: the bytes as received, or a rewritten text. */
-type PlannedEvent = {
-  row: Omit<EventRow, "payloadText" | "payloadCompressed">;
-  payload: Buffer | string;
-};
-
 type EnvelopePlan =
   | {
       ok: true;
-      events: PlannedEvent[];
+      events: EventRow[];
       attachments: PlannedAttachment[];
       outcomes: OutcomeRow[];
       eventId: string | null;
@@ -279,7 +268,7 @@ function planEnvelopeWrites(envelope: Envelope, ctx: IngestContext): EnvelopePla
       return { ok: false, status: 400, detail: "invalid event_id in envelope header" };
   }
 
-  const events: PlannedEvent[] = [];
+  const events: EventRow[] = [];
   const counts = new OutcomeCounter(ctx.projectId, ctx.receivedAt);
   const itemOutcomes: [string, string][] = [];
   const refused = ctx.refused ?? NOTHING_REFUSED;
@@ -296,7 +285,7 @@ function planEnvelopeWrites(envelope: Envelope, ctx: IngestContext): EnvelopePla
     const parsed = parseEventItem(item.payload, headerEventId, envelope.headers.sent_at, ctx);
     if (!parsed.ok)
       return { ok: false, status: 400, detail: `invalid event item: ${parsed.detail}` };
-    parsedEventId = parsed.event.row.eventId;
+    parsedEventId = parsed.row.eventId;
     const reason = refused.get("error");
     if (reason !== undefined) {
       counts.add("rate_limited", "error", reason, 1);
@@ -304,7 +293,7 @@ function planEnvelopeWrites(envelope: Envelope, ctx: IngestContext): EnvelopePla
       refusedItems++;
       continue;
     }
-    events.push(parsed.event);
+    events.push(parsed.row);
     keptItems++;
     counts.add("accepted", "error", "", 1);
     itemOutcomes.push(["event", "accepted"]);
@@ -382,7 +371,7 @@ function parseEventItem(
   headerEventId: string | null,
   sentAt: unknown,
   ctx: IngestContext,
-): { ok: true; event: PlannedEvent; type: unknown } | { ok: false; detail: string } {
+): { ok: true; row: EventRow; type: unknown } | { ok: false; detail: string } {
   const read = readEventPayload(payload, ctx.limits.maxJsonDepth);
   if (!read.ok) return read;
   const { fields } = read;
@@ -402,30 +391,20 @@ function parseEventItem(
     ctx.receivedAt,
     ctx.maxEventAgeMs,
   );
+  const compressed = ctx.payloadStorage === "compressed";
   return {
     ok: true,
     type: fields.type,
-    event: {
-      row: {
-        projectId: ctx.projectId,
-        eventId,
-        receivedAt: ctx.receivedAt,
-        timestamp,
-        keyId: ctx.keyId,
-      },
-      payload: read.bytes ?? read.text,
+    row: {
+      projectId: ctx.projectId,
+      eventId,
+      receivedAt: ctx.receivedAt,
+      timestamp,
+      keyId: ctx.keyId,
+      ...(compressed
+        ? { payloadCompressed: compressPayload(read.bytes ?? read.text) }
+        : { payloadText: read.text ?? payload.toString("utf8") }),
     },
-  };
-}
-
-/** The row of a planned event, its payload compressed or as text as `ctx.payloadStorage` says. */
-async function eventRow(event: PlannedEvent, ctx: IngestContext): Promise<EventRow> {
-  const { payload } = event;
-  if (ctx.payloadStorage === "compressed")
-    return { ...event.row, payloadCompressed: await ctx.compress(payload) };
-  return {
-    ...event.row,
-    payloadText: typeof payload === "string" ? payload : payload.toString("utf8"),
   };
 }
 

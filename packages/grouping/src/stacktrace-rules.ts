@@ -1,4 +1,5 @@
 import type { Frame } from "@sluice/protocol";
+import { LRUCache } from "lru-cache";
 import { compileGlob } from "./glob.ts";
 
 /** Sentry's platform families (src/sentry/stacktraces/platform.py). */
@@ -88,11 +89,17 @@ const MATCHER_KEYS: Record<string, string> = {
  * crash) or `v` (frames towards the caller), `category=name` and
  * `max-frames=N`; `#` comments. Never throws: a bad line becomes an error
  * with its line number, as does text over {@link RULE_LIMITS}.
+ * `rememberPaths`: path globs keep their recent answers (`pathGlob`); for
+ * rules parsed once, as the built-in ones, so memory stays bounded.
  */
-export function parseStacktraceRules(text: string): {
+export function parseStacktraceRules(
+  text: string,
+  options: { rememberPaths?: boolean } = {},
+): {
   rules: StacktraceRule[];
   errors: RuleError[];
 } {
+  const remember = options.rememberPaths ?? false;
   const rules: StacktraceRule[] = [];
   const errors: RuleError[] = [];
   if (text.length > RULE_LIMITS.maxChars) {
@@ -115,7 +122,7 @@ export function parseStacktraceRules(text: string): {
       errors.push({ line, message: `more than ${RULE_LIMITS.maxRules} rules` });
       break;
     }
-    const rule = parseRule(raw.trim(), tokens);
+    const rule = parseRule(raw.trim(), tokens, remember);
     if (typeof rule === "string") errors.push({ line, message: rule });
     else rules.push(rule);
   }
@@ -168,7 +175,7 @@ function tokenize(line: string): Token[] | string {
   return tokens;
 }
 
-function parseRule(text: string, tokens: Token[]): StacktraceRule | string {
+function parseRule(text: string, tokens: Token[], remember: boolean): StacktraceRule | string {
   let pos = 0;
   let caller: Matcher | null = null;
   let callee: Matcher | null = null;
@@ -177,7 +184,7 @@ function parseRule(text: string, tokens: Token[]): StacktraceRule | string {
     if (!inner || tokens[2]?.text !== "]" || tokens[3]?.text !== "|") {
       return "expected `[ matcher ] |` before the frame matchers";
     }
-    const matcher = parseMatcher(inner.text);
+    const matcher = parseMatcher(inner.text, remember);
     if (typeof matcher === "string") return matcher;
     caller = matcher;
     pos = 4;
@@ -191,7 +198,7 @@ function parseRule(text: string, tokens: Token[]): StacktraceRule | string {
       if (tokens[pos + 1]?.text !== "[" || !inner || tokens[pos + 3]?.text !== "]") {
         return "expected `| [ matcher ]` after the frame matchers";
       }
-      const matcher = parseMatcher(inner.text);
+      const matcher = parseMatcher(inner.text, remember);
       if (typeof matcher === "string") return matcher;
       callee = matcher;
       pos += 4;
@@ -203,7 +210,7 @@ function parseRule(text: string, tokens: Token[]): StacktraceRule | string {
       actions.push(action);
     } else {
       if (actions.length > 0) return `matcher \`${token.text}\` after an action`;
-      const matcher = parseMatcher(token.text);
+      const matcher = parseMatcher(token.text, remember);
       if (typeof matcher === "string") return matcher;
       matchers.push(matcher);
     }
@@ -236,7 +243,7 @@ function parseAction(token: string): Action | string | null {
   return `unsupported action \`${name}\``;
 }
 
-function parseMatcher(token: string): Matcher | string {
+function parseMatcher(token: string, remember: boolean): Matcher | string {
   const negated = token.startsWith("!");
   const body = negated ? token.slice(1) : token;
   const colon = body.indexOf(":");
@@ -245,21 +252,21 @@ function parseMatcher(token: string): Matcher | string {
   const value = body.slice(colon + 1);
   if (!key) return `unknown matcher \`${body.slice(0, colon)}\``;
   if (value === "") return `matcher \`${key}\` needs a value`;
-  const test = matcherTest(key, value);
+  const test = matcherTest(key, value, remember);
   if (typeof test === "string") return test;
   return { negated, test };
 }
 
 type Test = (frame: MatchFrame, exception: RuleException | null) => boolean;
 
-function matcherTest(key: string, value: string): Test | string {
+function matcherTest(key: string, value: string, remember: boolean): Test | string {
   switch (key) {
     case "path": {
-      const match = pathGlob(value);
+      const match = pathGlob(value, remember);
       return (frame) => frame.paths.some(match);
     }
     case "package": {
-      const match = pathGlob(value);
+      const match = pathGlob(value, remember);
       return (frame) => frame.package !== undefined && match(frame.package);
     }
     case "function": {
@@ -298,10 +305,32 @@ function matcherTest(key: string, value: string): Test | string {
   }
 }
 
-/** Path-like values match case-insensitively, also with a leading `/` added (Sentry's PathLikeMatch). */
-function pathGlob(pattern: string): (value: string) => boolean {
+/** Values one path glob of the built-in rules remembers; longer ones are not kept (chars). */
+const REMEMBERED_PATHS = 512;
+const MAX_REMEMBERED_PATH_CHARS = 512;
+
+/**
+ * Path-like values match case-insensitively, also with a leading `/` added
+ * (Sentry's PathLikeMatch). With `remember` (the built-in rules, parsed
+ * once), a glob keeps its answers for the last `REMEMBERED_PATHS` values:
+ * the same frames come back event after event, and testing the built-in
+ * path rules was a third of grouping's CPU (bench/RESULTS.md, #16). At most
+ * about 0.5 MB per glob.
+ */
+function pathGlob(pattern: string, remember: boolean): (value: string) => boolean {
   const match = compileGlob(pattern, { paths: true, ignoreCase: true });
-  return (value) => match(value) || (!value.startsWith("/") && match(`/${value}`));
+  const test = (value: string) => match(value) || (!value.startsWith("/") && match(`/${value}`));
+  if (!remember) return test;
+  const answers = new LRUCache<string, boolean>({ max: REMEMBERED_PATHS });
+  return (value) => {
+    if (value.length > MAX_REMEMBERED_PATH_CHARS) return test(value);
+    let matched = answers.get(value);
+    if (matched === undefined) {
+      matched = test(value);
+      answers.set(value, matched);
+    }
+    return matched;
+  };
 }
 
 function parseBool(value: string): boolean | null {
@@ -496,4 +525,5 @@ module:io.netty.* -app
 /** {@link BUILT_IN_STACKTRACE_RULES_TEXT}, parsed once. */
 export const BUILT_IN_STACKTRACE_RULES: StacktraceRule[] = parseStacktraceRules(
   BUILT_IN_STACKTRACE_RULES_TEXT,
+  { rememberPaths: true },
 ).rules;

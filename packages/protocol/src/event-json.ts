@@ -92,8 +92,8 @@ const UNSAFE_ESCAPE = /\\u(?:0000|[dD][89a-fA-F])/;
  * point, 16383 after), which `jsonb` refuses; such text is written anew from
  * the parsed value, where V8 has made it a double.
  */
-const LONG_NUMBER_DIGITS = 1000;
-const LONG_EXPONENT_DIGITS = 4;
+export const LONG_NUMBER_DIGITS = 1000;
+export const LONG_EXPONENT_DIGITS = 4;
 
 function scanJson(text: string): { depth: number; nonFinite: boolean; longNumber: boolean } {
   let depth = 0;

@@ -402,15 +402,18 @@ function parseEventItem(
       timestamp,
       keyId: ctx.keyId,
       ...(compressed
-        ? { payloadCompressed: compressPayload(read.bytes ?? read.text) }
-        : { payloadText: read.text ?? payload.toString("utf8") }),
+        ? { payloadCompressed: compressPayload(read.stored) }
+        : {
+            payloadText:
+              typeof read.stored === "string" ? read.stored : read.stored.toString("utf8"),
+          }),
     },
   };
 }
 
+/** `stored`: the JSON to store, the bytes as received or `parseEventJson`'s text. */
 type ReadPayload =
-  | { ok: true; fields: EventFields; bytes: Buffer; text: null }
-  | { ok: true; fields: EventFields; bytes: null; text: string }
+  | { ok: true; fields: EventFields; stored: Buffer | string }
   | { ok: false; detail: string };
 
 /**
@@ -419,11 +422,11 @@ type ReadPayload =
  */
 function readEventPayload(payload: Buffer, maxDepth: number): ReadPayload {
   const fields = isUtf8(payload) ? scanEventFields(payload, maxDepth) : null;
-  if (fields) return { ok: true, fields, bytes: payload, text: null };
+  if (fields) return { ok: true, fields, stored: payload };
   const json = parseEventJson(payload.toString("utf8"), maxDepth);
   if (!json.ok) return json;
   const { event_id, timestamp, type } = json.value;
-  return { ok: true, fields: { event_id, timestamp, type }, bytes: null, text: json.text };
+  return { ok: true, fields: { event_id, timestamp, type }, stored: json.text };
 }
 
 /**

@@ -13,7 +13,7 @@ import { pipeline } from "node:stream/promises";
 import pg from "pg";
 import { from as copyFrom } from "pg-copy-streams";
 import { buildEvent, newEventId, type PayloadKind } from "./payloads.ts";
-import { measureCpu, startPostgresCpu } from "./process-cpu.ts";
+import { measureCpu, startPostgresCpu, stealSecondsOfMachine } from "./process-cpu.ts";
 
 const { url, kind, seconds } = JSON.parse(process.argv[2] as string) as {
   url: string;
@@ -60,6 +60,7 @@ const cpu = measureCpu({
     return (u.user + u.system) / 1e6;
   },
   postgres: postgresCpu.read,
+  steal: stealSecondsOfMachine,
 });
 const started = Date.now();
 const deadline = started + seconds * 1000;

@@ -9,6 +9,10 @@
  * (events/s, `--quick` for 3 s steps): throughput, latency and ingest's CPU
  * per event at each, split by stage with `--profile` (the last rate); for
  * comparing one change to the hot path with the next.
+ *
+ * `--sustained=1200[,...]` measures ingest and the worker together at those
+ * offered rates: processed events/s, lag, and CPU per processed event of
+ * ingest, the worker and Postgres (`--profile` profiles the worker).
  */
 import { type ChildProcess, execFile } from "node:child_process";
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -30,6 +34,7 @@ import {
   cpuSecondsOf,
   formatShares,
   startPostgresCpu,
+  stealSecondsOfMachine,
 } from "./process-cpu.ts";
 import { startProcess as startChild } from "./start-process.ts";
 
@@ -52,6 +57,12 @@ if (payloadStorage !== "jsonb" && payloadStorage !== "compressed") {
 const fixedRates = process.argv
   .find((a) => a.startsWith("--rates="))
   ?.slice("--rates=".length)
+  .split(",")
+  .map(Number);
+/** `--sustained=1200[,...]`: ingest and the worker together at these offered rates only. */
+const sustainedRates = process.argv
+  .find((a) => a.startsWith("--sustained="))
+  ?.slice("--sustained=".length)
   .split(",")
   .map(Number);
 const SECONDS = quick ? 3 : 10;
@@ -266,6 +277,17 @@ async function main() {
       await measureRates(fixedRates, bin, { ...env, ...imageEnv }, imageFlags, ingestPath);
       return;
     }
+    if (sustainedRates) {
+      await measureSustained(sustainedRates, {
+        bin,
+        env: { ...env, ...imageEnv },
+        nodeFlags: imageFlags,
+        ingestPath,
+        pool,
+        databaseUrl: db.url,
+      });
+      return;
+    }
     console.log("limits: raw durable COPY of the typical payload ...");
     const copy = JSON.parse(
       (
@@ -315,7 +337,13 @@ async function main() {
     });
 
     const postgresCpu = await startPostgresCpu(db.url);
-    const cpu = new CpuSampler({ ingest: () => cpuSecondsOf(pid), postgres: postgresCpu.read });
+    // Steal is the host's, not a process's: it says how much of the two cores
+    // the step did not have (see stealSecondsOfMachine).
+    const cpu = new CpuSampler({
+      ingest: () => cpuSecondsOf(pid),
+      postgres: postgresCpu.read,
+      steal: stealSecondsOfMachine,
+    });
     // Ingest's resident memory every 200 ms, for its RSS in one step (the
     // high-water mark also holds the overload steps past the peak).
     const rssSamples: { at: number; mib: number }[] = [];
@@ -525,53 +553,6 @@ async function main() {
     );
     await pool.query("UPDATE events SET processed_at = now() WHERE processed_at IS NULL");
     cpu.add("worker", () => cpuSecondsOf(worker.child.pid as number));
-    /** Offers `rate` events/s for `seconds`, waits for processing to drain, and measures it. */
-    async function sustainedStep(rate: number, seconds: number): Promise<SustainedFigure> {
-      const windowStart = new Date();
-      const sustained = await load({
-        url: ingestPath(ingest.port, "envelope"),
-        kind: "typical",
-        form: "envelope",
-        gzip: false,
-        seconds,
-        rate,
-      });
-      const windowEnd = new Date();
-      const drainStart = Date.now();
-      for (;;) {
-        const open = await pool.query(
-          "SELECT count(*)::int AS n FROM events WHERE processed_at IS NULL",
-        );
-        if (open.rows[0].n === 0 || Date.now() - drainStart > 120_000) break;
-        await sleep(200);
-      }
-      const lag = await pool.query(
-        `SELECT count(*)::int AS n,
-                percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM processed_at - received_at)) AS p50,
-                percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM processed_at - received_at)) AS p99,
-                max(extract(epoch FROM processed_at - received_at)) AS max,
-                extract(epoch FROM max(received_at) - min(received_at)) AS load_seconds,
-                count(*) FILTER (WHERE processed_at <= (SELECT max(received_at) FROM events
-                                   WHERE received_at >= $1 AND received_at <= $2))::int AS processed_during_load
-           FROM events WHERE received_at >= $1 AND received_at <= $2`,
-        [windowStart, windowEnd],
-      );
-      const l = lag.rows[0];
-      // Processing throughput while the load ran: events processed before the
-      // last one arrived, over the time between the first and the last arrival.
-      return {
-        offeredPerSecond: rate,
-        acknowledgedPerSecond: Math.round(sustained.perSecond),
-        processedPerSecond: Math.round(l.processed_during_load / Number(l.load_seconds)),
-        lagSeconds: {
-          p50: Number(Number(l.p50).toFixed(3)),
-          p99: Number(Number(l.p99).toFixed(3)),
-          max: Number(Number(l.max).toFixed(3)),
-        },
-        drainedAfterSeconds: Number(((Date.now() - drainStart) / 1000).toFixed(1)),
-        cores: cpu.between(sustained.window.startMs, sustained.window.endMs),
-      };
-    }
     // Offered at 30% of COPY (the target), then, in a full run, at 40% to
     // show the headroom; the figure is the highest step kept up with (lag
     // p99 under 5 s), every step is in the JSON.
@@ -582,7 +563,13 @@ async function main() {
     let rate = Math.max(1, Math.round(Math.min(copy.perSecond * 0.3, peakStep.achieved * 0.75)));
     for (let tries = 0; tries < 4; tries++) {
       console.log(`sustained: offered ${rate}/s (${ratio(rate, copy.perSecond)} of COPY) ...`);
-      const step = await sustainedStep(rate, quick ? 5 : 20);
+      const step = await sustainedStep(
+        pool,
+        cpu,
+        ingestPath(ingest.port, "envelope"),
+        rate,
+        quick ? 5 : 20,
+      );
       steps.push(step);
       if (step.lagSeconds.p99 < 5) break;
       rate = Math.max(1, Math.round(rate * 0.7));
@@ -590,7 +577,7 @@ async function main() {
     const higher = Math.round(Math.min(copy.perSecond * 0.4, peakStep.achieved * 0.9));
     if (!quick && (steps.at(-1)?.lagSeconds.p99 ?? 5) < 5 && higher > rate) {
       console.log(`sustained: offered ${higher}/s (40% of COPY) ...`);
-      steps.push(await sustainedStep(higher, 20));
+      steps.push(await sustainedStep(pool, cpu, ingestPath(ingest.port, "envelope"), higher, 20));
     }
     figures.sustainedSteps = steps;
     figures.sustained = steps.filter((step) => step.lagSeconds.p99 < 5).at(-1) ?? steps[0];
@@ -629,6 +616,125 @@ async function main() {
   }
 }
 
+/**
+ * Offers `rate` typical events/s to `url` (open loop) for `seconds`, waits
+ * up to 2 minutes for processing to drain, and measures it: processing
+ * throughput while the load ran, lag (received to processed) and the CPU
+ * `cpu` sampled in the load's window.
+ */
+async function sustainedStep(
+  pool: pg.Pool,
+  cpu: CpuSampler,
+  url: string,
+  rate: number,
+  seconds: number,
+): Promise<SustainedFigure> {
+  const windowStart = new Date();
+  const sustained = await load({
+    url,
+    kind: "typical",
+    form: "envelope",
+    gzip: false,
+    seconds,
+    rate,
+  });
+  const windowEnd = new Date();
+  const drainStart = Date.now();
+  for (;;) {
+    const open = await pool.query(
+      "SELECT count(*)::int AS n FROM events WHERE processed_at IS NULL",
+    );
+    if (open.rows[0].n === 0 || Date.now() - drainStart > 120_000) break;
+    await sleep(200);
+  }
+  const lag = await pool.query(
+    `SELECT count(*)::int AS n,
+            percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM processed_at - received_at)) AS p50,
+            percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM processed_at - received_at)) AS p99,
+            max(extract(epoch FROM processed_at - received_at)) AS max,
+            extract(epoch FROM max(received_at) - min(received_at)) AS load_seconds,
+            count(*) FILTER (WHERE processed_at <= (SELECT max(received_at) FROM events
+                               WHERE received_at >= $1 AND received_at <= $2))::int AS processed_during_load
+       FROM events WHERE received_at >= $1 AND received_at <= $2`,
+    [windowStart, windowEnd],
+  );
+  const l = lag.rows[0];
+  // Processing throughput while the load ran: events processed before the
+  // last one arrived, over the time between the first and the last arrival.
+  return {
+    offeredPerSecond: rate,
+    acknowledgedPerSecond: Math.round(sustained.perSecond),
+    processedPerSecond: Math.round(l.processed_during_load / Number(l.load_seconds)),
+    lagSeconds: {
+      p50: Number(Number(l.p50).toFixed(3)),
+      p99: Number(Number(l.p99).toFixed(3)),
+      max: Number(Number(l.max).toFixed(3)),
+    },
+    drainedAfterSeconds: Number(((Date.now() - drainStart) / 1000).toFixed(1)),
+    cores: cpu.between(sustained.window.startMs, sustained.window.endMs),
+  };
+}
+
+/**
+ * `--sustained=`: ingest and the worker at fixed offered rates, 20 s each
+ * (`--quick` 5 s): processed events/s, lag, and each process's CPU and
+ * µs per processed event; `--profile` profiles the worker. For comparing
+ * one change to processing with the next.
+ */
+async function measureSustained(
+  rates: number[],
+  run: {
+    bin: string;
+    env: Record<string, string>;
+    nodeFlags: string[];
+    ingestPath: (port: number, form: "envelope" | "store") => string;
+    pool: pg.Pool;
+    databaseUrl: string;
+  },
+) {
+  const ingest = await startProcess(
+    [...run.nodeFlags, run.bin, "serve", "--role=ingest"],
+    { ...run.env, LOG_LEVEL: "info", SLUICE_DRAIN_DELAY_MS: "0" },
+    /"port":(\d+).*"msg":"sluice is serving"/,
+  );
+  if (profile) rmSync(workerProfileDir, { recursive: true, force: true });
+  const profileArgs = profile ? ["--cpu-prof", `--cpu-prof-dir=${workerProfileDir}`] : [];
+  const worker = await startProcess(
+    [...run.nodeFlags, ...profileArgs, run.bin, "serve", "--role=worker"],
+    { ...run.env, LOG_LEVEL: "info" },
+    /"port":(\d+).*"msg":"sluice is serving"/,
+  );
+  const url = run.ingestPath(ingest.port, "envelope");
+  // Warm both JITs, then start from an empty backlog.
+  await sustainedStep(run.pool, new CpuSampler({}), url, 500, 3);
+  const postgresCpu = await startPostgresCpu(run.databaseUrl);
+  const cpu = new CpuSampler({
+    ingest: () => cpuSecondsOf(ingest.child.pid as number),
+    worker: () => cpuSecondsOf(worker.child.pid as number),
+    postgres: postgresCpu.read,
+    steal: stealSecondsOfMachine,
+  });
+  for (const rate of rates) {
+    const step = await sustainedStep(run.pool, cpu, url, rate, quick ? 5 : 20);
+    const perEvent = (name: string) =>
+      microsPerEvent(step.cores?.[name], step.processedPerSecond) ?? "n/a";
+    console.log(
+      `offered ${rate}/s: ${step.processedPerSecond} processed/s, lag p50 ${step.lagSeconds.p50} s, p99 ${step.lagSeconds.p99} s; ${formatShares(step.cores)}; per processed event: ingest ${perEvent("ingest")} µs, worker ${perEvent("worker")} µs, postgres ${perEvent("postgres")} µs`,
+    );
+  }
+  cpu.stop();
+  await postgresCpu.stop();
+  for (const child of [worker.child, ingest.child]) {
+    const exited = new Promise((resolve) => child.once("exit", resolve));
+    child.kill("SIGTERM");
+    await exited;
+  }
+  if (profile)
+    console.log(
+      `\nworker CPU profile, self time (${workerProfileDir}):\n${summarizeCpuProfiles(workerProfileDir, 25).join("\n")}`,
+    );
+}
+
 /** `--rates=`: ingest alone at fixed open-loop rates; see the file's docstring. */
 async function measureRates(
   rates: number[],
@@ -658,11 +764,14 @@ async function measureRates(
   let last: LoadResult | null = null;
   for (const rate of rates) {
     const before = cpuSecondsOf(pid);
+    const stealBefore = stealSecondsOfMachine();
     const r = await at(rate, SECONDS);
     const cpuSeconds = cpuSecondsOf(pid) - before;
+    const steal =
+      (stealSecondsOfMachine() - stealBefore) / ((r.window.endMs - r.window.startMs) / 1000);
     last = r;
     console.log(
-      `offered ${rate}/s: ${Math.round(r.perSecond)}/s, p50 ${r.latency.p50} ms, p99 ${r.latency.p99} ms, non-2xx ${r.non2xx}, errors ${r.errors}; ingest ${Math.round((cpuSeconds * 1e6) / Math.max(1, r.ok))} µs CPU/event (whole step, generator ${Math.round(r.generatorCores * 100)}%)`,
+      `offered ${rate}/s: ${Math.round(r.perSecond)}/s, p50 ${r.latency.p50} ms, p99 ${r.latency.p99} ms, non-2xx ${r.non2xx}, errors ${r.errors}; ingest ${Math.round((cpuSeconds * 1e6) / Math.max(1, r.ok))} µs CPU/event (whole step, generator ${Math.round(r.generatorCores * 100)}%, stolen by the host ${Math.round(steal * 100)}%)`,
     );
     await sleep(1_000);
   }

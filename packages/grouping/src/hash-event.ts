@@ -11,6 +11,7 @@ import type { GroupHash, GroupingVariant } from "./grouping-types.ts";
 import { parameterizeMessage } from "./parameterize-message.ts";
 import { securityReportValues } from "./security-report.ts";
 import {
+  applyBuiltInStacktraceRules,
   applyStacktraceRules,
   BUILT_IN_STACKTRACE_RULES,
   platformFamily,
@@ -75,7 +76,10 @@ export function groupEvent(
     const values = fingerprint.map((e) => resolveVariable(e, event));
     return { hashes: [{ variant: "custom", hash: md5(values) }], title };
   }
-  const stackRules = [...BUILT_IN_STACKTRACE_RULES, ...(rules.stacktrace ?? [])];
+  const stackRules =
+    rules.stacktrace && rules.stacktrace.length > 0
+      ? [...BUILT_IN_STACKTRACE_RULES, ...rules.stacktrace]
+      : BUILT_IN_STACKTRACE_RULES;
   const hashes: GroupHash[] = [];
   for (const [variant, values] of contributingVariants(event, stackRules)) {
     const salted = fingerprint.flatMap((e) =>
@@ -228,7 +232,11 @@ function stackVariants(
   keepEmpty = false,
 ): Variants {
   const initial = frames.map(initialInApp);
-  const decision = applyStacktraceRules(frames, initial, event.platform, exception, rules);
+  // Most projects have no rules of their own: the built-in ones remember their decisions.
+  const decision =
+    rules === BUILT_IN_STACKTRACE_RULES
+      ? applyBuiltInStacktraceRules(frames, initial, event.platform, exception)
+      : applyStacktraceRules(frames, initial, event.platform, exception, rules);
   const base = frames.map((frame, i) => {
     const previous = frames[i - 1];
     if (previous !== undefined && sameCall(previous, frame)) return null;

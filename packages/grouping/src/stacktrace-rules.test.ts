@@ -1,6 +1,11 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { applyStacktraceRules, parseStacktraceRules } from "./stacktrace-rules.ts";
+import {
+  applyBuiltInStacktraceRules,
+  applyStacktraceRules,
+  BUILT_IN_STACKTRACE_RULES,
+  parseStacktraceRules,
+} from "./stacktrace-rules.ts";
 
 const RULES = `
 path:**/vendor/** -app
@@ -47,5 +52,48 @@ describe("stack trace rules that remember path answers", () => {
       }),
       { numRuns: 2_000 },
     );
+  });
+});
+
+describe("the built-in stack trace rules' remembered decisions", () => {
+  it("are the decisions the rules make afresh, for stacks that differ in any field a rule reads", () => {
+    // Small pools, so that stacks repeat and differ in one field at a time:
+    // a key that left a field out would hand one stack another's decision.
+    const maybe = <T>(arb: fc.Arbitrary<T>) => fc.option(arb, { nil: undefined });
+    const frame = fc.record(
+      {
+        function: maybe(fc.constantFrom("runMicrotasks", "handler", "x_block_invoke_2", "main")),
+        raw_function: maybe(fc.constantFrom("nextTick", "handler")),
+        module: maybe(fc.constantFrom("@babel/core", "kotlinx.coroutines", "io.sentry.x", "app")),
+        package: maybe(fc.constantFrom("/usr/lib/libc.so", "/Users/me/App", "libapp")),
+        abs_path: maybe(fc.constantFrom("/app/node_modules/x.js", "/app/src/y.js", "app:///z.js")),
+        filename: maybe(fc.constantFrom("x.js", "vendor/y.js", "/usr/local/lib/q")),
+        platform: maybe(fc.constantFrom("node", "cocoa", "python", "java")),
+      },
+      { requiredKeys: [] },
+    );
+    const stack = fc.array(fc.tuple(frame, fc.constantFrom(true, false, undefined)), {
+      minLength: 1,
+      maxLength: 5,
+    });
+    const platform = fc.constantFrom("node", "native", "python");
+    fc.assert(
+      fc.property(stack, platform, (pairs, p) => {
+        const frames = pairs.map(([f]) => f);
+        const initial = pairs.map(([, inApp]) => inApp);
+        const fresh = applyStacktraceRules(frames, initial, p, null, BUILT_IN_STACKTRACE_RULES);
+        for (let pass = 0; pass < 2; pass++) {
+          expect(applyBuiltInStacktraceRules(frames, initial, p, null)).toEqual(fresh);
+        }
+      }),
+      { numRuns: 5_000 },
+    );
+  });
+
+  it("are frozen, so that no caller changes another's", () => {
+    const frames = [{ function: "main", abs_path: "/app/src/main.js" }];
+    const decision = applyBuiltInStacktraceRules(frames, [undefined], "node", null);
+    expect(Object.isFrozen(decision.inApp) && Object.isFrozen(decision.groups)).toBe(true);
+    expect(applyBuiltInStacktraceRules(frames, [undefined], "node", null)).toBe(decision);
   });
 });

@@ -542,7 +542,12 @@ async function main() {
     };
 
     console.log("sustained: ingest and processing together ...");
-    await pool.query("UPDATE events SET processed_at = now() WHERE processed_at IS NULL");
+    // The steps before left hundreds of thousands of events unprocessed (no
+    // worker ran). Marking them processed with one UPDATE left as many dead
+    // rows, and autovacuum cleaning them took Postgres's CPU from the steps
+    // below; emptying the tables leaves nothing to clean. Issues and their
+    // tag rows stay, as in a tracker that has run for a while.
+    await pool.query("TRUNCATE events, event_ids");
     await deleteQueueKeys(prefix);
     if (profile) rmSync(workerProfileDir, { recursive: true, force: true });
     const workerProfileArgs = profile ? ["--cpu-prof", `--cpu-prof-dir=${workerProfileDir}`] : [];

@@ -9,6 +9,7 @@ import {
   markEventsProcessed,
   readEvents,
 } from "../src/queries/issue-grouping.ts";
+import { countIssueTagValues } from "../src/queries/issue-tags.ts";
 import {
   createTestDatabase,
   migrateTestDatabase,
@@ -145,5 +146,36 @@ describe("issue grouping writes from concurrent batches", () => {
       message: "symbolicated",
       was: packed,
     });
+  });
+
+  it("counts tag values with each row's own first and last seen, then widens them", async () => {
+    const at = (minute: number) => new Date(Date.UTC(2026, 10, 24, 0, minute));
+    const row = (value: string, first: number, last: number) => ({
+      issueId,
+      projectId: 1,
+      key: "tier",
+      value,
+      events: 1,
+      firstSeen: at(first),
+      lastSeen: at(last),
+    });
+    const client = await pool.connect();
+    try {
+      // Rows share some times and not others, as a batch's tags do.
+      await countIssueTagValues(client, [row("a", 1, 1), row("b", 1, 2), row("c", 3, 4)]);
+      await countIssueTagValues(client, [row("a", 0, 5), row("c", 3, 3)]);
+    } finally {
+      client.release();
+    }
+    const { rows } = await pool.query(
+      `SELECT value, times_seen::int AS n, first_seen, last_seen FROM issue_tag_values
+        WHERE issue_id = $1 AND key = 'tier' ORDER BY value`,
+      [issueId],
+    );
+    expect(rows).toEqual([
+      { value: "a", n: 2, first_seen: at(0), last_seen: at(5) },
+      { value: "b", n: 1, first_seen: at(1), last_seen: at(2) },
+      { value: "c", n: 2, first_seen: at(3), last_seen: at(4) },
+    ]);
   });
 });

@@ -34,6 +34,17 @@ export async function countIssueTagValues(
   const sorted = [...counts].sort(
     (a, b) => a.issueId - b.issueId || compareText(a.key, b.key) || compareText(a.value, b.value),
   );
+  // An event's tags share its time: one ISO string per distinct time, not
+  // two per row (a typical event has 11 tags: 22 calls of 0.65 µs each).
+  const isoTimes = new Map<number, string>();
+  const iso = (at: Date) => {
+    let text = isoTimes.get(at.getTime());
+    if (text === undefined) {
+      text = at.toISOString();
+      isoTimes.set(at.getTime(), text);
+    }
+    return text;
+  };
   await client.query(
     `INSERT INTO issue_tag_values AS t (issue_id, project_id, key, value, times_seen, first_seen, last_seen)
      SELECT c.i, c.p, c.k, c.v, c.n, c.f, c.l
@@ -50,8 +61,8 @@ export async function countIssueTagValues(
           k: c.key,
           v: c.value,
           n: c.events,
-          f: c.firstSeen.toISOString(),
-          l: c.lastSeen.toISOString(),
+          f: iso(c.firstSeen),
+          l: iso(c.lastSeen),
         })),
       ),
     ],

@@ -11,7 +11,6 @@ import type { GroupHash, GroupingVariant } from "./grouping-types.ts";
 import { parameterizeMessage } from "./parameterize-message.ts";
 import { securityReportValues } from "./security-report.ts";
 import {
-  applyBuiltInStacktraceRules,
   applyStacktraceRules,
   BUILT_IN_STACKTRACE_RULES,
   platformFamily,
@@ -76,6 +75,7 @@ export function groupEvent(
     const values = fingerprint.map((e) => resolveVariable(e, event));
     return { hashes: [{ variant: "custom", hash: md5(values) }], title };
   }
+  // The built-in array itself when the project adds none: its decisions are remembered.
   const stackRules =
     rules.stacktrace && rules.stacktrace.length > 0
       ? [...BUILT_IN_STACKTRACE_RULES, ...rules.stacktrace]
@@ -232,11 +232,7 @@ function stackVariants(
   keepEmpty = false,
 ): Variants {
   const initial = frames.map(initialInApp);
-  // Most projects have no rules of their own: the built-in ones remember their decisions.
-  const decision =
-    rules === BUILT_IN_STACKTRACE_RULES
-      ? applyBuiltInStacktraceRules(frames, initial, event.platform, exception)
-      : applyStacktraceRules(frames, initial, event.platform, exception, rules);
+  const decision = applyStacktraceRules(frames, initial, event.platform, exception, rules);
   const base = frames.map((frame, i) => {
     const previous = frames[i - 1];
     if (previous !== undefined && sameCall(previous, frame)) return null;

@@ -1,7 +1,7 @@
+import type { Frame } from "@sluice/protocol";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
-  applyBuiltInStacktraceRules,
   applyStacktraceRules,
   BUILT_IN_STACKTRACE_RULES,
   parseStacktraceRules,
@@ -77,14 +77,33 @@ describe("the built-in stack trace rules' remembered decisions", () => {
       maxLength: 5,
     });
     const platform = fc.constantFrom("node", "native", "python");
+    const field = fc.constantFrom(
+      "function",
+      "raw_function",
+      "module",
+      "package",
+      "abs_path",
+      "filename",
+      "platform",
+    );
+    const check = (frames: Frame[], initial: (boolean | undefined)[], p: string) => {
+      // A copy of the built-in rules is not the built-in array: decided afresh.
+      const fresh = applyStacktraceRules(frames, initial, p, null, [...BUILT_IN_STACKTRACE_RULES]);
+      for (let pass = 0; pass < 2; pass++) {
+        expect(applyStacktraceRules(frames, initial, p, null, BUILT_IN_STACKTRACE_RULES)).toEqual(
+          fresh,
+        );
+      }
+    };
     fc.assert(
-      fc.property(stack, platform, (pairs, p) => {
-        const frames = pairs.map(([f]) => f);
+      fc.property(stack, platform, frame, field, fc.nat(), (pairs, p, other, name, at) => {
+        const frames: Frame[] = pairs.map(([f]) => f);
         const initial = pairs.map(([, inApp]) => inApp);
-        const fresh = applyStacktraceRules(frames, initial, p, null, BUILT_IN_STACKTRACE_RULES);
-        for (let pass = 0; pass < 2; pass++) {
-          expect(applyBuiltInStacktraceRules(frames, initial, p, null)).toEqual(fresh);
-        }
+        check(frames, initial, p);
+        // The same stack with one field of one frame changed, right after it.
+        const k = at % frames.length;
+        const changed = frames.map((f, i) => (i === k ? { ...f, [name]: other[name] } : f));
+        check(changed, initial, p);
       }),
       { numRuns: 5_000 },
     );
@@ -92,8 +111,16 @@ describe("the built-in stack trace rules' remembered decisions", () => {
 
   it("are frozen, so that no caller changes another's", () => {
     const frames = [{ function: "main", abs_path: "/app/src/main.js" }];
-    const decision = applyBuiltInStacktraceRules(frames, [undefined], "node", null);
+    const decision = applyStacktraceRules(
+      frames,
+      [undefined],
+      "node",
+      null,
+      BUILT_IN_STACKTRACE_RULES,
+    );
     expect(Object.isFrozen(decision.inApp) && Object.isFrozen(decision.groups)).toBe(true);
-    expect(applyBuiltInStacktraceRules(frames, [undefined], "node", null)).toBe(decision);
+    expect(applyStacktraceRules(frames, [undefined], "node", null, BUILT_IN_STACKTRACE_RULES)).toBe(
+      decision,
+    );
   });
 });

@@ -163,7 +163,7 @@ export function prepareStoreWrites(body: Buffer, ctx: IngestContext): PreparedSt
   return {
     ok: true,
     writes: {
-      events: isTransaction || refused ? [] : [parsed.row],
+      events: isTransaction || refused ? [] : [eventRow(parsed.event, ctx)],
       attachments: [],
       outcomes: [
         {
@@ -176,7 +176,7 @@ export function prepareStoreWrites(body: Buffer, ctx: IngestContext): PreparedSt
         },
       ],
     },
-    eventId: parsed.row.eventId,
+    eventId: parsed.event.row.eventId,
     itemType: isTransaction ? "transaction" : "event",
     category,
     refused,
@@ -285,7 +285,7 @@ function planEnvelopeWrites(envelope: Envelope, ctx: IngestContext): EnvelopePla
     const parsed = parseEventItem(item.payload, headerEventId, envelope.headers.sent_at, ctx);
     if (!parsed.ok)
       return { ok: false, status: 400, detail: `invalid event item: ${parsed.detail}` };
-    parsedEventId = parsed.row.eventId;
+    parsedEventId = parsed.event.row.eventId;
     const reason = refused.get("error");
     if (reason !== undefined) {
       counts.add("rate_limited", "error", reason, 1);
@@ -293,7 +293,7 @@ function planEnvelopeWrites(envelope: Envelope, ctx: IngestContext): EnvelopePla
       refusedItems++;
       continue;
     }
-    events.push(parsed.row);
+    events.push(eventRow(parsed.event, ctx));
     keptItems++;
     counts.add("accepted", "error", "", 1);
     itemOutcomes.push(["event", "accepted"]);
@@ -371,7 +371,7 @@ function parseEventItem(
   headerEventId: string | null,
   sentAt: unknown,
   ctx: IngestContext,
-): { ok: true; row: EventRow; type: unknown } | { ok: false; detail: string } {
+): { ok: true; event: ParsedEvent; type: unknown } | { ok: false; detail: string } {
   const read = readEventPayload(payload, ctx.limits.maxJsonDepth);
   if (!read.ok) return read;
   const { fields } = read;
@@ -391,23 +391,40 @@ function parseEventItem(
     ctx.receivedAt,
     ctx.maxEventAgeMs,
   );
-  const compressed = ctx.payloadStorage === "compressed";
   return {
     ok: true,
     type: fields.type,
-    row: {
-      projectId: ctx.projectId,
-      eventId,
-      receivedAt: ctx.receivedAt,
-      timestamp,
-      keyId: ctx.keyId,
-      ...(compressed
-        ? { payloadCompressed: compressPayload(read.stored) }
-        : {
-            payloadText:
-              typeof read.stored === "string" ? read.stored : read.stored.toString("utf8"),
-          }),
+    event: {
+      row: {
+        projectId: ctx.projectId,
+        eventId,
+        receivedAt: ctx.receivedAt,
+        timestamp,
+        keyId: ctx.keyId,
+      },
+      stored: read.stored,
     },
+  };
+}
+
+/** A parsed event whose payload is not in its row yet: `stored`, the JSON to store. */
+type ParsedEvent = {
+  row: Omit<EventRow, "payloadText" | "payloadCompressed">;
+  stored: Buffer | string;
+};
+
+/**
+ * The row of an event that will be stored, its payload compressed or as
+ * text as `ctx.payloadStorage` says; called only for kept events, so a
+ * refused one costs no compression.
+ */
+function eventRow(event: ParsedEvent, ctx: IngestContext): EventRow {
+  const { stored } = event;
+  if (ctx.payloadStorage === "compressed")
+    return { ...event.row, payloadCompressed: compressPayload(stored) };
+  return {
+    ...event.row,
+    payloadText: typeof stored === "string" ? stored : stored.toString("utf8"),
   };
 }
 

@@ -24,6 +24,20 @@ describe("the sweeper", () => {
       queuePrefix: prefix,
     });
   });
+  /**
+   * Ingest enqueues its stored events up to 20 ms after their 200s
+   * (EventHandOff): wait until the batch queue stops growing, so that
+   * deleting the queue's keys loses every job, not all but the last.
+   */
+  async function handOffSettled() {
+    let last = -1;
+    for (;;) {
+      const depth = await ingest.services.queue.depth("event.process.batch");
+      if (depth === last) return;
+      last = depth;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }
   afterAll(async () => {
     await ingest?.stop();
     await deleteQueueKeys(prefix);
@@ -69,6 +83,7 @@ describe("the sweeper", () => {
       const body = `{"event_id":"${id}"}\n{"type":"event"}\n{"message":"backlog ${i}"}\n`;
       expect((await fetch(url, { method: "POST", body })).status).toBe(200);
     }
+    await handOffSettled();
     await deleteQueueKeys(prefix);
     const sweep = (stopping: () => boolean) =>
       sweepUnprocessed(ingest.services, { minAgeMs: 0, batch: 5, stopping });
@@ -89,6 +104,7 @@ describe("the sweeper", () => {
       const body = `{"event_id":"${id}"}\n{"type":"event"}\n{"message":"swept ${i}","level":"error"}\n`;
       expect((await fetch(url, { method: "POST", body })).status).toBe(200);
     }
+    await handOffSettled();
     expect(await deleteQueueKeys(prefix)).toBeGreaterThan(0);
     expect(await countRows(ingest.sql, "events", "processed_at IS NULL")).toBe(30);
 

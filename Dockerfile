@@ -1,6 +1,9 @@
 # One image for every role: `sluice serve --role=ingest|api|worker|all`.
 
 # Build stage: bundle the sluice command (npm run build), which needs the dev dependencies.
+# zstd-napi (stored payloads) fetches its prebuilt binary from its GitHub release at
+# `npm ci`; a build without that network compiles it instead, which needs
+# `apt-get install python3 make g++` in both stages.
 FROM node:20-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./

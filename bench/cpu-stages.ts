@@ -21,7 +21,13 @@ const fromPackage = (url: string, ...names: string[]) =>
  */
 const STAGES: [stage: string, matches: (frame: CallFrame) => boolean][] = [
   ["garbage collection", (f) => f.functionName === "(garbage collector)"],
-  ["compress", (f) => f.functionName === "compressPayload" || f.url === "node:zlib"],
+  [
+    "compress",
+    (f) =>
+      f.functionName === "compressPayload" ||
+      f.url === "node:zlib" ||
+      fromPackage(f.url, "zstd-napi"),
+  ],
   ["envelope parse", (f) => /^parse(Envelope|EnvelopeHeader|HeaderLine)$/.test(f.functionName)],
   [
     "event parse and normalize",

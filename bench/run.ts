@@ -46,13 +46,13 @@ const profile = process.argv.includes("--profile");
 const profileDir = join(root, "bench/results/profiles");
 const workerProfileDir = join(root, "bench/results/profiles-worker");
 /**
- * `--payload-storage=jsonb|compressed` (default compressed, what a fleet runs
- * once no 0.1.0 node is left; README "Upgrading"): SLUICE_PAYLOAD_STORAGE.
+ * `--payload-storage=jsonb|compressed|zstd` (default zstd, what a fleet runs
+ * once no node before 0.6.0 is left; README "Upgrading"): SLUICE_PAYLOAD_STORAGE.
  */
 const payloadStorage =
-  process.argv.find((a) => a.startsWith("--payload-storage="))?.split("=")[1] ?? "compressed";
-if (payloadStorage !== "jsonb" && payloadStorage !== "compressed") {
-  throw new Error(`--payload-storage must be jsonb or compressed, not ${payloadStorage}`);
+  process.argv.find((a) => a.startsWith("--payload-storage="))?.split("=")[1] ?? "zstd";
+if (!["jsonb", "compressed", "zstd"].includes(payloadStorage)) {
+  throw new Error(`--payload-storage must be jsonb, compressed or zstd, not ${payloadStorage}`);
 }
 const fixedRates = process.argv
   .find((a) => a.startsWith("--rates="))

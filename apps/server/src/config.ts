@@ -23,7 +23,7 @@ const envSchema = z.object({
   SLUICE_DB_POOL_SIZE: int(10, 1),
   SLUICE_WORKER_CONCURRENCY: int(64, 1),
   SLUICE_SOURCEMAP_CACHE_BYTES: int(128 * 1024 * 1024, 0),
-  SLUICE_PAYLOAD_STORAGE: z.enum(["jsonb", "compressed"]).default("jsonb"),
+  SLUICE_PAYLOAD_STORAGE: z.enum(["jsonb", "compressed", "zstd"]).default("jsonb"),
   SLUICE_GROUP_COMMIT_WINDOW_MS: int(2),
   SLUICE_GROUP_COMMIT_MAX_EVENTS: int(500, 1),
   SLUICE_GROUP_COMMIT_MAX_PENDING: int(10_000, 1),
@@ -154,9 +154,10 @@ export type Config = {
   /** Bytes of parsed source maps a worker keeps across events. */
   sourceMapCacheBytes: number;
   /**
-   * How ingest stores event payloads: `jsonb` (every release reads it) or
-   * `compressed` (a third of the bytes; only releases from migration 0003
-   * read it, so set it once no older node runs).
+   * How ingest stores event payloads: `jsonb` (every release reads it),
+   * `compressed` (deflate, a third of the bytes; read from release 0.2.0) or
+   * `zstd` (about the same bytes at less than half the CPU; read from release
+   * 0.6.0). Set a compressed one once no node of an older release runs.
    */
   payloadStorage: PayloadStorage;
   /** `maxPending`: requests waiting for a commit past which ingest answers 503 before reading the body. */

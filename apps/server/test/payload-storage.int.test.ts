@@ -1,4 +1,4 @@
-import { decompressPayload, insertIngestBatch } from "@sluice/db";
+import { compressPayload, decompressPayload, insertIngestBatch } from "@sluice/db";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createEventSymbolicator } from "../src/worker/event-symbolicator.ts";
 import { processEvent } from "../src/worker/process-event.ts";
@@ -24,14 +24,19 @@ const errorEvent = (eventId: string, value: string) => ({
   exception: { values: [{ type: "StorageError", value, stacktrace: { frames } }] },
 });
 
-describe("SLUICE_PAYLOAD_STORAGE=compressed", () => {
+// Each storage beside the rows the storage before it leaves (README "Upgrading"):
+// `compressed` nodes beside jsonb rows, `zstd` nodes beside deflate rows.
+describe.each([
+  { storage: "compressed", format: 1, earlier: "jsonb" },
+  { storage: "zstd", format: 2, earlier: "compressed" },
+] as const)("SLUICE_PAYLOAD_STORAGE=$storage", ({ storage, format, earlier }) => {
   let t: TestSluice;
   beforeAll(async () => {
-    t = await startTestSluice({ env: { SLUICE_PAYLOAD_STORAGE: "compressed" } });
+    t = await startTestSluice({ env: { SLUICE_PAYLOAD_STORAGE: storage } });
   });
   afterAll(async () => t?.stop());
 
-  it("stores the payload compressed, groups it, serves it, and reads jsonb rows beside it", async () => {
+  it(`stores the payload as format ${format}, groups it, serves it, and reads ${earlier} rows beside it`, async () => {
     const eventId = crypto.randomUUID().replaceAll("-", "");
     const sent = errorEvent(eventId, "disk full");
     const body = `${JSON.stringify({ event_id: eventId })}\n${JSON.stringify({ type: "event" })}\n${JSON.stringify(sent)}\n`;
@@ -54,6 +59,7 @@ describe("SLUICE_PAYLOAD_STORAGE=compressed", () => {
     );
     const stored = row.rows[0];
     expect(stored.kind).toBe("null");
+    expect(stored.payload_compressed[0]).toBe(format);
     expect(stored.payload_compressed.length).toBeLessThan(JSON.stringify(sent).length / 3);
     expect(decompressPayload(stored.payload_compressed)).toEqual(sent);
 
@@ -68,7 +74,7 @@ describe("SLUICE_PAYLOAD_STORAGE=compressed", () => {
     const detail = await (await api(t, `/api/0/projects/sluice/default/events/${eventId}/`)).json();
     expect(detail).toMatchObject({ eventID: eventId, groupID: String(stored.issueId) });
 
-    // A row as a jsonb-writing node (an earlier release) stores it, in the same issue.
+    // A row as a node of the earlier storage (or release) stores it, in the same issue.
     const older = crypto.randomUUID().replaceAll("-", "");
     const receivedAt = new Date();
     const olderEvent = errorEvent(older, "disk full again");
@@ -80,7 +86,9 @@ describe("SLUICE_PAYLOAD_STORAGE=compressed", () => {
           receivedAt,
           timestamp: receivedAt,
           keyId: 1,
-          payloadText: JSON.stringify(olderEvent),
+          ...(earlier === "jsonb"
+            ? { payloadText: JSON.stringify(olderEvent) }
+            : { payloadCompressed: compressPayload(JSON.stringify(olderEvent), earlier) }),
         },
       ],
       attachments: [],
@@ -95,11 +103,16 @@ describe("SLUICE_PAYLOAD_STORAGE=compressed", () => {
     const job = { projectId: t.projectId, eventId: older, receivedAt: receivedAt.toISOString() };
     expect(["grouped", "already-processed"]).toContain(await processEvent(deps, job));
     const olderRow = await t.sql.query(
-      `SELECT jsonb_typeof(payload) AS kind, payload_compressed IS NULL AS plain, issue_id::int AS "issueId"
+      `SELECT jsonb_typeof(payload) AS kind, get_byte(payload_compressed, 0) AS format,
+              issue_id::int AS "issueId"
          FROM events WHERE event_id = $1`,
       [older],
     );
-    expect(olderRow.rows[0]).toEqual({ kind: "object", plain: true, issueId: stored.issueId });
+    expect(olderRow.rows[0]).toEqual(
+      earlier === "jsonb"
+        ? { kind: "object", format: null, issueId: stored.issueId }
+        : { kind: "null", format: 1, issueId: stored.issueId },
+    );
 
     const listed = (await (
       await api(t, `/api/0/issues/${stored.issueId}/events/?full=true`)

@@ -1,6 +1,11 @@
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { compressPayload, decompressPayload } from "../src/event-payload.ts";
+import {
+  compressPayload,
+  decompressPayload,
+  type PayloadStorage,
+  storageOfCompressed,
+} from "../src/event-payload.ts";
 import { insertIngestBatch } from "../src/queries/ingest-batch.ts";
 import {
   addIssueUsers,
@@ -90,9 +95,9 @@ describe("issue grouping writes from concurrent batches", () => {
   });
 
   // A symbolicated payload replaces the stored one in the row's own format.
-  it("reads jsonb and compressed rows alike and rewrites each in its own format", async () => {
+  it("reads jsonb, deflate and zstd rows alike and rewrites each in its own format", async () => {
     const receivedAt = new Date();
-    const row = (eventId: string, compressed: boolean) => {
+    const row = (eventId: string, storage: PayloadStorage) => {
       const text = JSON.stringify({ message: `event ${eventId}` });
       return {
         projectId: 1,
@@ -100,29 +105,29 @@ describe("issue grouping writes from concurrent batches", () => {
         receivedAt,
         timestamp: receivedAt,
         keyId: 1,
-        ...(compressed ? { payloadCompressed: compressPayload(text) } : { payloadText: text }),
+        ...(storage === "jsonb"
+          ? { payloadText: text }
+          : { payloadCompressed: compressPayload(text, storage) }),
       };
     };
-    const plain = "a".repeat(32);
-    const packed = "b".repeat(32);
+    const ids = { jsonb: "a".repeat(32), compressed: "b".repeat(32), zstd: "c".repeat(32) };
+    const storages = Object.keys(ids) as PayloadStorage[];
     await insertIngestBatch(pool, {
-      events: [row(plain, false), row(packed, true)],
+      events: storages.map((storage) => row(ids[storage], storage)),
       attachments: [],
       outcomes: [],
     });
-    const read = await readEvents(pool, [
-      { projectId: 1, eventId: plain, receivedAt },
-      { projectId: 1, eventId: packed, receivedAt },
-    ]);
+    const read = await readEvents(
+      pool,
+      storages.map((storage) => ({ projectId: 1, eventId: ids[storage], receivedAt })),
+    );
     const byId = new Map(read.map((e) => [e.eventId, e]));
-    expect(byId.get(plain)).toMatchObject({
-      compressed: false,
-      payload: { message: `event ${plain}` },
-    });
-    expect(byId.get(packed)).toMatchObject({
-      compressed: true,
-      payload: { message: `event ${packed}` },
-    });
+    for (const storage of storages) {
+      expect(byId.get(ids[storage])).toMatchObject({
+        storedAs: storage,
+        payload: { message: `event ${ids[storage]}` },
+      });
+    }
 
     const client = await pool.connect();
     try {
@@ -136,16 +141,22 @@ describe("issue grouping writes from concurrent batches", () => {
     const stored = await pool.query(
       `SELECT event_id::text AS id, payload, payload_compressed FROM events
         WHERE event_id = ANY($1::uuid[]) ORDER BY event_id`,
-      [[plain, packed]],
+      [storages.map((storage) => ids[storage])],
     );
-    const [a, b] = stored.rows;
-    expect(a.payload).toEqual({ message: "symbolicated", was: plain });
+    const [a, b, c] = stored.rows;
+    expect(a.payload).toEqual({ message: "symbolicated", was: ids.jsonb });
     expect(a.payload_compressed).toBeNull();
-    expect(b.payload).toBeNull();
-    expect(decompressPayload(b.payload_compressed)).toEqual({
-      message: "symbolicated",
-      was: packed,
-    });
+    for (const [packed, storage] of [
+      [b, "compressed"],
+      [c, "zstd"],
+    ] as const) {
+      expect(packed.payload).toBeNull();
+      expect(storageOfCompressed(packed.payload_compressed)).toBe(storage);
+      expect(decompressPayload(packed.payload_compressed)).toEqual({
+        message: "symbolicated",
+        was: ids[storage],
+      });
+    }
   });
 
   it("counts tag values with each row's own first and last seen, then widens them", async () => {

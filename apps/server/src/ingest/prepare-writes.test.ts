@@ -61,17 +61,20 @@ describe("prepareStoreWrites", () => {
     ]);
   });
 
-  it("stores the body as received, compressed, when payloads are stored compressed", () => {
-    const sent = body({ event_id: eventId, message: "caf\u00e9 \u2192" });
-    const prepared = prepareStoreWrites(sent, { ...ctx, payloadStorage: "compressed" });
-    if (!prepared.ok) throw new Error(prepared.detail);
-    const [row] = prepared.writes.events;
-    expect(row?.payloadText).toBeUndefined();
-    expect(row?.payloadCompressed).toEqual(compressPayload(sent));
-    expect(decompressPayload(row?.payloadCompressed as Buffer)).toEqual(
-      JSON.parse(sent.toString()),
-    );
-  });
+  it.each(["compressed", "zstd"] as const)(
+    "stores the body as received, compressed, when payloads are stored %s",
+    (payloadStorage) => {
+      const sent = body({ event_id: eventId, message: "caf\u00e9 \u2192" });
+      const prepared = prepareStoreWrites(sent, { ...ctx, payloadStorage });
+      if (!prepared.ok) throw new Error(prepared.detail);
+      const [row] = prepared.writes.events;
+      expect(row?.payloadText).toBeUndefined();
+      expect(row?.payloadCompressed).toEqual(compressPayload(sent, payloadStorage));
+      expect(decompressPayload(row?.payloadCompressed as Buffer)).toEqual(
+        JSON.parse(sent.toString()),
+      );
+    },
+  );
 
   it("generates an event id when the body has none", () => {
     const prepared = prepareStoreWrites(body({ message: "no id" }), ctx);

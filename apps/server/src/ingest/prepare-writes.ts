@@ -420,8 +420,8 @@ type ParsedEvent = {
  */
 function eventRow(event: ParsedEvent, ctx: IngestContext): EventRow {
   const { stored } = event;
-  if (ctx.payloadStorage === "compressed")
-    return { ...event.row, payloadCompressed: compressPayload(stored) };
+  if (ctx.payloadStorage !== "jsonb")
+    return { ...event.row, payloadCompressed: compressPayload(stored, ctx.payloadStorage) };
   return {
     ...event.row,
     payloadText: typeof stored === "string" ? stored : stored.toString("utf8"),

@@ -15,6 +15,7 @@ import {
   lockIssues,
   lockUnprocessedEvents,
   markEventsProcessed,
+  type PayloadStorage,
   readEvents,
   recordEventFailures,
   type Transaction,
@@ -91,8 +92,8 @@ type Prepared = {
   userKey: string | null;
   /** The symbolicated payload to store, when symbolication changed the event. */
   payload: Record<string, unknown> | null;
-  /** Whether the row keeps its payload compressed (the new one is written the same way). */
-  compressed: boolean;
+  /** How the row keeps its payload (the new one is written the same way). */
+  storedAs: PayloadStorage;
 };
 
 /** One job's outcome: its result, or the error that failed it alone. */
@@ -322,7 +323,7 @@ async function prepare(deps: ProcessDeps, row: EventToProcess): Promise<Prepared
     title: grouping?.title ?? null,
     userKey: userKeyOf(event.user),
     payload,
-    compressed: row.compressed,
+    storedAs: row.storedAs,
   };
 }
 
@@ -455,7 +456,7 @@ async function group(
       ...p.key,
       issueId: issueOf.get(p) ?? null,
       payload: p.payload,
-      compressed: p.compressed,
+      storedAs: p.storedAs,
       primaryHash: p.hashes[0]?.hash ?? null,
     })),
   );

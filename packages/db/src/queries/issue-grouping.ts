@@ -1,6 +1,11 @@
 import type pg from "pg";
 import type { Queryable } from "../database.ts";
-import { compressPayload, payloadOfRow } from "../event-payload.ts";
+import {
+  compressPayload,
+  type PayloadStorage,
+  payloadOfRow,
+  storageOfRow,
+} from "../event-payload.ts";
 import { type ResolutionType, resolutionHolds } from "./issue-resolution.ts";
 
 /**
@@ -20,8 +25,8 @@ export type EventToProcess = EventKey & {
   decodeError: string | null;
   /** When the worker gave up on this event (`event_failures.failed_at`), else null. */
   failedAt: Date | null;
-  /** Whether the row keeps its payload in `payload_compressed` (event-payload.ts). */
-  compressed: boolean;
+  /** How the row keeps its payload (event-payload.ts `storageOfRow`). */
+  storedAs: PayloadStorage;
   timestamp: Date;
   processedAt: Date | null;
 };
@@ -57,8 +62,9 @@ export async function readEvents(db: Queryable, keys: EventKey[]): Promise<Event
   return result.rows.map((r) => {
     let payload: Record<string, unknown> = {};
     let decodeError: string | null = null;
+    const stored = { payload: r.payload, payloadCompressed: r.payload_compressed };
     try {
-      payload = payloadOfRow({ payload: r.payload, payloadCompressed: r.payload_compressed });
+      payload = payloadOfRow(stored);
     } catch (error) {
       decodeError = (error as Error).message || "the stored payload cannot be read";
     }
@@ -69,7 +75,7 @@ export async function readEvents(db: Queryable, keys: EventKey[]): Promise<Event
       payload,
       decodeError,
       failedAt: r.failed_at as Date | null,
-      compressed: r.payload === null,
+      storedAs: storageOfRow(stored),
       timestamp: r.timestamp as Date,
       processedAt: r.processed_at as Date | null,
     };
@@ -437,14 +443,14 @@ async function readReleaseTimes(
  * Marks events processed and links each to its issue (null: no issue, e.g.
  * transactions) with its primary hash; a `payload`, when given, replaces the stored one (the
  * symbolicated event with its raw stack traces and processing errors), in
- * the row's own format: compressed when `compressed` (as `readEvents` said).
+ * the row's own storage, `storedAs` (as `readEvents` said).
  */
 export async function markEventsProcessed(
   client: pg.PoolClient,
   events: (EventKey & {
     issueId: number | null;
     payload: Record<string, unknown> | null;
-    compressed: boolean;
+    storedAs: PayloadStorage;
     /** The event's first group hash (Sentry's primary_hash); null for none. */
     primaryHash?: string | null;
   })[],
@@ -465,10 +471,10 @@ export async function markEventsProcessed(
           r: e.receivedAt.toISOString(),
           i: e.issueId,
           h: e.primaryHash ?? null,
-          payload: e.payload && !e.compressed ? e.payload : null,
+          payload: e.payload && e.storedAs === "jsonb" ? e.payload : null,
           c:
-            e.payload && e.compressed
-              ? compressPayload(JSON.stringify(e.payload)).toString("base64")
+            e.payload && e.storedAs !== "jsonb"
+              ? compressPayload(JSON.stringify(e.payload), e.storedAs).toString("base64")
               : null,
         })),
       ),

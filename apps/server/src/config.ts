@@ -156,8 +156,9 @@ export type Config = {
   /**
    * How ingest stores event payloads: `jsonb` (every release reads it),
    * `compressed` (deflate, a third of the bytes; read from release 0.2.0) or
-   * `zstd` (about the same bytes at less than half the CPU; read from release
-   * 0.6.0). Set a compressed one once no node of an older release runs.
+   * `zstd` (8% more bytes at less than half the CPU; read from release
+   * 0.6.0, and written only while every live node reads it:
+   * `createPayloadStorageGuard`). Set `compressed` once no 0.1.0 node runs.
    */
   payloadStorage: PayloadStorage;
   /** `maxPending`: requests waiting for a commit past which ingest answers 503 before reading the body. */

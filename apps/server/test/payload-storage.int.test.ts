@@ -1,4 +1,10 @@
-import { compressPayload, decompressPayload, insertIngestBatch } from "@sluice/db";
+import {
+  compressPayload,
+  decompressPayload,
+  insertIngestBatch,
+  removeNode,
+  upsertNode,
+} from "@sluice/db";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createEventSymbolicator } from "../src/worker/event-symbolicator.ts";
 import { processEvent } from "../src/worker/process-event.ts";
@@ -122,5 +128,53 @@ describe.each([
       stored.issueId,
     ]);
     expect(issue.rows[0].times_seen).toBe(2);
+  });
+});
+
+describe("SLUICE_PAYLOAD_STORAGE=zstd beside a node that cannot read it", () => {
+  let t: TestSluice;
+  beforeAll(async () => {
+    t = await startTestSluice({
+      env: { SLUICE_PAYLOAD_STORAGE: "zstd", SLUICE_NODE_HEARTBEAT_MS: "100" },
+    });
+  });
+  afterAll(async () => t?.stop());
+
+  /** Sends one event and returns the format byte of its stored payload. */
+  async function storedFormat(): Promise<number> {
+    const eventId = crypto.randomUUID().replaceAll("-", "");
+    const body = `${JSON.stringify({ event_id: eventId })}\n${JSON.stringify({ type: "event" })}\n${JSON.stringify(errorEvent(eventId, "format"))}\n`;
+    const response = await fetch(
+      `${t.url}/api/${t.projectId}/envelope/?sentry_key=${t.publicKey}`,
+      { method: "POST", body },
+    );
+    expect(response.status).toBe(200);
+    const row = await t.sql.query(
+      "SELECT get_byte(payload_compressed, 0) AS format FROM events WHERE event_id = $1",
+      [eventId],
+    );
+    return row.rows[0].format;
+  }
+
+  it("stores deflate while a 0.5.0 node is live, and zstd once it has left", async () => {
+    await waitFor(async () => (await storedFormat()) === 2, 5_000, "zstd with no older node");
+    const older = {
+      id: "old-host:1:x",
+      host: "old-host",
+      release: "0.5.0",
+      commit: "0".repeat(40),
+      roles: ["worker"],
+      schemaVersion: 14,
+      ready: true,
+      startedAt: new Date(),
+    };
+    await upsertNode(t.services.db.pool, older);
+    await waitFor(async () => (await storedFormat()) === 1, 5_000, "deflate beside 0.5.0");
+    // Every check while it stays live keeps deflate.
+    await new Promise((r) => setTimeout(r, 300));
+    await upsertNode(t.services.db.pool, older);
+    expect(await storedFormat()).toBe(1);
+    await removeNode(t.services.db.pool, older.id);
+    await waitFor(async () => (await storedFormat()) === 2, 5_000, "zstd once 0.5.0 left");
   });
 });

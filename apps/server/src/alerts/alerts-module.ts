@@ -1,5 +1,6 @@
 import { pruneAlertCounters, takeDeliveriesToEnqueue, tryTakeLease } from "@sluice/db";
 import { Counter, Histogram } from "prom-client";
+import { every } from "../interval-loop.ts";
 import type { Loop, StartedRole } from "../roles.ts";
 import type { Services } from "../services.ts";
 import { deliverAlert } from "./delivery.ts";
@@ -88,20 +89,6 @@ export function start(services: Services): StartedRole {
     async drain() {
       await worker.close();
       senders.close();
-    },
-  };
-}
-
-/** Runs `tick` every `intervalMs`, one at a time; `stop` waits for a running tick. */
-function every(intervalMs: number, tick: () => Promise<void>): Loop {
-  let running: Promise<void> | null = null;
-  const timer = setInterval(() => {
-    if (!running) running = tick().finally(() => (running = null));
-  }, intervalMs);
-  return {
-    async stop() {
-      clearInterval(timer);
-      await running;
     },
   };
 }

@@ -1,4 +1,6 @@
 import { insertIngestBatch } from "@sluice/db";
+import { buildInfo } from "../build-info.ts";
+import { every } from "../interval-loop.ts";
 import type { QuotaGate } from "../quota-gate.ts";
 import type { StartedRole } from "../roles.ts";
 import type { Services } from "../services.ts";
@@ -6,6 +8,7 @@ import { EventHandOff } from "./event-hand-off.ts";
 import { GroupCommitter } from "./group-committer.ts";
 import { registerIngestRoutes } from "./ingest-routes.ts";
 import { createKeyCache } from "./key-cache.ts";
+import { createPayloadStorageGuard } from "./payload-storage-guard.ts";
 
 /** Connections of the pool that group commits leave to key lookups and readiness checks. */
 const POOL_CONNECTIONS_KEPT = 2;
@@ -22,8 +25,11 @@ const HAND_OFF_WINDOW_MS = 20;
  * the sweeper. `drain` resolves when every pending group commit has committed
  * or failed and the events they stored were enqueued (or failed to be).
  * `quotas` decides what each request may store (docs/protocol.md §5.6).
+ * Payloads are stored as `SLUICE_PAYLOAD_STORAGE` says, except that `zstd`
+ * waits, checked at start and at every heartbeat, until every live node
+ * reads it (`createPayloadStorageGuard`).
  */
-export function start(services: Services, quotas: QuotaGate): StartedRole {
+export async function start(services: Services, quotas: QuotaGate): Promise<StartedRole> {
   const { config, db, queue, log, metrics } = services;
   const handOff = new EventHandOff({
     enqueue: (payloads) => queue.enqueue("event.process.batch", payloads),
@@ -47,14 +53,22 @@ export function start(services: Services, quotas: QuotaGate): StartedRole {
       maxInFlight: Math.max(1, config.dbPoolSize - POOL_CONNECTIONS_KEPT),
     },
   );
+  const payloadStorage = createPayloadStorageGuard(services, buildInfo());
+  // Before the first request, so that it is already stored as the fleet allows.
+  await payloadStorage.check();
   const deps = {
     services,
     keys: createKeyCache(db.orm, { maxEntries: config.keyCacheEntries }),
     committer,
     quotas,
+    payloadStorage: payloadStorage.storage,
   };
   return {
     mount: (app) => registerIngestRoutes(app, deps),
+    loops:
+      config.payloadStorage === "zstd"
+        ? [every(config.fleet.heartbeatMs, () => payloadStorage.check())]
+        : [],
     drain: async () => {
       await committer.drain();
       await handOff.flush();

@@ -1,5 +1,5 @@
 import { IncomingMessage } from "node:http";
-import type { IngestBatch } from "@sluice/db";
+import type { IngestBatch, PayloadStorage } from "@sluice/db";
 import {
   EnvelopeFramingCheck,
   extractIngestAuth,
@@ -42,6 +42,8 @@ export type IngestDeps = {
   keys: KeyCache;
   committer: GroupCommitter;
   quotas: QuotaGate;
+  /** How to store payloads now (`createPayloadStorageGuard`). */
+  payloadStorage: () => PayloadStorage;
 };
 
 type ErrorStatus = 400 | 401 | 403 | 413 | 415 | 429 | 503;
@@ -242,7 +244,7 @@ function contextFor(deps: IngestDeps, key: KnownKey, receivedAt: Date): IngestCo
     limits: config.limits,
     maxEventAgeMs: config.retentionDays * DAY_MS,
     blobs,
-    payloadStorage: config.payloadStorage,
+    payloadStorage: deps.payloadStorage(),
   };
 }
 

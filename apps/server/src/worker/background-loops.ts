@@ -1,4 +1,5 @@
 import { ensureEventPartitions, listEventsToSweep, tryTakeLease } from "@sluice/db";
+import { every } from "../interval-loop.ts";
 import {
   finishMaintenance,
   MAINTENANCE_INTERVAL_MS,
@@ -11,22 +12,6 @@ import type { BackgroundLoop, Loop } from "../roles.ts";
 import type { Services } from "../services.ts";
 
 const SWEEP_BATCH = 1000;
-
-/** Runs `tick` every `intervalMs`; `stop` waits for a running tick, which sees `stopping()`. */
-function every(intervalMs: number, tick: (stopping: () => boolean) => Promise<void>): Loop {
-  let running: Promise<void> | null = null;
-  let stopped = false;
-  const timer = setInterval(() => {
-    if (!running) running = tick(() => stopped).finally(() => (running = null));
-  }, intervalMs);
-  return {
-    async stop() {
-      stopped = true;
-      clearInterval(timer);
-      await running;
-    },
-  };
-}
 
 /**
  * One sweep: enqueues every event stored more than `minAgeMs` ago and still

@@ -1,12 +1,7 @@
 import { createRequire } from "node:module";
 import { deflateRawSync, inflateRawSync } from "node:zlib";
-import { Compressor, Decompressor } from "zstd-napi";
+import type { Compressor, Decompressor } from "zstd-napi";
 import { PAYLOAD_DICTIONARY_1 } from "./payload-dictionary.ts";
-
-// The native binding is `module.exports = require(...)`, which ESM cannot name-import.
-const zstdBinding: typeof import("zstd-napi/binding") = createRequire(import.meta.url)(
-  "zstd-napi/binding",
-);
 
 /**
  * How an event's payload is stored: `jsonb` in `events.payload` (what every
@@ -27,22 +22,35 @@ const FORMAT_DEFLATE_DICTIONARY_1 = 1;
 const FORMAT_ZSTD_DICTIONARY_1 = 2;
 const dictionary1 = Buffer.from(PAYLOAD_DICTIONARY_1, "utf8");
 
+type Zstd = {
+  compressor: Compressor;
+  decompressor: Decompressor;
+  binding: typeof import("zstd-napi/binding");
+};
+
 /**
  * Zstandard keeps its contexts and the digested dictionary across calls, which
  * is most of its lead over deflate on small events (deflate hashes the 4 KB
  * dictionary again on every call). Level 3 (zstd's default): about 2.5 times
  * as fast as deflate on a typical 5 KB event, for about 8% more bytes
- * (bench/RESULTS.md, session 11). Built on first use.
+ * (bench/RESULTS.md, session 11). The native add-on is loaded on first use,
+ * so commands and nodes that never meet format 2 do not load it; a missing
+ * add-on (a broken install: `npm ci` fails when it can neither fetch nor
+ * build it) throws here.
  */
-let zstd: { compressor: Compressor; decompressor: Decompressor } | null = null;
-function zstdContexts(): { compressor: Compressor; decompressor: Decompressor } {
+let zstd: Zstd | null = null;
+function zstdContexts(): Zstd {
   if (zstd) return zstd;
+  // CommonJS; the binding is `module.exports = require(...)`, which ESM cannot name-import.
+  const load = createRequire(import.meta.url);
+  const { Compressor, Decompressor }: typeof import("zstd-napi") = load("zstd-napi");
+  const binding: typeof import("zstd-napi/binding") = load("zstd-napi/binding");
   const compressor = new Compressor();
   compressor.setParameters({ compressionLevel: 3, contentSizeFlag: true, checksumFlag: false });
   compressor.loadDictionary(dictionary1);
   const decompressor = new Decompressor();
   decompressor.loadDictionary(dictionary1);
-  zstd = { compressor, decompressor };
+  zstd = { compressor, decompressor, binding };
   return zstd;
 }
 
@@ -59,7 +67,9 @@ export const MAX_PAYLOAD_BYTES = 16 * 1024 * 1024;
  * 5 KB error event at about 50 µs; `zstd`: about 80% of gzip's size at about
  * 20 µs (bench/RESULTS.md). A Buffer must hold the text's UTF-8 bytes (ingest
  * passes the bytes it received when parsing changed nothing, saving a second
- * encoding of the text).
+ * encoding of the text); its size is the caller's to bound (ingest's limits).
+ * Throws what zlib or the zstd add-on throws (a missing add-on, for `zstd`).
+ * Neither format carries a checksum: Postgres's pages are what guard the bytes.
  */
 export function compressPayload(
   jsonText: string | Buffer,
@@ -89,16 +99,17 @@ export function storageOfCompressed(stored: Buffer): CompressedStorage {
 
 /** A Zstandard body's text, refused unless it is one frame whose declared size is within the bound. */
 function inflateZstd(body: Buffer): Buffer {
-  const size = body.length > 0 ? zstdBinding.getFrameContentSize(body) : null;
+  const { binding, decompressor } = zstdContexts();
+  const size = body.length > 0 ? binding.getFrameContentSize(body) : null;
   if (size === null || size > MAX_PAYLOAD_BYTES) {
     throw new Error(
       `stored payload's size ${size ?? "(not declared)"} is not within ${MAX_PAYLOAD_BYTES} bytes`,
     );
   }
-  if (zstdBinding.findFrameCompressedSize(body) !== body.length) {
+  if (binding.findFrameCompressedSize(body) !== body.length) {
     throw new Error("stored payload is not one Zstandard frame");
   }
-  return zstdContexts().decompressor.decompress(body);
+  return decompressor.decompress(body);
 }
 
 /**

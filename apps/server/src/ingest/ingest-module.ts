@@ -1,5 +1,6 @@
 import { insertIngestBatch } from "@sluice/db";
 import { buildInfo } from "../build-info.ts";
+import { liveNodes } from "../fleet-nodes.ts";
 import { every } from "../interval-loop.ts";
 import type { QuotaGate } from "../quota-gate.ts";
 import type { StartedRole } from "../roles.ts";
@@ -53,7 +54,12 @@ export async function start(services: Services, quotas: QuotaGate): Promise<Star
       maxInFlight: Math.max(1, config.dbPoolSize - POOL_CONNECTIONS_KEPT),
     },
   );
-  const payloadStorage = createPayloadStorageGuard(services, buildInfo());
+  const payloadStorage = createPayloadStorageGuard(
+    config.payloadStorage,
+    () => liveNodes(services),
+    buildInfo(),
+    log,
+  );
   // Before the first request, so that it is already stored as the fleet allows.
   await payloadStorage.check();
   const deps = {

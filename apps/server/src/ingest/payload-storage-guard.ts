@@ -1,7 +1,6 @@
 import { compareReleases, type FleetNode, type PayloadStorage } from "@sluice/db";
 import type { BuildInfo } from "../build-info.ts";
-import { liveNodes } from "../fleet-nodes.ts";
-import type { Services } from "../services.ts";
+import type { Logger } from "../logger.ts";
 
 /** The first release whose nodes read stored payload format 2 (`SLUICE_PAYLOAD_STORAGE=zstd`). */
 const FIRST_RELEASE_READING_ZSTD = "0.6.0";
@@ -22,24 +21,25 @@ export function nodeUnableToReadZstd(nodes: FleetNode[], own: BuildInfo): FleetN
   );
 }
 
-/** What ingest stores payloads as right now (`storage()`), and the loop that keeps it true. */
+/** What ingest stores payloads as right now (`storage()`), and one check of the registry (`check()`). */
 export type PayloadStorageGuard = { storage(): PayloadStorage; check(): Promise<void> };
 
 /**
- * Keeps `SLUICE_PAYLOAD_STORAGE=zstd` from writing rows an older node in
- * the fleet cannot read: until a check of the node registry finds every live
- * node able to read format 2, and whenever a later check finds one that
- * cannot (a roll back), ingest writes `compressed` (format 1, read by every
- * release since 0.2.0) instead, and logs which node holds it back. Any other
- * setting is written as set. `check` reads the registry (`liveNodes`); a
- * failed read keeps the last answer. A node that starts between two checks
- * can meet up to one heartbeat of format 2 rows (README "Upgrading").
+ * Keeps `SLUICE_PAYLOAD_STORAGE=zstd` (`configured`) from writing rows an
+ * older node in the fleet cannot read: until a check finds every live node
+ * (`readNodes`, the node registry) able to read format 2, whenever a later
+ * check finds one that cannot, and while the registry cannot be read, ingest
+ * writes `compressed` (format 1, read by every release since 0.2.0) instead,
+ * and logs why. Any other setting is written as set. Ingest checks at start
+ * and at every heartbeat; a node that starts between two checks can meet
+ * one heartbeat of format 2 rows (README "Upgrading").
  */
 export function createPayloadStorageGuard(
-  services: Pick<Services, "db" | "config" | "log">,
+  configured: PayloadStorage,
+  readNodes: () => Promise<FleetNode[]>,
   own: BuildInfo,
+  log: Pick<Logger, "info" | "warn">,
 ): PayloadStorageGuard {
-  const configured = services.config.payloadStorage;
   if (configured !== "zstd") return { storage: () => configured, check: async () => {} };
   let current: PayloadStorage = "compressed";
   let heldBy: string | null = null;
@@ -48,27 +48,30 @@ export function createPayloadStorageGuard(
     check: async () => {
       let nodes: FleetNode[];
       try {
-        nodes = await liveNodes(services);
+        nodes = await readNodes();
       } catch (error) {
-        services.log.warn(
-          { err: error },
-          "cannot read the node registry; payload storage unchanged",
-        );
+        if (heldBy !== "registry")
+          log.warn({ err: error }, "cannot read the node registry; storing payloads compressed");
+        heldBy = "registry";
+        current = "compressed";
         return;
       }
       const blocker = nodeUnableToReadZstd(nodes, own);
-      const next: PayloadStorage = blocker ? "compressed" : "zstd";
-      const blockerId = blocker ? blocker.id : null;
-      if (next === "zstd" && current !== "zstd") {
-        services.log.info("every live node reads zstd payloads; storing payloads as zstd");
-      } else if (blocker && blockerId !== heldBy) {
-        services.log.warn(
+      if (!blocker) {
+        if (current !== "zstd")
+          log.info("every live node reads zstd payloads; storing them as zstd");
+        heldBy = null;
+        current = "zstd";
+        return;
+      }
+      if (blocker.id !== heldBy) {
+        log.warn(
           { node: blocker.id, host: blocker.host, release: blocker.release },
           `SLUICE_PAYLOAD_STORAGE=zstd: a live node runs a release before ${FIRST_RELEASE_READING_ZSTD}, which cannot read zstd payloads; storing them compressed until it leaves`,
         );
       }
-      heldBy = blockerId;
-      current = next;
+      heldBy = blocker.id;
+      current = "compressed";
     },
   };
 }

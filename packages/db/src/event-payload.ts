@@ -16,10 +16,19 @@ export type PayloadStorage = "jsonb" | "compressed" | "zstd";
 /** The storages that keep the payload in `payload_compressed`. */
 export type CompressedStorage = Exclude<PayloadStorage, "jsonb">;
 
-/** The first byte of a compressed payload: its format. 1 = raw deflate with `PAYLOAD_DICTIONARY_1`. */
-const FORMAT_DEFLATE_DICTIONARY_1 = 1;
-/** 2 = one Zstandard frame (with its content size) primed with `PAYLOAD_DICTIONARY_1` as raw content. */
-const FORMAT_ZSTD_DICTIONARY_1 = 2;
+/**
+ * The first byte of a compressed payload: its format. 1 = raw deflate with
+ * `PAYLOAD_DICTIONARY_1`; 2 = one Zstandard frame (with its content size)
+ * primed with `PAYLOAD_DICTIONARY_1` as raw content.
+ */
+const FORMAT_OF: Record<CompressedStorage, number> = { compressed: 1, zstd: 2 };
+
+/** The storage a format byte names, or null for an unknown one. */
+function storageOfFormat(format: number | undefined): CompressedStorage | null {
+  if (format === FORMAT_OF.compressed) return "compressed";
+  if (format === FORMAT_OF.zstd) return "zstd";
+  return null;
+}
 const dictionary1 = Buffer.from(PAYLOAD_DICTIONARY_1, "utf8");
 
 type Zstd = {
@@ -77,24 +86,20 @@ export function compressPayload(
 ): Buffer {
   const bytes = typeof jsonText === "string" ? Buffer.from(jsonText, "utf8") : jsonText;
   if (storage === "zstd") {
-    return Buffer.concat([
-      Buffer.of(FORMAT_ZSTD_DICTIONARY_1),
-      zstdContexts().compressor.compress(bytes),
-    ]);
+    return Buffer.concat([Buffer.of(FORMAT_OF.zstd), zstdContexts().compressor.compress(bytes)]);
   }
   // An 8 KiB window (the dictionary and a typical event fit) and memLevel 7:
   // 96 KiB of zlib state per call instead of 256 KiB, for the same bytes on
   // bench payloads. Inflate's default 32 KiB window reads any smaller one.
   const body = deflateRawSync(bytes, { dictionary: dictionary1, windowBits: 13, memLevel: 7 });
-  return Buffer.concat([Buffer.of(FORMAT_DEFLATE_DICTIONARY_1), body]);
+  return Buffer.concat([Buffer.of(FORMAT_OF.compressed), body]);
 }
 
 /** The storage a compressed payload was written with, from its format byte; throws on an unknown one. */
 export function storageOfCompressed(stored: Buffer): CompressedStorage {
-  const format = stored[0];
-  if (format === FORMAT_DEFLATE_DICTIONARY_1) return "compressed";
-  if (format === FORMAT_ZSTD_DICTIONARY_1) return "zstd";
-  throw new Error(`unknown stored payload format ${format ?? "(empty)"}`);
+  const storage = storageOfFormat(stored[0]);
+  if (!storage) throw new Error(`unknown stored payload format ${stored[0] ?? "(empty)"}`);
+  return storage;
 }
 
 /** A Zstandard body's text, refused unless it is one frame whose declared size is within the bound. */
@@ -133,16 +138,16 @@ export function decompressPayload(stored: Buffer): Record<string, unknown> {
 
 /**
  * The storage of an event row's payload: `jsonb` unless `payload` is JSON
- * `null`, else the format byte's (`compressed` when the row has none or an
- * unknown one: such a row fails `payloadOfRow` and is never rewritten).
+ * `null` and `payload_compressed` is set, else its format byte's
+ * (`compressed` for an unknown one: such a row fails `payloadOfRow` and is
+ * never rewritten).
  */
 export function storageOfRow(row: {
   payload: Record<string, unknown> | null;
   payloadCompressed: Buffer | null;
 }): PayloadStorage {
   if (row.payload || !row.payloadCompressed) return "jsonb";
-  const format = row.payloadCompressed[0];
-  return format === FORMAT_ZSTD_DICTIONARY_1 ? "zstd" : "compressed";
+  return storageOfFormat(row.payloadCompressed[0]) ?? "compressed";
 }
 
 /**

@@ -1,4 +1,5 @@
 import type { Hono } from "hono";
+import type { DirectRoutes } from "./http/direct-routes.ts";
 import type { Services } from "./services.ts";
 
 /**
@@ -22,12 +23,14 @@ export type BackgroundLoop = { start(services: Services): Loop };
 /**
  * What a started role gives the composition root: `mount`, which adds the
  * role's routes to the process's app (served on the traffic port, called
- * once, before the server listens), the `loops` it started, and `drain`,
+ * once, before the server listens), or `direct`, routes served ahead of the
+ * app straight from Node's HTTP server, the `loops` it started, and `drain`,
  * called once the server no longer accepts connections, which resolves when
  * the role's own work in progress is finished.
  */
 export type StartedRole = {
   mount?(app: Hono): void;
+  direct?: DirectRoutes;
   loops?: Loop[];
   drain(): Promise<void>;
 };

@@ -1,11 +1,12 @@
-import { Server as HttpServer } from "node:http";
+import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
-import { type ServerType, serve } from "@hono/node-server";
+import { getRequestListener } from "@hono/node-server";
 import { eventJobsDepth } from "@sluice/queue";
 import type { Hono } from "hono";
 import { buildInfo } from "./build-info.ts";
 import { createApp, type HealthState } from "./http/create-app.ts";
+import { type DirectDeps, type DirectRoutes, serveDirect } from "./http/direct-routes.ts";
 import { type MetricsServer, startMetricsServer } from "./metrics.ts";
 import { type NodeRegistration, startNodeRegistration } from "./node-registry.ts";
 import { ROLES, type Role, type RoleModule, type StartedRole } from "./roles.ts";
@@ -69,6 +70,7 @@ export async function startSluice(
   const health: HealthState = { draining: false };
   const app = createApp(services, health, roles);
   const started: StartedRole[] = [];
+  const direct: DirectRoutes[] = [];
   const stopRoles = async () => {
     for (const role of started) await role.drain();
     await Promise.all(started.flatMap((role) => role.loops ?? []).map((loop) => loop.stop()));
@@ -89,12 +91,16 @@ export async function startSluice(
           const running = await (await load()).start(services);
           started.push(running);
           running.mount?.(app);
+          if (running.direct) direct.push(running.direct);
         }
       }
       metricsServer = await startMetricsServer(metrics, config.metricsPort, host, async () => {
         metrics.queueDepth.set(await eventJobsDepth(queue).catch(() => -1));
       });
-      const server = await listen(app, port, host, config.keepAliveTimeoutMs);
+      const server = await listen(app, direct, port, host, {
+        keepAliveTimeoutMs: config.keepAliveTimeoutMs,
+        direct: { metrics, log, draining: () => health.draining },
+      });
       await registration.setReady(true);
       return { metricsServer, server, registration };
     } catch (error) {
@@ -113,7 +119,7 @@ export async function startSluice(
   const drain = async () => {
     await new Promise<void>((resolve) => {
       server.close(() => resolve());
-      if (server instanceof HttpServer) server.closeIdleConnections();
+      server.closeIdleConnections();
     });
     await stopRoles();
   };
@@ -141,7 +147,7 @@ export async function startSluice(
       timeout.abort();
       if (!finished) {
         log.warn({ timeoutMs: options.timeoutMs }, "shutdown timeout: closing what is left");
-        if (server instanceof HttpServer) server.closeAllConnections();
+        server.closeAllConnections();
       }
       await registration.stop();
       await metricsServer.close();
@@ -151,31 +157,45 @@ export async function startSluice(
 }
 
 /**
- * Serves `app` on `host:port`, keeping idle keep-alive connections for
- * `keepAliveTimeoutMs`. Rejects with a readable message when the port is taken.
+ * Serves `app` on `host:port`, with the roles' `direct` routes ahead of it,
+ * keeping idle keep-alive connections for `keepAliveTimeoutMs`. Rejects with
+ * a readable message when the port is taken.
  */
 async function listen(
   app: Hono,
+  direct: DirectRoutes[],
   port: number,
   host: string,
-  keepAliveTimeoutMs: number,
-): Promise<ServerType> {
-  const server = await new Promise<ServerType>((resolve, reject) => {
+  options: { keepAliveTimeoutMs: number; direct: DirectDeps },
+): Promise<Server> {
+  const viaApp = getRequestListener(app.fetch, { hostname: host });
+  const server = createServer((req, res) => {
+    const url = req.url ?? "/";
+    const q = url.indexOf("?");
+    const path = q < 0 ? url : url.slice(0, q);
+    for (const routes of direct) {
+      const route = routes(req.method ?? "", path);
+      if (route) {
+        const request = { incoming: req, path, query: q < 0 ? "" : url.slice(q + 1) };
+        return void serveDirect(route, request, res, options.direct);
+      }
+    }
+    void viaApp(req, res);
+  });
+  server.keepAliveTimeout = options.keepAliveTimeoutMs;
+  server.headersTimeout = options.keepAliveTimeoutMs + 1_000;
+  await new Promise<void>((resolve, reject) => {
     const failed = (error: NodeJS.ErrnoException) =>
       reject(
         error.code === "EADDRINUSE"
           ? new Error(`port ${port} on ${host} is already in use (set PORT or --port)`)
           : error,
       );
-    const s = serve({ fetch: app.fetch, port, hostname: host }, () => {
-      s.off("error", failed);
-      resolve(s);
+    server.once("error", failed);
+    server.listen(port, host, () => {
+      server.off("error", failed);
+      resolve();
     });
-    s.once("error", failed);
   });
-  if (server instanceof HttpServer) {
-    server.keepAliveTimeout = keepAliveTimeoutMs;
-    server.headersTimeout = keepAliveTimeoutMs + 1_000;
-  }
   return server;
 }

@@ -7,7 +7,7 @@ import type { StartedRole } from "../roles.ts";
 import type { Services } from "../services.ts";
 import { EventHandOff } from "./event-hand-off.ts";
 import { GroupCommitter } from "./group-committer.ts";
-import { registerIngestRoutes } from "./ingest-routes.ts";
+import { ingestRoutes } from "./ingest-routes.ts";
 import { createKeyCache } from "./key-cache.ts";
 import { createPayloadStorageGuard } from "./payload-storage-guard.ts";
 
@@ -17,7 +17,7 @@ const POOL_CONNECTIONS_KEPT = 2;
 const HAND_OFF_WINDOW_MS = 20;
 
 /**
- * The ingest role: the Sentry ingest routes (`registerIngestRoutes`) over
+ * The ingest role: the Sentry ingest routes (`ingestRoutes`) over
  * one `GroupCommitter` that writes with `insertIngestBatch` and hands the
  * events stored for the first time to the queue after each commit, gathered
  * over up to `HAND_OFF_WINDOW_MS` into `event.process.batch` jobs (of up to
@@ -70,7 +70,7 @@ export async function start(services: Services, quotas: QuotaGate): Promise<Star
     payloadStorage: payloadStorage.storage,
   };
   return {
-    mount: (app) => registerIngestRoutes(app, deps),
+    direct: ingestRoutes(deps),
     loops:
       config.payloadStorage === "zstd"
         ? [every(config.fleet.heartbeatMs, () => payloadStorage.check())]

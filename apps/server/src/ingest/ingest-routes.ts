@@ -1,4 +1,3 @@
-import { IncomingMessage } from "node:http";
 import type { IngestBatch, PayloadStorage } from "@sluice/db";
 import {
   EnvelopeFramingCheck,
@@ -9,12 +8,16 @@ import {
   parseEnvelope,
   parseEnvelopeHeader,
 } from "@sluice/protocol";
-import type { Context, Hono } from "hono";
 import { Counter } from "prom-client";
 import { ByteBudget, type ByteLease } from "../http/byte-budget.ts";
+import type {
+  DirectAnswer,
+  DirectRequest,
+  DirectRoute,
+  DirectRoutes,
+} from "../http/direct-routes.ts";
 import {
   type BodyFailure,
-  type BodySource,
   decodeLegacyStoreBody,
   openBody,
   readBody,
@@ -56,58 +59,81 @@ const NO_DECISION: QuotaDecision = { refused: new Map(), limits: [] };
 /** Seconds a client should wait after a 503 (Relay caps what it advertises at 300 s). */
 const RETRY_AFTER_SECONDS = "5";
 const DAY_MS = 86_400_000;
-const PROJECT = ":projectId{[1-9][0-9]*}";
 /** `X-Sentry-Error` carries the detail, reduced to what a header may hold. */
 const MAX_ERROR_HEADER_CHARS = 200;
 const MAX_DETAIL_CHARS = 1024;
-const CORS_ENTRIES = Object.entries(INGEST_CORS_HEADERS);
 
-type Handler = (c: Context, deps: IngestDeps, lease: ByteLease) => Promise<Response>;
+/** The metrics labels of the routes, the patterns they had as Hono routes. */
+const PROJECT = ":projectId{[1-9][0-9]*}";
+const PATTERNS = {
+  envelope: `/api/${PROJECT}/envelope`,
+  store: `/api/${PROJECT}/store`,
+  legacyStore: "/api/store",
+  preflight: `/api/${PROJECT}/*`,
+} as const;
+/** `/api/{project_id}/{endpoint}`, with or without the trailing slash (Sentry's SDKs send it). */
+const PROJECT_PATH = /^\/api\/([1-9][0-9]{0,15})\/([a-z_]+)\/?$/;
+const PROJECT_PREFIX = /^\/api\/[1-9][0-9]{0,15}\//;
+const LEGACY_STORE_PATH = /^\/api\/store\/?$/;
+
+/** One ingest request: Node's request, and the project of its path (null on `/api/store/`). */
+type IngestRequest = DirectRequest & { projectId: number | null };
+type Handler = (req: IngestRequest, deps: IngestDeps, lease: ByteLease) => Promise<DirectAnswer>;
 
 /**
  * The ingest role's routes (relay-server/src/endpoints/mod.rs):
  * `POST /api/{project_id}/envelope/` and `/api/{project_id}/store/`, the
- * legacy `POST /api/store/`, and the CORS preflight of each. Every answer
- * carries the CORS headers; errors are `{"detail": ...}` with
- * `X-Sentry-Error`; a 200 is sent only after the group commit holding the
- * request's events returned. Body bytes held by all requests together are
- * bounded by `config.maxBytesInFlight` (503 with `Retry-After` past it).
+ * legacy `POST /api/store/`, and the CORS preflight of each, served
+ * straight from Node's HTTP server (`DirectRoutes`). Every answer carries
+ * the CORS headers; errors are `{"detail": ...}` with `X-Sentry-Error`; a
+ * 200 is sent only after the group commit holding the request's events
+ * returned. Body bytes held by all requests together are bounded by
+ * `config.maxBytesInFlight` (503 with `Retry-After` past it).
  */
-export function registerIngestRoutes(app: Hono, deps: IngestDeps): void {
+export function ingestRoutes(deps: IngestDeps): DirectRoutes {
   const { config, metrics } = deps.services;
   const budget = new ByteBudget(config.maxBytesInFlight, (held) =>
     metrics.ingestBytesInFlight.set(held),
   );
-  const corsPaths = [`/api/${PROJECT}/*`, "/api/store", "/api/store/"];
-  for (const path of corsPaths) {
-    app.use(path, async (c, next) => {
-      // Set before the answer is built, so they are part of it rather than
-      // five edits of a finished response's headers on every event.
-      for (const [name, value] of CORS_ENTRIES) c.header(name, value);
-      await next();
-    });
-    app.options(path, (c) => c.body(null, 200));
-  }
   const overloaded = new Counter({
     name: "sluice_ingest_overloaded_total",
     help: "Ingest requests answered 503 before their body was read, because too many requests waited for a group commit.",
     registers: [metrics.registry],
   });
-  const route = (handler: Handler) => (c: Context) => {
-    // Before the key or any byte of the body: a node behind on its commits
-    // sheds new work at the cheapest point, and stays ready (docs/protocol.md §5.3).
-    if (deps.committer.overloaded()) {
-      overloaded.inc();
-      return reject(c, deps, 503, "ingest is overloaded; retry later");
-    }
-    return guarded(c, deps, budget, handler);
+  const serve =
+    (handler: Handler, projectId: number | null) =>
+    (request: DirectRequest): Promise<DirectAnswer> => {
+      // Before the key or any byte of the body: a node behind on its commits
+      // sheds new work at the cheapest point, and stays ready (docs/protocol.md §5.3).
+      if (deps.committer.overloaded()) {
+        overloaded.inc();
+        return Promise.resolve(reject(deps, 503, "ingest is overloaded; retry later"));
+      }
+      return guarded({ ...request, projectId }, deps, budget, handler);
+    };
+  const preflight: DirectRoute = {
+    pattern: PATTERNS.preflight,
+    handle: () => Promise.resolve({ status: 200, headers: { ...INGEST_CORS_HEADERS }, body: null }),
   };
-  app.post(
-    `/api/${PROJECT}/envelope`,
-    route((c, d, lease) => handleEnvelope(c, d, lease, null)),
-  );
-  app.post(`/api/${PROJECT}/store`, route(handleStore));
-  app.post("/api/store", route(handleStore));
+  const envelope: Handler = (req, d, lease) => handleEnvelope(req, d, lease, null);
+  return (method, path) => {
+    if (method === "OPTIONS") {
+      if (PROJECT_PREFIX.test(path)) return preflight;
+      return LEGACY_STORE_PATH.test(path) ? { ...preflight, pattern: PATTERNS.legacyStore } : null;
+    }
+    if (method !== "POST") return null;
+    if (LEGACY_STORE_PATH.test(path)) {
+      return { pattern: PATTERNS.legacyStore, handle: serve(handleStore, null) };
+    }
+    const match = PROJECT_PATH.exec(path);
+    if (!match) return null;
+    const projectId = Number(match[1]);
+    if (match[2] === "envelope")
+      return { pattern: PATTERNS.envelope, handle: serve(envelope, projectId) };
+    if (match[2] === "store")
+      return { pattern: PATTERNS.store, handle: serve(handleStore, projectId) };
+    return null;
+  };
 }
 
 /**
@@ -115,41 +141,47 @@ export function registerIngestRoutes(app: Hono, deps: IngestDeps): void {
  * A dependency failure is a 503 (the SDK retries); anything else thrown is
  * a problem with this input, where a retry cannot help: a 400.
  */
-async function guarded(c: Context, deps: IngestDeps, budget: ByteBudget, handle: Handler) {
+async function guarded(req: IngestRequest, deps: IngestDeps, budget: ByteBudget, handle: Handler) {
   const lease = budget.lease();
-  let response: Response;
   try {
-    response = await handle(c, deps, lease);
+    return await handle(req, deps, lease);
   } catch (error) {
     if (error instanceof StorageUnavailableError) {
-      deps.services.log.error({ err: error.cause, path: c.req.path }, "ingest request failed");
-      response = reject(c, deps, 503, "temporarily unable to store the event");
-    } else {
-      deps.services.log.error({ err: error, path: c.req.path }, "ingest could not read a request");
-      response = reject(c, deps, 400, "invalid request");
+      deps.services.log.error({ err: error.cause, path: req.path }, "ingest request failed");
+      return reject(deps, 503, "temporarily unable to store the event");
     }
+    deps.services.log.error({ err: error, path: req.path }, "ingest could not read a request");
+    return reject(deps, 400, "invalid request");
   } finally {
     lease.release();
   }
-  // Answered before the body's end (a refusal): what is left of it must not
-  // hold up or be read as the connection's next request, so the connection
-  // ends with this answer (RFC 9112 §9.6) rather than being reused.
-  const incoming = nodeRequest(c);
-  if (incoming && !incoming.readableEnded) response.headers.set("Connection", "close");
-  return response;
 }
 
-function reject(c: Context, deps: IngestDeps, status: ErrorStatus, detail: string): Response {
+/** A JSON answer with the CORS headers and `extra`. */
+function json(status: number, value: unknown, extra?: Record<string, string>): DirectAnswer {
+  return {
+    status,
+    headers: { ...INGEST_CORS_HEADERS, "Content-Type": "application/json", ...extra },
+    body: JSON.stringify(value),
+  };
+}
+
+function reject(
+  deps: IngestDeps,
+  status: ErrorStatus,
+  detail: string,
+  extra?: Record<string, string>,
+): DirectAnswer {
   deps.services.metrics.ingestRejections.inc({ status });
   const bounded =
     detail.length > MAX_DETAIL_CHARS ? `${detail.slice(0, MAX_DETAIL_CHARS)}…` : detail;
-  // Details may quote client input (item types): a header takes printable ASCII only.
-  c.header(
-    "X-Sentry-Error",
-    bounded.replace(/[^\x20-\x7e]/g, "?").slice(0, MAX_ERROR_HEADER_CHARS),
-  );
-  if (status === 503) c.header("Retry-After", RETRY_AFTER_SECONDS);
-  return c.json({ detail: bounded }, status);
+  const headers: Record<string, string> = {
+    ...extra,
+    // Details may quote client input (item types): a header takes printable ASCII only.
+    "X-Sentry-Error": bounded.replace(/[^\x20-\x7e]/g, "?").slice(0, MAX_ERROR_HEADER_CHARS),
+  };
+  if (status === 503) headers["Retry-After"] = RETRY_AFTER_SECONDS;
+  return json(status, { detail: bounded }, headers);
 }
 
 /**
@@ -158,29 +190,27 @@ function reject(c: Context, deps: IngestDeps, status: ErrorStatus, detail: strin
  * is known, as the outcome of `prepareShedWrites`.
  */
 function shed(
-  c: Context,
   deps: IngestDeps,
   key: KnownKey | null,
   category: "error" | "unknown",
   detail: string,
-): Response {
+): DirectAnswer {
   deps.services.metrics.ingestShed.inc();
   if (key) {
     // Not awaited: the answer must not wait for a commit while the process is overloaded.
     void deps.committer.submit(prepareShedWrites(key.projectId, category, Date.now()));
   }
-  return reject(c, deps, 503, detail);
+  return reject(deps, 503, detail);
 }
 
 function bodyFailed(
-  c: Context,
   deps: IngestDeps,
   failure: BodyFailure,
   key: KnownKey | null,
   category: "error" | "unknown",
-): Response {
-  if (failure.status === 503) return shed(c, deps, key, category, failure.detail);
-  return reject(c, deps, failure.status, failure.detail);
+): DirectAnswer {
+  if (failure.status === 503) return shed(deps, key, category, failure.detail);
+  return reject(deps, failure.status, failure.detail);
 }
 
 /**
@@ -191,43 +221,35 @@ function bodyFailed(
  * checked only while it is read.
  */
 function admitBody(
-  c: Context,
+  req: IngestRequest,
   deps: IngestDeps,
   lease: ByteLease,
   maxBytes: number,
   key: KnownKey | null,
   category: "error" | "unknown",
-): Response | null {
-  const header = c.req.header("content-length");
+): DirectAnswer | null {
+  const header = headerOf(req, "content-length");
   if (header === undefined || !/^\d+$/.test(header.trim())) return null;
   const length = Number(header.trim());
   if (length > maxBytes) {
-    return reject(c, deps, 413, `request body is larger than ${maxBytes} bytes`);
+    return reject(deps, 413, `request body is larger than ${maxBytes} bytes`);
   }
   if (!lease.wouldFit(length)) {
-    return shed(c, deps, key, category, SHED_DETAIL);
+    return shed(deps, key, category, SHED_DETAIL);
   }
   return null;
 }
 
-/**
- * The request's body: Node's `IncomingMessage` when served by
- * @hono/node-server (reading `c.req.raw.body` would build a web `Request`
- * and stream for every event), else the web stream (`app.request` in tests).
- */
-function requestBody(c: Context): BodySource {
-  return nodeRequest(c) ?? c.req.raw.body;
+/** A request header (lowercase name); repeated headers joined as Node joins them. */
+function headerOf(req: IngestRequest, name: string): string | undefined {
+  const value = req.incoming.headers[name];
+  return Array.isArray(value) ? value.join(", ") : value;
 }
 
-function nodeRequest(c: Context): IncomingMessage | null {
-  const incoming = (c.env as { incoming?: unknown } | undefined)?.incoming;
-  return incoming instanceof IncomingMessage ? incoming : null;
-}
-
-function requestAuth(c: Context): IngestAuthResult {
+function requestAuth(req: IngestRequest): IngestAuthResult {
   return extractIngestAuth({
-    header: (name) => c.req.header(name),
-    query: new URL(c.req.url).searchParams,
+    header: (name) => headerOf(req, name),
+    query: new URLSearchParams(req.query),
   });
 }
 
@@ -248,10 +270,6 @@ function contextFor(deps: IngestDeps, key: KnownKey, receivedAt: Date): IngestCo
   };
 }
 
-function pathProject(c: Context): number | null {
-  return c.req.param("projectId") ? Number(c.req.param("projectId")) : null;
-}
-
 /**
  * The envelope endpoint. The key comes from the request (header or query),
  * checked before any byte of the body is read, or else from the envelope
@@ -261,80 +279,81 @@ function pathProject(c: Context): number | null {
  * decoded, so a malformed item header stops the decoding at once.
  */
 async function handleEnvelope(
-  c: Context,
+  req: IngestRequest,
   deps: IngestDeps,
   lease: ByteLease,
   knownKey: KnownKey | null,
-): Promise<Response> {
+): Promise<DirectAnswer> {
   const receivedAt = new Date();
-  const pathProjectId = pathProject(c);
+  const pathProjectId = req.projectId;
   let key = knownKey;
   if (!key) {
-    const auth = requestAuth(c);
-    if (!auth.ok && auth.status !== null) return reject(c, deps, auth.status, auth.detail);
+    const auth = requestAuth(req);
+    if (!auth.ok && auth.status !== null) return reject(deps, auth.status, auth.detail);
     if (auth.ok) {
       const check = await requestKey(deps, auth.auth, pathProjectId);
-      if (!check.ok) return reject(c, deps, check.status, check.detail);
+      if (!check.ok) return reject(deps, check.status, check.detail);
       key = check.key;
     }
   }
   const { limits } = deps.services.config;
-  const refused = admitBody(c, deps, lease, limits.maxEnvelopeBytes, key, "unknown");
+  const refused = admitBody(req, deps, lease, limits.maxEnvelopeBytes, key, "unknown");
   if (refused) return refused;
   const opened = openBody(
-    requestBody(c),
-    c.req.header("content-encoding"),
+    req.incoming,
+    headerOf(req, "content-encoding"),
     limits.maxEnvelopeBytes,
     {
       lease,
     },
   );
-  if (!opened.ok) return reject(c, deps, opened.status, opened.detail);
+  if (!opened.ok) return reject(deps, opened.status, opened.detail);
   const reader = opened.reader;
   const first = await reader.readLine(MAX_HEADER_LINE_BYTES);
-  if (!first.ok) return bodyFailed(c, deps, first, key, "unknown");
-  if (first.ended && first.line.length === 0) return reject(c, deps, 400, "empty envelope");
+  if (!first.ok) return bodyFailed(deps, first, key, "unknown");
+  if (first.ended && first.line.length === 0) return reject(deps, 400, "empty envelope");
   const header = parseEnvelopeHeader(first.line);
   if (!header.ok) {
     await reader.cancel();
-    return reject(c, deps, 400, header.detail);
+    return reject(deps, 400, header.detail);
   }
   if (!key) {
     const named = keyOfEnvelopeDsn(header.headers.dsn);
     const check = named.ok ? await requestKey(deps, named.auth, pathProjectId) : named;
     if (!check.ok) {
       await reader.cancel();
-      return reject(c, deps, check.status, check.detail);
+      return reject(deps, check.status, check.detail);
     }
     key = check.key;
   }
   const framing = new EnvelopeFramingCheck();
   const read = await reader.readAll((chunk) => framing.push(chunk));
-  if (!read.ok) return bodyFailed(c, deps, read, key, "unknown");
+  if (!read.ok) return bodyFailed(deps, read, key, "unknown");
   const parsed = parseEnvelope(read.body);
-  if (!parsed.ok) return reject(c, deps, 400, parsed.detail);
+  if (!parsed.ok) return reject(deps, 400, parsed.detail);
   const tooLarge = checkLimits(parsed.envelope.items, limits);
-  if (tooLarge) return reject(c, deps, 413, tooLarge);
+  if (tooLarge) return reject(deps, 413, tooLarge);
   const quantities = envelopeQuantities(parsed.envelope, limits);
   const decision = quantities.size > 0 ? await checkQuotas(deps, key, quantities) : NO_DECISION;
   const ctx = { ...contextFor(deps, key, receivedAt), refused: decision.refused };
   const prepared = await prepareEnvelopeWrites(parsed.envelope, ctx);
-  if (!prepared.ok) return reject(c, deps, prepared.status, prepared.detail);
+  if (!prepared.ok) return reject(deps, prepared.status, prepared.detail);
   if (prepared.allRefused) {
     countItems(deps, prepared.itemOutcomes);
-    return rateLimited(c, deps, decision, prepared.writes);
+    return rateLimited(deps, decision, prepared.writes);
   }
   // A commit that fails after the attachment blobs were written leaves them
   // unreferenced, never wrong: blobs are content-addressed and shared, so
   // deleting one here could take it from a concurrent request's event.
-  const failure = await commit(c, deps, prepared.writes);
+  const failure = await commit(deps, prepared.writes);
   if (failure) return failure;
   countItems(deps, prepared.itemOutcomes);
   // Some items refused, the rest stored: a 200 that still tells the SDK to back off (Relay).
-  if (decision.limits.length > 0) {
-    c.header("X-Sentry-Rate-Limits", deps.quotas.formatHeader(decision.limits));
-  }
-  return c.json(prepared.eventId ? { id: prepared.eventId } : {});
+  const limited =
+    decision.limits.length > 0
+      ? { "X-Sentry-Rate-Limits": deps.quotas.formatHeader(decision.limits) }
+      : undefined;
+  return json(200, prepared.eventId ? { id: prepared.eventId } : {}, limited);
 }
 
 function countItems(deps: IngestDeps, itemOutcomes: [string, string][]) {
@@ -357,73 +376,72 @@ function checkQuotas(deps: IngestDeps, key: KnownKey, quantities: Map<string, nu
  * Its `rate_limited` outcomes are submitted without waiting: bookkeeping
  * must not make refused traffic cost a commit's latency.
  */
-function rateLimited(
-  c: Context,
-  deps: IngestDeps,
-  decision: QuotaDecision,
-  writes: IngestBatch,
-): Response {
+function rateLimited(deps: IngestDeps, decision: QuotaDecision, writes: IngestBatch): DirectAnswer {
   if (writes.outcomes.length > 0)
     void deps.committer.submit({ ...writes, events: [], attachments: [] });
   const retryAfter = decision.limits.reduce((m, l) => Math.max(m, l.retryAfterSeconds), 0);
-  c.header("Retry-After", String(Math.max(1, retryAfter)));
-  c.header("X-Sentry-Rate-Limits", deps.quotas.formatHeader(decision.limits));
-  return reject(c, deps, 429, RATE_LIMITED_DETAIL);
+  return reject(deps, 429, RATE_LIMITED_DETAIL, {
+    "Retry-After": String(Math.max(1, retryAfter)),
+    "X-Sentry-Rate-Limits": deps.quotas.formatHeader(decision.limits),
+  });
 }
 
-async function handleStore(c: Context, deps: IngestDeps, lease: ByteLease): Promise<Response> {
+async function handleStore(
+  req: IngestRequest,
+  deps: IngestDeps,
+  lease: ByteLease,
+): Promise<DirectAnswer> {
   const receivedAt = new Date();
-  const auth = requestAuth(c);
+  const auth = requestAuth(req);
   if (!auth.ok)
     return reject(
-      c,
       deps,
       auth.status ?? 401,
       auth.status ? auth.detail : "missing authorization information",
     );
-  const check = await requestKey(deps, auth.auth, pathProject(c));
-  if (!check.ok) return reject(c, deps, check.status, check.detail);
-  if (c.req.header("content-type")?.startsWith("application/x-sentry-envelope")) {
-    return handleEnvelope(c, deps, lease, check.key);
+  const check = await requestKey(deps, auth.auth, req.projectId);
+  if (!check.ok) return reject(deps, check.status, check.detail);
+  if (headerOf(req, "content-type")?.startsWith("application/x-sentry-envelope")) {
+    return handleEnvelope(req, deps, lease, check.key);
   }
   const { limits } = deps.services.config;
-  const refused = admitBody(c, deps, lease, limits.maxEventBytes, check.key, "error");
+  const refused = admitBody(req, deps, lease, limits.maxEventBytes, check.key, "error");
   if (refused) return refused;
   const read = await readBody(
-    requestBody(c),
-    c.req.header("content-encoding"),
+    req.incoming,
+    headerOf(req, "content-encoding"),
     limits.maxEventBytes,
     {
       lease,
     },
   );
-  if (!read.ok) return bodyFailed(c, deps, read, check.key, "error");
+  if (!read.ok) return bodyFailed(deps, read, check.key, "error");
 
   let body = read.body;
   const first = body.find((byte) => byte > 0x20);
   if (first !== undefined && first !== 0x7b) {
     const legacy = await decodeLegacyStoreBody(body, limits.maxEventBytes);
-    if (!legacy.ok) return reject(c, deps, legacy.status, legacy.detail);
+    if (!legacy.ok) return reject(deps, legacy.status, legacy.detail);
     body = legacy.body;
   }
   const decision = await checkQuotas(deps, check.key, new Map([[storeBodyCategory(body), 1]]));
   const ctx = { ...contextFor(deps, check.key, receivedAt), refused: decision.refused };
   const prepared = prepareStoreWrites(body, ctx);
-  if (!prepared.ok) return reject(c, deps, prepared.status, prepared.detail);
+  if (!prepared.ok) return reject(deps, prepared.status, prepared.detail);
   if (prepared.refused) {
     deps.services.metrics.ingestItems.inc({
       item_type: prepared.itemType,
       outcome: "rate_limited",
     });
-    return rateLimited(c, deps, decision, prepared.writes);
+    return rateLimited(deps, decision, prepared.writes);
   }
-  const failure = await commit(c, deps, prepared.writes);
+  const failure = await commit(deps, prepared.writes);
   if (failure) return failure;
   deps.services.metrics.ingestItems.inc({ item_type: prepared.itemType, outcome: "accepted" });
-  return c.json({ id: prepared.eventId });
+  return json(200, { id: prepared.eventId });
 }
 
-async function commit(c: Context, deps: IngestDeps, writes: IngestBatch): Promise<Response | null> {
+async function commit(deps: IngestDeps, writes: IngestBatch): Promise<DirectAnswer | null> {
   if (
     writes.events.length === 0 &&
     writes.attachments.length === 0 &&
@@ -433,5 +451,5 @@ async function commit(c: Context, deps: IngestDeps, writes: IngestBatch): Promis
   }
   const result = await deps.committer.submit(writes);
   if (result.ok) return null;
-  return reject(c, deps, result.kind === "invalid" ? 400 : 503, result.detail);
+  return reject(deps, result.kind === "invalid" ? 400 : 503, result.detail);
 }

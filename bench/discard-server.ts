@@ -1,16 +1,19 @@
 /**
- * The HTTP limit: a Hono handler on the same server stack as Sluice that
- * reads each body and discards it. Prints its port, then serves until killed.
+ * The HTTP limit: a handler on the server stack Sluice's ingest routes use
+ * (Node's HTTP server, apps/server/src/http/direct-routes.ts) that reads
+ * each body and discards it. Prints its port, then serves until killed.
  */
-import { serve } from "@hono/node-server";
-import { Hono } from "hono";
+import { createServer } from "node:http";
 
-const app = new Hono();
-app.post("*", async (c) => {
-  await c.req.arrayBuffer();
-  return c.json({});
+const server = createServer((req, res) => {
+  req.on("data", () => {});
+  req.on("end", () => {
+    res.writeHead(200, { "Content-Type": "application/json", "Content-Length": "2" });
+    res.end("{}");
+  });
 });
-const server = serve({ fetch: app.fetch, port: 0, hostname: "127.0.0.1" }, (info) =>
-  console.log(JSON.stringify({ port: info.port })),
-);
+server.listen(0, "127.0.0.1", () => {
+  const address = server.address();
+  console.log(JSON.stringify({ port: typeof address === "object" ? address?.port : null }));
+});
 process.on("SIGTERM", () => server.close(() => process.exit(0)));

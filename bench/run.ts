@@ -1,7 +1,7 @@
 /**
  * `npm run bench [-- --quick]`: measures Sluice's ingest and processing on
  * this machine's Postgres and Redis, next to the limits measured in the same
- * run (a raw durable COPY of the same payloads; a Hono handler that reads
+ * run (a raw durable COPY of the same payloads; an HTTP handler that reads
  * and discards the same bodies), and prints every figure with its ratio.
  * Writes bench/results/latest.json. Never fails on speed: it is not a test.
  *
@@ -299,7 +299,7 @@ async function main() {
         ])
       ).stdout,
     );
-    console.log("limits: a Hono handler that reads and discards the body ...");
+    console.log("limits: a Node HTTP handler that reads and discards the body ...");
     const discard = await startProcess(
       ["--import", "tsx", join(root, "bench/discard-server.ts")],
       {},
@@ -802,7 +802,7 @@ function report(f: Figures, copyRate: number, httpRate: number) {
     `Sluice benchmark (${f.mode}) on ${f.machine.cpus} cores, ${f.machine.memoryGiB} GiB, Node ${f.machine.node}, Postgres ${postgres.version} (synchronous_commit ${postgres.synchronous_commit})`,
     "",
     `limit: raw durable COPY              ${Math.round(copyRate)} events/s (${limits.copyBytesPerRow} bytes/row; CPU ${formatShares(limits.copyCores)})`,
-    `limit: Hono read-and-discard         ${Math.round(httpRate)} requests/s`,
+    `limit: HTTP read-and-discard         ${Math.round(httpRate)} requests/s`,
     `closed loop (64 connections)         ${i.closedLoop.perSecond} events/s, p99 ${i.closedLoop.latency.p99} ms; CPU ${formatShares(i.closedLoop.cores)}`,
     `ingest peak (open loop, rising)      ${i.peakPerSecond} events/s = ${ratio(i.peakPerSecond, copyRate)} of COPY, ${ratio(i.peakPerSecond, httpRate)} of HTTP (target >= 35% of COPY), p99 ${i.peakLatency.p99} ms`,
     `  CPU at peak                        ${formatShares(i.peakCores)}`,

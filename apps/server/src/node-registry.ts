@@ -1,7 +1,7 @@
 import { hostname } from "node:os";
 import {
-  loadSqlParser,
   neededSchemaVersion,
+  parseSqlOffThread,
   pruneNodes,
   readMigrationFiles,
   recordUnregisteredNodes,
@@ -34,14 +34,16 @@ export async function startNodeRegistration(
 ): Promise<NodeRegistration> {
   const { db, log, config, instanceId } = services;
   const { release, commit } = buildInfo();
-  await loadSqlParser();
+  // Off this process: the parser's memory would stay for the node's life (sql-parser.ts).
+  const files = readMigrationFiles();
+  await parseSqlOffThread(files.map((f) => f.sql));
   const record = {
     id: instanceId,
     host: hostname(),
     release,
     commit,
     roles: [...roles],
-    schemaVersion: neededSchemaVersion(readMigrationFiles()),
+    schemaVersion: neededSchemaVersion(files),
     ready: false,
     startedAt: new Date(),
   };

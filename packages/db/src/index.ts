@@ -47,7 +47,6 @@ export {
   type GatedChange,
   type GateRefusal,
   gatedChanges,
-  loadSqlParser,
   type MigrationGate,
   neededSchemaVersion,
   parseStatements,
@@ -83,4 +82,5 @@ export * from "./queries/users.ts";
 export * from "./queries/web-pages.ts";
 export * as schema from "./schema.ts";
 export { splitStatements } from "./split-statements.ts";
+export { loadSqlParser, parseSql, parseSqlOffThread } from "./sql-parser.ts";
 export { isStorableText } from "./storable-text.ts";

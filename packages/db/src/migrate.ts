@@ -1,5 +1,4 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { loadModule, parseSync } from "libpg-query";
 import type pg from "pg";
 import { withTransaction } from "./database.ts";
 import { type MigrationFile, readMigrationFiles } from "./migration-files.ts";
@@ -19,6 +18,7 @@ import {
 } from "./migration-lock.ts";
 import { type TableLock, tableLocksOf, takeTableLocks } from "./migration-table-locks.ts";
 import { splitStatements } from "./split-statements.ts";
+import { loadSqlParser, parseSql } from "./sql-parser.ts";
 
 export type MigrationLog = {
   info(fields: object, message: string): void;
@@ -151,13 +151,13 @@ export async function applyMigrations(
   options: MigrateOptions,
 ): Promise<MigrationState & { refused: GateRefusal[] }> {
   const files = options.files ?? readMigrationFiles();
-  await loadModule(); // the gate and CONCURRENTLY handling parse SQL
   await ensureMigrationTables(pool);
   let backoffMs = 50;
   for (let attempt = 0; ; attempt++) {
     const state = await readMigrationState(pool, files);
     if (state.edited.length > 0) throw new EditedMigrationError(state.edited.map((f) => f.name));
     if (state.pending.length === 0) return { ...state, refused: [] };
+    await loadSqlParser(); // the gate and CONCURRENTLY handling parse SQL
     // With a gate, a waiting node needs only the additive files: a gated
     // one may stay pending for as long as an old node lives.
     if (attempt > 0 && options.gate && state.pending.every((f) => gatedChanges(f).length > 0))
@@ -369,7 +369,7 @@ async function dropInvalidIndex(client: pg.PoolClient, statement: string, option
 
 function concurrentIndexName(statement: string): string | null {
   if (!/^\s*CREATE\s+(UNIQUE\s+)?INDEX\s+CONCURRENTLY/i.test(statement)) return null;
-  const stmts = parseSync(statement).stmts ?? [];
+  const stmts = parseSql(statement).stmts ?? [];
   const index = (
     stmts[0]?.stmt as { IndexStmt?: { idxname?: string; concurrent?: boolean } } | undefined
   )?.IndexStmt;
@@ -397,11 +397,11 @@ export async function waitForSchema(
   options: SchemaWaitOptions,
 ): Promise<MigrationState> {
   const files = options.files ?? readMigrationFiles();
-  await loadModule(); // gatedChanges parses SQL
   const deadline = Date.now() + options.timeoutMs;
   for (;;) {
     const state = await ensureMigrationTables(pool).then(() => readMigrationState(pool, files));
     if (state.edited.length > 0) throw new EditedMigrationError(state.edited.map((f) => f.name));
+    if (state.pending.length > 0) await loadSqlParser(); // gatedChanges parses SQL
     // A file that removes or narrows something is not what this code needs (the version gate).
     if (state.pending.every((f) => gatedChanges(f).length > 0)) return state;
     if (Date.now() >= deadline) {

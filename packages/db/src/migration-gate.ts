@@ -1,9 +1,9 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { loadModule, parseSync } from "libpg-query";
 import type { Queryable } from "./database.ts";
 import type { MigrationFile } from "./migration-files.ts";
 import { type FleetNode, listLiveNodes } from "./node-registry.ts";
+import { parseSql } from "./sql-parser.ts";
 
 /**
  * Compares release versions `a.b.c`, `a.b.c-dev` (the code on its way to
@@ -61,7 +61,7 @@ const text = (v: unknown): string => (typeof v === "string" ? v : "");
  */
 export function gatedChanges(file: Pick<MigrationFile, "sql">): GatedChange[] {
   const changes: GatedChange[] = [];
-  for (const raw of parseSync(file.sql).stmts ?? []) {
+  for (const raw of parseSql(file.sql).stmts ?? []) {
     const stmt = node(raw.stmt);
     const [kind] = Object.keys(stmt);
     const body = node(stmt[kind ?? ""]);
@@ -92,16 +92,11 @@ export function gatedChanges(file: Pick<MigrationFile, "sql">): GatedChange[] {
   return changes;
 }
 
-/** Loads the Postgres parser `gatedChanges` needs (once; later calls return at once). */
-export async function loadSqlParser(): Promise<void> {
-  await loadModule();
-}
-
 /** The statements of `sql` as the Postgres parser reads them (`loadSqlParser` first). */
 export function parseStatements(
   sql: string,
 ): { stmt?: Record<string, unknown>; stmt_location?: number }[] {
-  return (parseSync(sql).stmts ?? []) as {
+  return (parseSql(sql).stmts ?? []) as {
     stmt?: Record<string, unknown>;
     stmt_location?: number;
   }[];

@@ -1,5 +1,5 @@
-import { loadModule, parseSync } from "libpg-query";
 import type pg from "pg";
+import { loadSqlParser, parseSql } from "./sql-parser.ts";
 
 /** A table lock mode of `LOCK TABLE`, weakest first (Postgres's table-level lock modes). */
 const MODES = [
@@ -53,7 +53,7 @@ const tableName = (r: RangeVar | undefined) =>
  * (libpg-query); throws its error for SQL Postgres would not accept.
  */
 export async function tableLocksOf(sql: string): Promise<TableLock[]> {
-  await loadModule();
+  await loadSqlParser();
   const locks = new Map<string, TableLockMode>();
   const add = (r: RangeVar | undefined, mode: TableLockMode) => {
     const name = tableName(r);
@@ -65,7 +65,7 @@ export async function tableLocksOf(sql: string): Promise<TableLock[]> {
     (constraints ?? [])
       .map((c) => (c as { Constraint?: Constraint }).Constraint)
       .filter((c): c is Constraint => c?.contype === "CONSTR_FOREIGN");
-  for (const { stmt } of parseSync(sql).stmts ?? []) {
+  for (const { stmt } of parseSql(sql).stmts ?? []) {
     const node = (stmt ?? {}) as Node;
     if (node.AlterTableStmt) {
       const alter = node.AlterTableStmt as {

@@ -1,4 +1,4 @@
-import { loadModule, parseSync } from "libpg-query";
+import { loadSqlParser, parseSql } from "./sql-parser.ts";
 
 /**
  * Splits SQL into its statements with the real Postgres parser (libpg-query),
@@ -6,8 +6,8 @@ import { loadModule, parseSync } from "libpg-query";
  * the parser's error for SQL Postgres would not accept.
  */
 export async function splitStatements(sql: string): Promise<string[]> {
-  await loadModule();
-  const stmts = parseSync(sql).stmts ?? [];
+  await loadSqlParser();
+  const stmts = parseSql(sql).stmts ?? [];
   return stmts
     .map(({ stmt_location, stmt_len }) => {
       const start = stmt_location ?? 0;

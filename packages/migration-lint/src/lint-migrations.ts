@@ -1,7 +1,6 @@
 import { existsSync } from "node:fs";
 import { join, relative } from "node:path";
-import { type MigrationFile, readMigrationFiles } from "@sluice/db";
-import { loadModule, parseSync } from "libpg-query";
+import { loadSqlParser, type MigrationFile, parseSql, readMigrationFiles } from "@sluice/db";
 import { checkDeprecatedUsage } from "./deprecated-usage.ts";
 import { type Deprecation, readDeprecations } from "./deprecations.ts";
 import type { Finding } from "./finding.ts";
@@ -40,7 +39,7 @@ export async function lintMigrations(options: LintOptions): Promise<Finding[]> {
   const deprecations: Deprecation[] = existsSync(deprecationsPath)
     ? readDeprecations(deprecationsPath)
     : [];
-  await loadModule();
+  await loadSqlParser();
 
   const findings: Finding[] = [];
   const existingTables = new Set<string>();
@@ -74,9 +73,9 @@ export async function lintMigrations(options: LintOptions): Promise<Finding[]> {
 function parse(
   file: MigrationFile,
   display: string,
-): { statements: NonNullable<ReturnType<typeof parseSync>["stmts"]> } | { finding: Finding } {
+): { statements: NonNullable<ReturnType<typeof parseSql>["stmts"]> } | { finding: Finding } {
   try {
-    return { statements: parseSync(file.sql).stmts ?? [] };
+    return { statements: parseSql(file.sql).stmts ?? [] };
   } catch (error) {
     return {
       finding: { file: display, line: 1, rule: "parse", message: (error as Error).message },

@@ -43,6 +43,8 @@ import(workerData.url).then(async (parser) => {
  * Rejects when the worker fails.
  */
 export async function parseSqlOffThread(texts: string[]): Promise<void> {
+  // Loaded here already (this process applied migrations): no thread is needed.
+  if (parser) return;
   const todo = [...new Set(texts)].filter((t) => !kept.has(t));
   if (todo.length === 0) return;
   const worker = new Worker(WORKER_SOURCE, {

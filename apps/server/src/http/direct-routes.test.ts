@@ -12,9 +12,9 @@ type Reply = {
 };
 
 /** Sends one POST over a fresh connection; `body` may be left unsent by the server's answer. */
-function post(port: number, body: string): Promise<Reply> {
+function post(port: number, body: string, method = "POST"): Promise<Reply> {
   return new Promise((resolve, reject) => {
-    const req = request({ port, host: "127.0.0.1", method: "POST", path: "/x?a=1" }, (res) => {
+    const req = request({ port, host: "127.0.0.1", method, path: "/x?a=1" }, (res) => {
       let text = "";
       res.on("data", (chunk) => {
         text += chunk;
@@ -86,6 +86,15 @@ describe("serveDirect", () => {
     const reply = await post(s.port, "x".repeat(1024 * 1024));
     expect(reply.status).toBe(413);
     expect(reply.headers.connection).toBe("close");
+  });
+
+  it("keeps the connection of an answer to a request without a body (a preflight)", async () => {
+    const s = await serve({
+      pattern: "/x",
+      handle: async () => ({ status: 200, headers: {}, body: null }),
+    });
+    expect((await post(s.port, "")).headers.connection).toBe("keep-alive");
+    expect((await post(s.port, "", "OPTIONS")).headers.connection).toBe("keep-alive");
   });
 
   it("closes every connection while the process drains", async () => {

@@ -37,7 +37,7 @@ export type DirectDeps = {
 /**
  * Serves one request with `route` and writes its answer, counted in the
  * same HTTP metrics as the app's routes. An answer sent before the request's
- * body ended (a refusal), or while the process drains, carries
+ * body has arrived whole (a refusal), or while the process drains, carries
  * `Connection: close`: what is left of the body must not be read as the
  * connection's next request (RFC 9112 §9.6), and a draining node sends
  * clients elsewhere. A handler that throws is a 500 `{"detail": ...}` and
@@ -62,7 +62,7 @@ export async function serveDirect(
     };
   }
   const headers = answer.headers;
-  if (deps.draining() || !request.incoming.readableEnded) headers.Connection = "close";
+  if (deps.draining() || !bodyArrived(request.incoming)) headers.Connection = "close";
   if (answer.body !== null) headers["Content-Length"] = String(Buffer.byteLength(answer.body));
   try {
     if (!res.destroyed) {
@@ -77,4 +77,15 @@ export async function serveDirect(
   const labels = { method: methodLabel(request.incoming.method ?? ""), route: route.pattern };
   deps.metrics.httpRequests.inc({ ...labels, status: answer.status });
   deps.metrics.httpDuration.observe(labels, (performance.now() - started) / 1000);
+}
+
+/**
+ * Whether the request's body is all in: none was declared (a preflight's),
+ * or Node's parser saw its end. Node then discards what was not read, and the
+ * connection can carry the next request.
+ */
+function bodyArrived(incoming: IncomingMessage): boolean {
+  if (incoming.complete) return true;
+  const { "transfer-encoding": chunked, "content-length": length } = incoming.headers;
+  return chunked === undefined && (length === undefined || length === "0");
 }

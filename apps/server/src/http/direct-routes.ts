@@ -37,7 +37,7 @@ export type DirectDeps = {
 /**
  * Serves one request with `route` and writes its answer, counted in the
  * same HTTP metrics as the app's routes. An answer sent before the request's
- * body has arrived whole (a refusal), or while the process drains, carries
+ * body was read to its end (a refusal), or while the process drains, carries
  * `Connection: close`: what is left of the body must not be read as the
  * connection's next request (RFC 9112 §9.6), and a draining node sends
  * clients elsewhere. A handler that throws is a 500 `{"detail": ...}` and
@@ -80,12 +80,13 @@ export async function serveDirect(
 }
 
 /**
- * Whether the request's body is all in: none was declared (a preflight's),
- * or Node's parser saw its end. Node then discards what was not read, and the
- * connection can carry the next request.
+ * Whether the request's body was read to its end, or none was declared (a
+ * preflight's: Node never marks an unread empty body ended). Otherwise the
+ * connection closes with the answer, even when the rest of the body may
+ * already be in: the handler refused it, and reading it is not its job.
  */
 function bodyArrived(incoming: IncomingMessage): boolean {
-  if (incoming.complete) return true;
+  if (incoming.readableEnded) return true;
   const { "transfer-encoding": chunked, "content-length": length } = incoming.headers;
   return chunked === undefined && (length === undefined || length === "0");
 }

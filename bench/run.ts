@@ -110,10 +110,17 @@ async function load(job: {
 const startProcess = (args: string[], env: Record<string, string>, ready: RegExp) =>
   startChild(children, args, env, ready);
 
+/** A memory line of a process's `/proc/{pid}/status` (`VmRSS`: now, `VmHWM`: its peak), in MiB. */
+function statusMiB(pid: number, field: "VmRSS" | "VmHWM"): number {
+  const line = new RegExp(`${field}:\\s+(\\d+) kB`).exec(
+    readFileSync(`/proc/${pid}/status`, "utf8"),
+  );
+  return Number(line?.[1] ?? 0) / 1024;
+}
+
 /** CPU seconds (user + system) and peak RSS (bytes) of a process, from /proc. */
 function processStats(pid: number) {
-  const hwm = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-  return { cpuSeconds: cpuSecondsOf(pid), peakRssBytes: Number(hwm?.[1] ?? 0) * 1024 };
+  return { cpuSeconds: cpuSecondsOf(pid), peakRssBytes: statusMiB(pid, "VmHWM") * 2 ** 20 };
 }
 
 type Latency = { p50: number; p99: number; max: number };
@@ -350,8 +357,7 @@ async function main() {
     // high-water mark also holds the overload steps past the peak).
     const rssSamples: { at: number; mib: number }[] = [];
     const rssTimer = setInterval(() => {
-      const rss = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-      rssSamples.push({ at: Date.now(), mib: Number(rss?.[1] ?? 0) / 1024 });
+      rssSamples.push({ at: Date.now(), mib: statusMiB(pid, "VmRSS") });
     }, 200);
     rssTimer.unref();
     const rssIn = (w: { startMs: number; endMs: number }) =>
@@ -525,10 +531,9 @@ async function main() {
     // only its warm-up, so one step at the peak rate shows the peak's own.
     {
       const secondPid = second.child.pid as number;
-      let maxKiB = 0;
+      let maxMiB = 0;
       const timer = setInterval(() => {
-        const rss = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${secondPid}/status`, "utf8"));
-        maxKiB = Math.max(maxKiB, Number(rss?.[1] ?? 0));
+        maxMiB = Math.max(maxMiB, statusMiB(secondPid, "VmRSS"));
       }, 200);
       const fresh = await load({
         url: ingestPath(second.port, "envelope"),
@@ -539,7 +544,7 @@ async function main() {
         rate: peakStep.achieved,
       });
       clearInterval(timer);
-      figures.ingest.freshRssAtPeakMiB = Math.round(maxKiB / 1024);
+      figures.ingest.freshRssAtPeakMiB = Math.round(maxMiB);
       console.log(
         `  fresh ingest at the peak rate (${peakStep.achieved}/s): ${fresh.perSecond.toFixed(0)}/s, p99 ${fresh.latency.p99} ms, RSS ${figures.ingest.freshRssAtPeakMiB} MiB`,
       );

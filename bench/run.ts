@@ -27,6 +27,7 @@ import pg from "pg";
 import { freePort, startHaproxy } from "../apps/server/test/rolling-harness.ts";
 import { summarizeCpuProfiles } from "./cpu-profile-summary.ts";
 import { cpuByStage, type StageShare } from "./cpu-stages.ts";
+import { deployedHeapFlag } from "./deployed-heap.ts";
 import { buildEvent, newEventId, type PayloadKind } from "./payloads.ts";
 import {
   CpuSampler,
@@ -269,11 +270,18 @@ async function main() {
     // What deployments run: the bundle (npm run build), not the sources through tsx.
     await run("npm", ["run", "build"], { cwd: root });
     const bin = join(root, "apps/server/dist/sluice.mjs");
-    // Run as the Docker image runs it (Dockerfile ENV and ENTRYPOINT).
-    // BENCH_NODE_FLAGS (space-separated) replaces them, to compare V8 settings.
+    // Run as the Docker image runs it (Dockerfile ENV and ENTRYPOINT), with
+    // the heap limit Node derives from the memory limit of k8s/ (ingest and
+    // worker share these flags). BENCH_NODE_FLAGS (space-separated) replaces
+    // them, to compare V8 settings.
+    const deployedHeap = deployedHeapFlag(join(root, "k8s/ingest.yaml"));
+    if (deployedHeapFlag(join(root, "k8s/worker.yaml")) !== deployedHeap)
+      throw new Error("k8s/ingest.yaml and k8s/worker.yaml differ in memory: give each its flags");
     const imageFlags = process.env.BENCH_NODE_FLAGS?.split(" ").filter(Boolean) ?? [
       "--max-semi-space-size=16",
+      deployedHeap,
     ];
+    console.log(`Sluice's node flags: ${imageFlags.join(" ")}`);
     const imageEnv = { MALLOC_ARENA_MAX: "2" };
     const { stdout } = await run(process.execPath, [bin, "projects", "create", "bench", "--json"], {
       env: { ...process.env, ...env },

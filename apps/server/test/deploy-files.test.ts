@@ -141,6 +141,39 @@ describe("deployment files", () => {
     }
   });
 
+  it("every Sluice node has a 1 GiB memory limit, in k8s/ as in docker-compose.yml", () => {
+    // Node sizes V8's heap from it (docs/operations.md §1.1); the benchmark
+    // runs every process with the heap it derives (bench/deployed-heap.ts).
+    const limits = manifests()
+      .filter((m) => m.object.kind === "Deployment")
+      .map((m) => {
+        const deployment = new apps.Deployment(m.object as never);
+        const container = deployment.spec?.template.spec?.containers[0];
+        return [m.object.metadata.name, container?.resources?.limits?.memory];
+      });
+    expect(limits).toEqual([
+      ["sluice-api", "1Gi"],
+      ["sluice-ingest", "1Gi"],
+      ["sluice-worker", "1Gi"],
+    ]);
+    const [doc] = parseAllDocuments(readFileSync(join(root, "docker-compose.yml"), "utf8"), {
+      merge: true,
+    });
+    const compose = doc?.toJS({ maxAliasCount: 100 }) as {
+      services: Record<string, { image?: string; mem_limit?: string }>;
+    };
+    const sluiceNodes = Object.entries(compose.services).filter(
+      ([, s]) => s.image === "sluice:local",
+    );
+    expect(sluiceNodes.map(([name]) => name).sort()).toEqual([
+      "api",
+      "ingest-1",
+      "ingest-2",
+      "worker",
+    ]);
+    for (const [name, service] of sluiceNodes) expect(service.mem_limit, name).toBe("1g");
+  });
+
   it("docker-compose.yml is valid against the compose specification", () => {
     const [doc] = parseAllDocuments(readFileSync(join(root, "docker-compose.yml"), "utf8"), {
       merge: true,

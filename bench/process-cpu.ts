@@ -22,10 +22,30 @@ export function cpuSecondsOf(pid: number): number {
  * 0 where the kernel does not report it.
  */
 export function stealSecondsOfMachine(): number {
+  return machineSeconds([7]);
+}
+
+/**
+ * CPU seconds this machine's cores have had nothing to run so far (idle and
+ * iowait, the fourth and fifth values of /proc/stat's "cpu" line, summed
+ * over all cores; proc(5)). Near 0% over a step, every core was busy,
+ * whatever the processes named beside it add up to (Redis, the kernel's
+ * network work and HAProxy count too). 0 where the kernel does not report it.
+ */
+export function idleSecondsOfMachine(): number {
+  return machineSeconds([3, 4]);
+}
+
+/** The sum of the given values (0-based, after "cpu") of /proc/stat's first line, in seconds. */
+function machineSeconds(fields: number[]): number {
   try {
-    const line = readFileSync("/proc/stat", "utf8").split("\n", 1)[0] ?? "";
-    const steal = Number(line.trim().split(/\s+/)[8]);
-    return Number.isFinite(steal) ? steal / TICKS_PER_SECOND : 0;
+    const values = (readFileSync("/proc/stat", "utf8").split("\n", 1)[0] ?? "")
+      .trim()
+      .split(/\s+/)
+      .slice(1)
+      .map(Number);
+    const ticks = fields.reduce((sum, i) => sum + (values[i] ?? Number.NaN), 0);
+    return Number.isFinite(ticks) ? ticks / TICKS_PER_SECOND : 0;
   } catch {
     return 0;
   }
@@ -166,14 +186,15 @@ export class CpuSampler {
 
 /**
  * "ingest 112%, postgres 31%, stolen by the host 4%" for a report line
- * (100% = one core); the machine's steal, when sampled, comes last.
+ * (100% = one core); the machine's idle and steal, when sampled, come last.
  */
 export function formatShares(shares: CpuShares | null | undefined): string {
   if (!shares) return "CPU not measured";
-  const { steal, ...processes } = shares;
+  const { steal, idle, ...processes } = shares;
   const parts = Object.entries(processes).map(
     ([name, cores]) => `${name} ${Math.round(cores * 100)}%`,
   );
+  if (idle !== undefined) parts.push(`machine idle ${Math.round(idle * 100)}%`);
   if (steal !== undefined) parts.push(`stolen by the host ${Math.round(steal * 100)}%`);
   return parts.join(", ");
 }

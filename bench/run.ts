@@ -34,6 +34,7 @@ import {
   type CpuShares,
   cpuSecondsOf,
   formatShares,
+  idleSecondsOfMachine,
   startPostgresCpu,
   stealSecondsOfMachine,
 } from "./process-cpu.ts";
@@ -354,11 +355,13 @@ async function main() {
     });
 
     const postgresCpu = await startPostgresCpu(db.url);
-    // Steal is the host's, not a process's: it says how much of the two cores
-    // the step did not have (see stealSecondsOfMachine).
+    // Steal and idle are the machine's, not a process's: how much of the two
+    // cores the step did not have, and how much it left unused (near 0: the
+    // machine, not one process, is what saturated).
     const cpu = new CpuSampler({
       ingest: () => cpuSecondsOf(pid),
       postgres: postgresCpu.read,
+      idle: idleSecondsOfMachine,
       steal: stealSecondsOfMachine,
     });
     // Ingest's resident memory every 200 ms, for its RSS in one step (the
@@ -757,6 +760,7 @@ async function measureSustained(
     ingest: () => cpuSecondsOf(ingest.child.pid as number),
     worker: () => cpuSecondsOf(worker.child.pid as number),
     postgres: postgresCpu.read,
+    idle: idleSecondsOfMachine,
     steal: stealSecondsOfMachine,
   });
   for (const rate of rates) {

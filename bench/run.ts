@@ -272,15 +272,12 @@ async function main() {
     await run("npm", ["run", "build"], { cwd: root });
     const bin = join(root, "apps/server/dist/sluice.mjs");
     // Run as the Docker image runs it (Dockerfile ENV and ENTRYPOINT), with
-    // the heap limit Node derives from the memory limit of k8s/ (ingest and
-    // worker share these flags). BENCH_NODE_FLAGS (space-separated) replaces
-    // them, to compare V8 settings.
-    const deployedHeap = deployedHeapFlag(join(root, "k8s/ingest.yaml"));
-    if (deployedHeapFlag(join(root, "k8s/worker.yaml")) !== deployedHeap)
-      throw new Error("k8s/ingest.yaml and k8s/worker.yaml differ in memory: give each its flags");
+    // the heap limit Node derives from the memory limit of k8s/ (the same for
+    // every role, deploy-files.test.ts). BENCH_NODE_FLAGS (space-separated)
+    // replaces them, to compare V8 settings.
     const imageFlags = process.env.BENCH_NODE_FLAGS?.split(" ").filter(Boolean) ?? [
       "--max-semi-space-size=16",
-      deployedHeap,
+      deployedHeapFlag(join(root, "k8s/ingest.yaml")),
     ];
     console.log(`Sluice's node flags: ${imageFlags.join(" ")}`);
     const imageEnv = { MALLOC_ARENA_MAX: "2" };
@@ -444,11 +441,7 @@ async function main() {
         passed = rate;
         if (rate > copy.perSecond * 3) break;
       }
-      for (let refine = 0; refine < 2 && passed > 0 && failed > 0; refine++) {
-        const rate = Math.round(Math.sqrt(passed * failed));
-        if (await step(rate)) passed = rate;
-        else failed = rate;
-      }
+      if (passed > 0 && failed > 0) await refineBetween(passed, failed, step);
       const peak = steps.filter(stepPassed).sort((a, b) => b.achieved - a.achieved)[0];
       return { steps, peak: peak ?? (steps[0] as OpenLoopFigure) };
     };
@@ -629,14 +622,11 @@ async function main() {
       behind = rate;
       rate = Math.max(1, Math.round(rate * 0.7));
     }
-    let kept = keptUp(steps.at(-1) as SustainedFigure) ? rate : 0;
-    for (let refine = 0; !quick && refine < 2 && kept > 0 && behind > 0; refine++) {
-      const between = Math.round(Math.sqrt(kept * behind));
-      if (await sustainedAt(between, 20)) kept = between;
-      else behind = between;
-    }
+    const kept = keptUp(steps.at(-1) as SustainedFigure) ? rate : 0;
     const higher = Math.round(Math.min(copy.perSecond * 0.4, peakStep.achieved * 0.9));
-    if (!quick && behind === 0 && kept > 0 && higher > kept) await sustainedAt(higher, 20);
+    if (!quick && kept > 0 && behind > 0)
+      await refineBetween(kept, behind, (between) => sustainedAt(between, 20));
+    else if (!quick && kept > 0 && higher > kept) await sustainedAt(higher, 20);
     figures.sustainedSteps = steps;
     figures.sustained =
       steps.filter(keptUp).sort((a, b) => b.processedPerSecond - a.processedPerSecond)[0] ??
@@ -673,6 +663,23 @@ async function main() {
     await sleep(500);
     await deleteQueueKeys(prefix);
     await db.drop();
+  }
+}
+
+/**
+ * Tries two rates between `passed` (a rate whose step passed) and `failed`
+ * (one whose step failed), each the geometric mean of the closest pair so
+ * far, so that steps far apart do not read a limit low. `passes` runs a step.
+ */
+async function refineBetween(
+  passed: number,
+  failed: number,
+  passes: (rate: number) => Promise<boolean>,
+) {
+  for (let refine = 0; refine < 2; refine++) {
+    const rate = Math.round(Math.sqrt(passed * failed));
+    if (await passes(rate)) passed = rate;
+    else failed = rate;
   }
 }
 

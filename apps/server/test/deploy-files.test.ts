@@ -39,6 +39,16 @@ function manifests() {
     );
 }
 
+/** docker-compose.yml as the compose tools read it (merge keys resolved). */
+function composeFile() {
+  const [doc] = parseAllDocuments(readFileSync(join(root, "docker-compose.yml"), "utf8"), {
+    merge: true,
+  });
+  return doc?.toJS({ maxAliasCount: 100 }) as {
+    services: Record<string, { image?: string; mem_limit?: string; environment?: unknown }>;
+  };
+}
+
 /**
  * The compose schema as Ajv's draft 2019-09 validator takes it: it names its
  * draft by the http:// URI and still carries draft-04 `id` keywords, which
@@ -156,12 +166,7 @@ describe("deployment files", () => {
       ["sluice-ingest", "1Gi"],
       ["sluice-worker", "1Gi"],
     ]);
-    const [doc] = parseAllDocuments(readFileSync(join(root, "docker-compose.yml"), "utf8"), {
-      merge: true,
-    });
-    const compose = doc?.toJS({ maxAliasCount: 100 }) as {
-      services: Record<string, { image?: string; mem_limit?: string }>;
-    };
+    const compose = composeFile();
     const sluiceNodes = Object.entries(compose.services).filter(
       ([, s]) => s.image === "sluice:local",
     );
@@ -175,10 +180,7 @@ describe("deployment files", () => {
   });
 
   it("docker-compose.yml is valid against the compose specification", () => {
-    const [doc] = parseAllDocuments(readFileSync(join(root, "docker-compose.yml"), "utf8"), {
-      merge: true,
-    });
-    const compose = doc?.toJS({ maxAliasCount: 100 }) as { services: Record<string, unknown> };
+    const compose = composeFile();
     const ajv = new Ajv2019({ strict: false, allErrors: true });
     const validate = ajv.compile(forAjv2019(composeSchema));
     expect(validate(compose), JSON.stringify(validate.errors, null, 2)).toBe(true);

@@ -148,6 +148,30 @@ describe("grouping controls: project rules, merge, unmerge", () => {
     });
   });
 
+  it("answers the project's grouping config transition as Sentry's project does", async () => {
+    // Created under the current config: no transition.
+    expect(await json(api(t, "/api/0/projects/sluice/default/"))).toMatchObject({
+      groupingConfig: "sluice:2026-12",
+      secondaryGroupingConfig: null,
+      secondaryGroupingExpiry: 0,
+    });
+    const until = Math.floor(Date.now() / 1000) + 3600;
+    await t.sql.query(
+      "UPDATE projects SET secondary_grouping_expiry = to_timestamp($2) WHERE id = $1",
+      [t.projectId, until],
+    );
+    try {
+      expect(await json(api(t, "/api/0/projects/sluice/default/"))).toMatchObject({
+        secondaryGroupingConfig: "legacy",
+        secondaryGroupingExpiry: until,
+      });
+    } finally {
+      await t.sql.query("UPDATE projects SET secondary_grouping_expiry = NULL WHERE id = $1", [
+        t.projectId,
+      ]);
+    }
+  });
+
   it("merges issues: Sentry's parent, combined counts, later events of every hash, redirects", async () => {
     const [a] = await send([error("MergeA", "a"), error("MergeA", "a"), error("MergeA", "a")]);
     const [b] = await send([error("MergeB", "b")]);

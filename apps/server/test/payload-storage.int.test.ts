@@ -7,6 +7,7 @@ import {
 } from "@sluice/db";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createEventSymbolicator } from "../src/worker/event-symbolicator.ts";
+import { createGroupingRulesLookup } from "../src/worker/grouping-rules-cache.ts";
 import { processEvent } from "../src/worker/process-event.ts";
 import { createReleaseSeenRecorder } from "../src/worker/release-seen.ts";
 import { api, startTestSluice, type TestSluice, waitFor } from "./harness.ts";
@@ -105,6 +106,7 @@ describe.each([
       log: t.services.log,
       symbolicate: createEventSymbolicator(t.services.db, t.services.blobs, 1024 * 1024),
       recordRelease: createReleaseSeenRecorder(t.services.db),
+      groupingRules: createGroupingRulesLookup(t.services.db),
     };
     const job = { projectId: t.projectId, eventId: older, receivedAt: receivedAt.toISOString() };
     expect(["grouped", "already-processed"]).toContain(await processEvent(deps, job));

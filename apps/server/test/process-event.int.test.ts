@@ -3,6 +3,7 @@ import { computeEventGrouping } from "@sluice/grouping";
 import { normalizeEvent } from "@sluice/protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createEventSymbolicator } from "../src/worker/event-symbolicator.ts";
+import { createGroupingRulesLookup } from "../src/worker/grouping-rules-cache.ts";
 import { processEvent, processEvents } from "../src/worker/process-event.ts";
 import { createReleaseSeenRecorder } from "../src/worker/release-seen.ts";
 import { countRows, startTestSluice, type TestSluice } from "./harness.ts";
@@ -18,6 +19,7 @@ describe("the event.process job", () => {
     log: t.services.log,
     symbolicate: createEventSymbolicator(t.services.db, t.services.blobs, 1024 * 1024),
     recordRelease: createReleaseSeenRecorder(t.services.db),
+    groupingRules: createGroupingRulesLookup(t.services.db),
   });
 
   async function store(count: number, payload: object) {
@@ -224,21 +226,27 @@ describe("the event.process job", () => {
     expect(await processEvent(deps(), job)).toBe("grouped");
   });
 
-  it("puts an event into the issue its previous grouping config made, and gives that issue its new hash", async () => {
-    // A file:// frame: the legacy config dropped its filename, the current keeps it.
+  /**
+   * An issue as the previous grouping config (`legacy`) made it: owning only
+   * the legacy hash of an event whose hash the current config changed (a
+   * file:// frame: legacy dropped its filename, the current keeps it). The
+   * frame's function is named after `value`, so that each call's legacy
+   * hash is its own.
+   */
+  async function issueGroupedBeforeTheUpgrade(value: string) {
     const payload = {
       platform: "node",
       exception: {
         values: [
           {
             type: "UpgradeError",
-            value: "grouped before the upgrade",
+            value,
             stacktrace: {
               frames: [
                 {
                   abs_path: "file:///srv/app/main.js",
                   filename: "/srv/app/main.js",
-                  function: "run",
+                  function: value.replaceAll(" ", "_"),
                   lineno: 3,
                   in_app: true,
                 },
@@ -257,15 +265,13 @@ describe("the event.process job", () => {
       }),
     );
     const legacy = grouping.secondaryHashes[0];
-    expect(legacy, "the two configs must disagree for this test to mean anything").toBeDefined();
-    if (!legacy) return;
+    if (!legacy) throw new Error("the two configs must disagree for this test to mean anything");
     const client = await t.services.db.pool.connect();
-    let oldIssue: number;
     try {
-      oldIssue = await createIssue(client, {
+      const issueId = await createIssue(client, {
         projectId: t.projectId,
         type: "error",
-        title: "UpgradeError: grouped before the upgrade",
+        title: `UpgradeError: ${value}`,
         culprit: "run",
         level: "error",
         platform: "node",
@@ -274,26 +280,74 @@ describe("the event.process job", () => {
         seenAt: new Date(),
         release: null,
       });
-      await claimIssueHashes(client, [{ ...legacy, projectId: t.projectId, issueId: oldIssue }]);
+      await claimIssueHashes(client, [{ ...legacy, projectId: t.projectId, issueId }]);
+      return { payload, grouping, legacy, issueId };
     } finally {
       client.release();
     }
-    const jobs = await store(2, payload);
-    const [first, second] = jobs;
-    if (!first || !second) throw new Error("no jobs");
-    expect(await processEvent(deps(), first)).toBe("grouped");
-    expect(await processEvent(deps(), second)).toBe("grouped");
+  }
+
+  /** Sets the test project's grouping config transition to end `seconds` from now (null: none). */
+  async function transitionEndsIn(seconds: number | null) {
+    await t.sql.query(
+      "UPDATE projects SET secondary_grouping_expiry = now() + make_interval(secs => $2) WHERE id = $1",
+      [t.projectId, seconds],
+    );
+  }
+
+  async function issuesOf(jobs: { eventId: string }[]) {
     const linked = await t.sql.query(
       "SELECT DISTINCT issue_id FROM events WHERE event_id = ANY($1::uuid[])",
       [jobs.map((j) => j.eventId)],
     );
-    expect(linked.rows).toEqual([{ issue_id: String(oldIssue) }]);
-    const hashes = await t.sql.query(
-      "SELECT hash FROM issue_hashes WHERE issue_id = $1 ORDER BY hash",
-      [oldIssue],
+    return linked.rows.map((r) => Number(r.issue_id));
+  }
+
+  it("puts an event into the issue its previous grouping config made while the project's transition lasts, and gives that issue its new hash", async () => {
+    const old = await issueGroupedBeforeTheUpgrade("grouped before the upgrade");
+    await transitionEndsIn(3600);
+    try {
+      const jobs = await store(2, old.payload);
+      const [first, second] = jobs;
+      if (!first || !second) throw new Error("no jobs");
+      expect(await processEvent(deps(), first)).toBe("grouped");
+      expect(await processEvent(deps(), second)).toBe("grouped");
+      expect(await issuesOf(jobs)).toEqual([old.issueId]);
+      const hashes = await t.sql.query(
+        "SELECT hash FROM issue_hashes WHERE issue_id = $1 ORDER BY hash",
+        [old.issueId],
+      );
+      expect(hashes.rows.map((r) => r.hash).sort()).toEqual(
+        [old.legacy.hash, ...old.grouping.hashes.map((h) => h.hash)].sort(),
+      );
+    } finally {
+      await transitionEndsIn(null);
+    }
+  });
+
+  it("computes no previous-config hashes for a project created under the current config, or once its transition ended", async () => {
+    const projectRow = await t.sql.query(
+      "SELECT secondary_grouping_expiry FROM projects WHERE id = $1",
+      [t.projectId],
     );
-    expect(hashes.rows.map((r) => r.hash).sort()).toEqual(
-      [legacy.hash, ...grouping.hashes.map((h) => h.hash)].sort(),
-    );
+    expect(projectRow.rows).toEqual([{ secondary_grouping_expiry: null }]);
+    const none = await issueGroupedBeforeTheUpgrade("a project without a transition");
+    const [fresh] = await store(1, none.payload);
+    if (!fresh) throw new Error("no job");
+    expect(await processEvent(deps(), fresh)).toBe("grouped");
+    const [freshIssue] = await issuesOf([fresh]);
+    expect(freshIssue).toBeDefined();
+    expect(freshIssue).not.toBe(none.issueId);
+
+    const ended = await issueGroupedBeforeTheUpgrade("a transition that ended");
+    await transitionEndsIn(-1);
+    try {
+      const [late] = await store(1, ended.payload);
+      if (!late) throw new Error("no job");
+      expect(await processEvent(deps(), late)).toBe("grouped");
+      expect(await issuesOf([late])).not.toContain(ended.issueId);
+    } finally {
+      await transitionEndsIn(null);
+    }
   });
 });

@@ -80,6 +80,12 @@ export const projects = pgTable(
     createdAt: ts("created_at").notNull().defaultNow(),
     /** Event retention of this project in days, below the instance's (null: the instance's). */
     retentionDays: bigint("retention_days", { mode: "number" }),
+    /**
+     * Until when the worker also matches issues by the previous grouping
+     * config's hashes (Sentry's sentry:secondary_grouping_expiry); null: no
+     * transition (migration 0015).
+     */
+    secondaryGroupingExpiry: ts("secondary_grouping_expiry"),
   },
   (t) => [unique().on(t.organizationId, t.slug)],
 );

@@ -269,3 +269,30 @@ describe("safe execution", () => {
     expect((await waiting).pending).toEqual([]);
   });
 });
+
+describe("migration 0015", () => {
+  it("gives the projects that exist at 0015 a 7-day grouping transition, and those created after none", async () => {
+    const db = await createTestDatabase();
+    const p = openTestPool(db.url, 2);
+    try {
+      const files = readMigrationFiles();
+      const before = files.filter((f) => f.version < 15);
+      await applyMigrations(p, { ...options("a"), files: before });
+      await p.query("INSERT INTO organizations (id, slug, name) VALUES (1, 'o', 'o')");
+      await p.query("INSERT INTO projects (organization_id, slug, name) VALUES (1, 'old', 'old')");
+      await applyMigrations(p, { ...options("a"), files });
+      await p.query("INSERT INTO projects (organization_id, slug, name) VALUES (1, 'new', 'new')");
+      const rows = await p.query(
+        `SELECT slug, round(extract(epoch FROM secondary_grouping_expiry - now()) / 3600) AS hours
+         FROM projects ORDER BY slug`,
+      );
+      expect(rows.rows).toEqual([
+        { slug: "new", hours: null },
+        { slug: "old", hours: "168" },
+      ]);
+    } finally {
+      await p.end();
+      await db.drop();
+    }
+  });
+});

@@ -38,6 +38,7 @@ const projectGroupingJson = z.object({
   groupingEnhancements: z.string(),
   groupingConfig: z.string(),
   secondaryGroupingConfig: z.string().nullable(),
+  secondaryGroupingExpiry: z.number().int(),
 });
 
 /** The project as GET and PUT answer it: Sentry's project with its grouping settings. */
@@ -53,7 +54,12 @@ function serializeProjectDetails(
       fingerprintingRules: rules.fingerprintingRules,
       groupingEnhancements: rules.groupingEnhancements,
       groupingConfig: CURRENT_GROUPING_CONFIG,
-      secondaryGroupingConfig: PREVIOUS_GROUPING_CONFIG,
+      // As Sentry's project serializer: the option's config and its expiry
+      // in epoch seconds (0 when never set; migration 0015).
+      secondaryGroupingConfig: project.secondaryGroupingExpiry ? PREVIOUS_GROUPING_CONFIG : null,
+      secondaryGroupingExpiry: project.secondaryGroupingExpiry
+        ? Math.floor(project.secondaryGroupingExpiry.getTime() / 1000)
+        : 0,
     }),
   };
 }

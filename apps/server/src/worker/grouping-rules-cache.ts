@@ -1,9 +1,25 @@
-import { type Database, findProjectGroupingRules } from "@sluice/db";
-import { type ProjectGroupingRules, parseGroupingRules } from "@sluice/grouping";
+import { type Database, findProjectGroupingSettings } from "@sluice/db";
+import {
+  type GroupingConfigId,
+  PREVIOUS_GROUPING_CONFIG,
+  type ProjectGroupingRules,
+  parseGroupingRules,
+} from "@sluice/grouping";
 import { LRUCache } from "lru-cache";
 
-/** A project's parsed grouping rules, as `computeEventGrouping` takes them. */
-export type GroupingRulesLookup = (projectId: number) => Promise<ProjectGroupingRules>;
+/** How a project's events are grouped, as `computeEventGrouping` takes it. */
+type ProjectGrouping = {
+  rules: ProjectGroupingRules;
+  /**
+   * The previous config while the project's transition lasts (its hashes
+   * only find issues grouped under it), else null: then its hashes are not
+   * computed at all.
+   */
+  secondaryConfig: GroupingConfigId | null;
+};
+
+/** A project's grouping, looked up by project id. */
+export type GroupingRulesLookup = (projectId: number) => Promise<ProjectGrouping>;
 
 /**
  * How long a worker keeps a project's parsed rules, ms: a
@@ -20,28 +36,45 @@ const MAX_PROJECTS = 1_000;
  */
 const MAX_RULE_CHARS = 16 * 1024 * 1024;
 
+type Entry = { rules: ProjectGroupingRules; chars: number; secondaryUntilMs: number | null };
+
 /**
- * The project grouping rules a worker applies, read from
- * `project_grouping_rules` and parsed (`parseGroupingRules`), cached per
- * project for {@link GROUPING_RULES_TTL_MS} (at most 1,000 projects and 16 Mi
- * characters of rule text); concurrent lookups of one project share one
- * query. Text stored before a parser change that no longer parses keeps the
- * rules that do.
+ * The grouping a worker applies to a project's events: its rules, read from
+ * `project_grouping_rules` and parsed (`parseGroupingRules`), and whether its
+ * grouping config transition (`projects.secondary_grouping_expiry`) still
+ * lasts, so that the previous config's hashes are computed only then, as
+ * Sentry computes its secondary hashes only while `is_in_transition`
+ * (src/sentry/grouping/ingest/config.py: a secondary config, and
+ * `sentry:secondary_grouping_expiry` not passed). Cached per project for
+ * {@link GROUPING_RULES_TTL_MS} (at most 1,000 projects and 16 Mi characters
+ * of rule text), the expiry compared with the clock at every lookup;
+ * concurrent lookups of one project share one query. Text stored before a
+ * parser change that no longer parses keeps the rules that do. A project
+ * that no longer exists has no rules and no transition.
  */
 export function createGroupingRulesLookup(db: Database): GroupingRulesLookup {
-  const cache = new LRUCache<number, { rules: ProjectGroupingRules; chars: number }>({
+  const cache = new LRUCache<number, Entry>({
     max: MAX_PROJECTS,
     maxSize: MAX_RULE_CHARS,
     sizeCalculation: (entry) => Math.max(1, entry.chars),
     ttl: GROUPING_RULES_TTL_MS,
     fetchMethod: async (projectId) => {
-      const text = await findProjectGroupingRules(db.orm, projectId);
-      const { rules } = parseGroupingRules(text);
-      return { rules, chars: text.fingerprintingRules.length + text.groupingEnhancements.length };
+      const settings = await findProjectGroupingSettings(db.orm, projectId);
+      if (!settings) return { rules: {}, chars: 0, secondaryUntilMs: null };
+      const { rules } = parseGroupingRules(settings);
+      return {
+        rules,
+        chars: settings.fingerprintingRules.length + settings.groupingEnhancements.length,
+        secondaryUntilMs: settings.secondaryGroupingExpiry?.getTime() ?? null,
+      };
     },
   });
   return async (projectId) => {
     const entry = await cache.fetch(projectId);
-    return entry?.rules ?? {};
+    const until = entry?.secondaryUntilMs ?? null;
+    return {
+      rules: entry?.rules ?? {},
+      secondaryConfig: until !== null && until >= Date.now() ? PREVIOUS_GROUPING_CONFIG : null,
+    };
   };
 }

@@ -44,8 +44,8 @@ export type ProcessDeps = {
   log: Logger;
   symbolicate: EventSymbolicator;
   recordRelease: ReleaseSeenRecorder;
-  /** The project's own grouping rules (fingerprint and stack trace rules); none when absent. */
-  groupingRules?: GroupingRulesLookup;
+  /** The project's own grouping rules and whether its grouping config transition lasts. */
+  groupingRules: GroupingRulesLookup;
   /** Failures after which an event is marked failed (SLUICE_MAX_EVENT_FAILURES; default 5). */
   maxFailures?: number;
   /** Called with how many events one batch marked failed (the `eventsFailed` metric). */
@@ -310,11 +310,10 @@ async function prepare(deps: ProcessDeps, row: EventToProcess): Promise<Prepared
   if (event.release) {
     await deps.recordRelease(row.projectId, event.release, event.environment, event.timestamp);
   }
-  const rules =
-    event.type === "transaction" || !deps.groupingRules
-      ? undefined
-      : await deps.groupingRules(row.projectId);
-  const grouping = event.type === "transaction" ? null : computeEventGrouping(event, { rules });
+  const grouping =
+    event.type === "transaction"
+      ? null
+      : computeEventGrouping(event, await deps.groupingRules(row.projectId));
   return {
     key: { projectId: row.projectId, eventId: row.eventId, receivedAt: row.receivedAt },
     event,

@@ -14,6 +14,7 @@ const withOrganization = {
   nextShortId: projects.nextShortId,
   createdAt: projects.createdAt,
   retentionDays: projects.retentionDays,
+  secondaryGroupingExpiry: projects.secondaryGroupingExpiry,
   organizationSlug: organizations.slug,
 };
 

@@ -1,4 +1,4 @@
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import pg from "pg";
 
 /** Clock ticks per second of /proc/<pid>/stat's utime and stime (USER_HZ, 100 on Linux). */
@@ -12,6 +12,26 @@ export function cpuSecondsOf(pid: number): number {
   } catch {
     return 0;
   }
+}
+
+/**
+ * CPU seconds every `redis-server` process of this machine has used so far,
+ * or null when none runs here (a Redis elsewhere): the queue's share of the
+ * machine, which neither Sluice nor Postgres shows.
+ */
+export function redisSecondsOfMachine(): (() => number) | null {
+  const pids = readdirSync("/proc")
+    .filter((name) => /^\d+$/.test(name))
+    .filter((pid) => {
+      try {
+        return readFileSync(`/proc/${pid}/comm`, "utf8").trim() === "redis-server";
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+  if (pids.length === 0) return null;
+  return () => pids.reduce((sum, pid) => sum + cpuSecondsOf(pid), 0);
 }
 
 /**

@@ -35,6 +35,7 @@ import {
   cpuSecondsOf,
   formatShares,
   idleSecondsOfMachine,
+  redisSecondsOfMachine,
   startPostgresCpu,
   stealSecondsOfMachine,
 } from "./process-cpu.ts";
@@ -210,7 +211,7 @@ type SustainedFigure = {
   processedBeforeLastArrivalPerSecond: number;
   lagSeconds: Latency;
   drainedAfterSeconds: number;
-  /** CPU while the load ran, in cores: ingest, worker, Postgres (what bounds processing). */
+  /** CPU while the load ran, in cores: ingest, worker, Postgres, Redis, the generator, idle. */
   cores: CpuShares | null;
 };
 
@@ -358,9 +359,11 @@ async function main() {
     // Steal and idle are the machine's, not a process's: how much of the two
     // cores the step did not have, and how much it left unused (near 0: the
     // machine, not one process, is what saturated).
+    const redisCpu = redisSecondsOfMachine();
     const cpu = new CpuSampler({
       ingest: () => cpuSecondsOf(pid),
       postgres: postgresCpu.read,
+      ...(redisCpu ? { redis: redisCpu } : {}),
       idle: idleSecondsOfMachine,
       steal: stealSecondsOfMachine,
     });
@@ -377,10 +380,8 @@ async function main() {
           .filter((r) => r.at >= w.startMs && r.at <= w.endMs)
           .reduce((m, r) => Math.max(m, r.mib), 0),
       );
-    const coresOf = (r: LoadResult) => {
-      const shares = cpu.between(r.window.startMs, r.window.endMs);
-      return shares && { ...shares, generator: r.generatorCores };
-    };
+    const coresOf = (r: LoadResult) =>
+      withGenerator(cpu.between(r.window.startMs, r.window.endMs), r.generatorCores);
     const typicalAt = (rate: number | undefined, seconds: number) =>
       load({
         url: ingestPath(ingest.port, "envelope"),
@@ -669,6 +670,10 @@ async function main() {
   }
 }
 
+/** CPU shares with the load generator's own beside them (null stays null). */
+const withGenerator = (shares: CpuShares | null, generator: number) =>
+  shares && { ...shares, generator };
+
 /**
  * Tries two rates between `passed` (a rate whose step passed) and `failed`
  * (one whose step failed), each the geometric mean of the closest pair so
@@ -756,7 +761,10 @@ async function sustainedStep(
       max: Number(Number(l.max).toFixed(3)),
     },
     drainedAfterSeconds: Number(((Date.now() - drainStart) / 1000).toFixed(1)),
-    cores: cpu.between(sustained.window.startMs, sustained.window.endMs),
+    cores: withGenerator(
+      cpu.between(sustained.window.startMs, sustained.window.endMs),
+      sustained.generatorCores,
+    ),
   };
 }
 
@@ -793,10 +801,12 @@ async function measureSustained(
   // Warm both JITs, then start from an empty backlog.
   await sustainedStep(run.pool, new CpuSampler({}), url, 500, 3);
   const postgresCpu = await startPostgresCpu(run.databaseUrl);
+  const redisCpu = redisSecondsOfMachine();
   const cpu = new CpuSampler({
     ingest: () => cpuSecondsOf(ingest.child.pid as number),
     worker: () => cpuSecondsOf(worker.child.pid as number),
     postgres: postgresCpu.read,
+    ...(redisCpu ? { redis: redisCpu } : {}),
     idle: idleSecondsOfMachine,
     steal: stealSecondsOfMachine,
   });

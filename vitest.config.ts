@@ -6,7 +6,7 @@ export default defineConfig({
       {
         test: {
           name: "unit",
-          include: ["{apps,packages}/*/{src,test}/**/*.test.ts"],
+          include: ["{apps,packages}/*/{src,test}/**/*.test.ts", "bench/*.test.ts"],
           exclude: ["**/*.{int,compat,rolling}.test.ts", "**/node_modules/**"],
           // The property tests run thousands of inputs; each bounds its own time per input.
           testTimeout: 60_000,

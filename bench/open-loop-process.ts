@@ -12,14 +12,24 @@
  * a budget of requests per second, refilled by a one-second timer
  * (autocannon lib/httpClient.js `reqsMadeThisSecond`), so every connection
  * sends its second's share back to back and the load arrives in bursts.
+ *
+ * The client is a minimal HTTP/1.1 one (http-client-lite.ts): every request
+ * is built once, before the load, and a response is read only for its status
+ * and its end. On this machine the generator shares two cores with Sluice
+ * and Postgres, so what it spends is taken from them. Against a server that
+ * discards the bodies (discard-server.ts), node:http's client cost 200–213,
+ * 123–143 and 96–106 µs of CPU per request at 1,500, 3,000 and 5,000/s;
+ * this one 100, 60–63 and 42–46 µs (bench/RESULTS.md, 2026-12-03).
  */
-import { Agent, request } from "node:http";
+
+import { KeepAliveClient, serializeRequest } from "./http-client-lite.ts";
 import { type LoadJob, requestsOf } from "./payloads.ts";
 
 const job = JSON.parse(process.argv[2] as string) as LoadJob & { rate: number };
 const { bodies, headers } = requestsOf(job);
 const target = new URL(job.url);
-const agent = new Agent({ keepAlive: true, maxSockets: 1024 });
+const requests = bodies.map((body) => serializeRequest(target, headers, body));
+const client = new KeepAliveClient(target);
 
 const latencies: number[] = [];
 let ok = 0;
@@ -29,26 +39,14 @@ let sent = 0;
 let inFlight = 0;
 
 function send(scheduledAt: number) {
-  const body = bodies[sent++ % bodies.length] as Buffer;
   inFlight++;
-  const done = (status: number | null) => {
+  client.send(requests[sent++ % requests.length] as Buffer, (status) => {
     inFlight--;
     latencies.push(performance.now() - scheduledAt);
     if (status === null) errors++;
     else if (status >= 200 && status < 300) ok++;
     else non2xx++;
-  };
-  const req = request(
-    target,
-    { method: "POST", agent, headers: { ...headers, "content-length": body.length } },
-    (res) => {
-      res.resume();
-      res.on("end", () => done(res.statusCode ?? null));
-      res.on("error", () => done(null));
-    },
-  );
-  req.on("error", () => done(null));
-  req.end(body);
+  });
 }
 
 const startedAtMs = Date.now();
@@ -71,7 +69,7 @@ await new Promise<void>((resolve) => {
 while (inFlight > 0) await new Promise((r) => setTimeout(r, 5));
 const cpu = process.cpuUsage(cpuBefore);
 const endedAtMs = Date.now();
-agent.destroy();
+client.close();
 
 latencies.sort((a, b) => a - b);
 const at = (q: number) =>

@@ -88,6 +88,19 @@ describe("KeepAliveClient against node:http", () => {
     client.close();
   });
 
+  test("queues requests beyond maxSockets until a socket is free", async () => {
+    sockets.clear();
+    const client = new KeepAliveClient(url, 1);
+    const statuses = await Promise.all([
+      send(client, "/", "hello"),
+      send(client, "/close", "hello"),
+      send(client, "/", "bad"),
+    ]);
+    expect(statuses).toEqual([200, 200, 400]);
+    expect(sockets.size).toBe(2);
+    client.close();
+  });
+
   test("ends a request with null when its connection fails", async () => {
     const client = new KeepAliveClient(new URL("http://127.0.0.1:1/"));
     expect(await send(client, "/", "hello")).toBeNull();

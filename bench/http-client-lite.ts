@@ -78,28 +78,39 @@ type Connection = {
 
 /**
  * Keep-alive sockets to one origin: a request goes on a free socket or a
- * new one, so concurrency follows the load. `done` gets the status, or null
- * when the connection failed or closed before the response ended.
+ * new one, so concurrency follows the load, up to `maxSockets` (as
+ * node:http's Agent does); beyond that, requests wait in order for a socket.
+ * `done` gets the status, or null when the connection failed or closed
+ * before the response ended.
  */
 export class KeepAliveClient {
   readonly #free: Connection[] = [];
   readonly #all = new Set<Connection>();
+  readonly #waiting: { request: Buffer; done: (status: number | null) => void }[] = [];
   readonly #port: number;
   readonly #host: string;
 
-  constructor(target: URL) {
+  constructor(
+    target: URL,
+    private readonly maxSockets = 1024,
+  ) {
     this.#port = Number(target.port || 80);
     this.#host = target.hostname;
   }
 
   send(request: Buffer, done: (status: number | null) => void): void {
-    const c = this.#free.pop() ?? this.#open();
+    const c = this.#free.pop() ?? (this.#all.size < this.maxSockets ? this.#open() : undefined);
+    if (!c) {
+      this.#waiting.push({ request, done });
+      return;
+    }
     c.done = done;
     c.socket.write(request);
   }
 
-  /** Closes every socket; requests still in flight end with null. */
+  /** Closes every socket; requests still in flight or waiting end with null. */
   close(): void {
+    for (const w of this.#waiting.splice(0)) w.done(null);
     for (const c of this.#all) c.socket.destroy();
   }
 
@@ -110,10 +121,12 @@ export class KeepAliveClient {
     this.#all.add(c);
     socket.on("data", (chunk: Buffer) => this.#onData(c, chunk));
     const gone = () => {
-      this.#all.delete(c);
+      if (!this.#all.delete(c)) return;
       const i = this.#free.indexOf(c);
       if (i >= 0) this.#free.splice(i, 1);
       this.#finish(c, null);
+      const next = this.#waiting.shift();
+      if (next) this.send(next.request, next.done);
     };
     socket.on("error", gone);
     socket.on("close", gone);
@@ -135,8 +148,15 @@ export class KeepAliveClient {
     }
     c.pending = null;
     this.#finish(c, end.status);
-    if (end.close || buf.length > end.bytes) c.socket.destroy();
-    else this.#free.push(c);
+    if (end.close || buf.length > end.bytes) {
+      c.socket.destroy();
+      return;
+    }
+    const next = this.#waiting.shift();
+    if (next) {
+      c.done = next.done;
+      c.socket.write(next.request);
+    } else this.#free.push(c);
   }
 
   #finish(c: Connection, status: number | null): void {

@@ -89,17 +89,16 @@ export class KeepAliveClient {
   readonly #waiting: { request: Buffer; done: (status: number | null) => void }[] = [];
   readonly #port: number;
   readonly #host: string;
+  readonly #maxSockets: number;
 
-  constructor(
-    target: URL,
-    private readonly maxSockets = 1024,
-  ) {
+  constructor(target: URL, maxSockets = 1024) {
     this.#port = Number(target.port || 80);
     this.#host = target.hostname;
+    this.#maxSockets = maxSockets;
   }
 
   send(request: Buffer, done: (status: number | null) => void): void {
-    const c = this.#free.pop() ?? (this.#all.size < this.maxSockets ? this.#open() : undefined);
+    const c = this.#free.pop() ?? (this.#all.size < this.#maxSockets ? this.#open() : undefined);
     if (!c) {
       this.#waiting.push({ request, done });
       return;
@@ -125,8 +124,7 @@ export class KeepAliveClient {
       const i = this.#free.indexOf(c);
       if (i >= 0) this.#free.splice(i, 1);
       this.#finish(c, null);
-      const next = this.#waiting.shift();
-      if (next) this.send(next.request, next.done);
+      this.#sendWaiting();
     };
     socket.on("error", gone);
     socket.on("close", gone);
@@ -152,11 +150,14 @@ export class KeepAliveClient {
       c.socket.destroy();
       return;
     }
+    this.#free.push(c);
+    this.#sendWaiting();
+  }
+
+  /** A socket was freed or closed: the oldest waiting request takes its place. */
+  #sendWaiting(): void {
     const next = this.#waiting.shift();
-    if (next) {
-      c.done = next.done;
-      c.socket.write(next.request);
-    } else this.#free.push(c);
+    if (next) this.send(next.request, next.done);
   }
 
   #finish(c: Connection, status: number | null): void {

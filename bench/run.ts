@@ -585,8 +585,8 @@ async function main() {
     // The steps before left hundreds of thousands of events unprocessed (no
     // worker ran). Marking them processed with one UPDATE left as many dead
     // rows, and autovacuum cleaning them took Postgres's CPU from the steps
-    // below; emptying the tables leaves nothing to clean. Issues and their
-    // tag rows stay, as in a tracker that has run for a while.
+    // below; emptying the tables leaves nothing to clean. No issue exists
+    // yet: the first step's events create them.
     await pool.query("TRUNCATE events, event_ids");
     await deleteQueueKeys(prefix);
     if (profile) rmSync(workerProfileDir, { recursive: true, force: true });
@@ -596,7 +596,6 @@ async function main() {
       { ...env, ...imageEnv, LOG_LEVEL: "info" },
       /"port":(\d+).*"msg":"sluice is serving"/,
     );
-    await pool.query("UPDATE events SET processed_at = now() WHERE processed_at IS NULL");
     cpu.add("worker", () => cpuSecondsOf(worker.child.pid as number));
     // From 30% of COPY (capped at 75% of the peak) down by 30% a step until
     // processing keeps up (lag p99 under 5 s): the figure is the rate it
